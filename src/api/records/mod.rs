@@ -1,0 +1,1 @@
+//! Typed records (placeholder, being written).

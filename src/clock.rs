@@ -1,0 +1,139 @@
+//! Replaceable time. Everything that asks "what time is it" goes through a [`Clock`], so the
+//! simulator can run days in seconds and tests can jump ahead (quota resets, token expiry).
+//!
+//! Platform time is epoch milliseconds; business days are China time (UTC+8, no DST).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds in one day.
+pub const DAY_MS: i64 = 86_400_000;
+/// China standard time offset (UTC+8) in milliseconds; the platform's day boundary.
+pub const BEIJING_OFFSET_MS: i64 = 8 * 3_600_000;
+
+/// A source of "now" in epoch milliseconds.
+pub trait Clock: Send + Sync + Debug {
+    /// The current time in epoch milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+/// A clock shared between the parts of one process.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The machine's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        wall_ms()
+    }
+}
+
+/// Wall-clock epoch milliseconds.
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A clock that runs `speed` times faster than the wall clock from a fixed origin, and can be
+/// moved forward by hand. Two processes given the same origin and speed read the same time, which
+/// is how a daemon follows a fast simulator it does not share memory with.
+#[derive(Debug)]
+pub struct ScaledClock {
+    /// Wall-clock ms at which this clock read `origin_ms`.
+    wall_origin_ms: i64,
+    origin_ms: i64,
+    speed: f64,
+    offset_ms: AtomicI64,
+}
+
+impl ScaledClock {
+    /// A clock reading `origin_ms` at wall time `wall_origin_ms`, running `speed` times as fast.
+    pub fn new(wall_origin_ms: i64, origin_ms: i64, speed: f64) -> Self {
+        Self {
+            wall_origin_ms,
+            origin_ms,
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                1.0
+            },
+            offset_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// A clock that starts at the wall time now and runs `speed` times as fast.
+    pub fn starting_now(speed: f64) -> Self {
+        let now = wall_ms();
+        Self::new(now, now, speed)
+    }
+
+    /// Jumps the clock forward (or back, with a negative value) by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// How many times faster than the wall clock this clock runs.
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+
+    /// The (wall origin, origin) pair that another process needs to read the same time.
+    pub fn origin(&self) -> (i64, i64) {
+        (
+            self.wall_origin_ms,
+            self.origin_ms + self.offset_ms.load(Ordering::SeqCst),
+        )
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now_ms(&self) -> i64 {
+        let elapsed = (wall_ms() - self.wall_origin_ms) as f64 * self.speed;
+        self.origin_ms + elapsed as i64 + self.offset_ms.load(Ordering::SeqCst)
+    }
+}
+
+/// The China-time calendar day number (days since 1970-01-01 in UTC+8) of an instant.
+pub fn beijing_day(ms: i64) -> i64 {
+    (ms + BEIJING_OFFSET_MS).div_euclid(DAY_MS)
+}
+
+/// The first instant (epoch ms) of the China-time day after the one holding `ms`.
+pub fn next_beijing_midnight(ms: i64) -> i64 {
+    (beijing_day(ms) + 1) * DAY_MS - BEIJING_OFFSET_MS
+}
+
+/// Formats an epoch-ms instant as an RFC 3339 UTC string, for humans.
+pub fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| format!("{ms}ms"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beijing_midnight_is_16_utc() {
+        // 2024-01-01T15:59:59.999Z is 23:59:59.999 in Beijing; one ms later is the next day.
+        let before = 1_704_124_799_999;
+        assert_eq!(next_beijing_midnight(before), before + 1);
+        assert_eq!(beijing_day(before) + 1, beijing_day(before + 1));
+    }
+
+    #[test]
+    fn scaled_clock_runs_fast_and_advances() {
+        let c = ScaledClock::new(wall_ms() - 1_000, 0, 100.0);
+        let now = c.now_ms();
+        assert!((99_000..200_000).contains(&now), "{now}");
+        c.advance(DAY_MS);
+        assert!(c.now_ms() >= now + DAY_MS);
+    }
+}

@@ -1,0 +1,1 @@
+//! Data generator (being written).

@@ -1,0 +1,1 @@
+//! Mutation clock (being written).
