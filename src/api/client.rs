@@ -1,1 +1,467 @@
-//! client (being written).
+//! The platform client: one per app, shared by every shop. Each call is paced by the method's
+//! rate limiter, counted against the shop's daily quota, signed, sent as a GET with everything in
+//! the query, decoded and classified; throttled and transient failures are retried with
+//! exponential backoff and jitter; an expired token is refreshed once (one refresh at a time per
+//! shop, the rotated pair stored before use) and the call retried once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use tracing::{debug, info, warn};
+
+use super::envelope::{self, Success};
+use super::error::{ApiError, ErrorClass};
+use super::limits::{RateLimits, UsageStore};
+use super::oauth::{self, TokenSet, TokenStore};
+use super::sign::{self, SignInput, SignMethod};
+use super::{DEFAULT_BASE_URL, Method};
+use crate::clock::{SharedClock, beijing_day, next_beijing_midnight};
+use crate::secret::Secret;
+
+/// The app's identity and secrets (reference §4: three secrets, each for one purpose).
+#[derive(Debug, Clone)]
+pub struct AppCredentials {
+    pub app_key: String,
+    /// For OAuth only.
+    pub app_secret: Secret,
+    /// For signing only.
+    pub sign_secret: Secret,
+}
+
+/// How failed calls are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// First delay after a throttled answer (the reference suggests about 10 s).
+    pub throttled_delay: Duration,
+    /// First delay after a transient failure (about 5 s).
+    pub transient_delay: Duration,
+    /// No single delay is longer than this.
+    pub max_delay: Duration,
+    /// Attempts in all, the first one included.
+    pub max_attempts: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            throttled_delay: Duration::from_secs(10),
+            transient_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(120),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// The platform's default QPS per API (reference §12.1): 100, and 300 for the order list.
+pub fn platform_default_qps(method: Method) -> f64 {
+    match method {
+        Method::OrderCursorList => 300.0,
+        _ => 100.0,
+    }
+}
+
+/// Settings of a client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The gateway, e.g. `https://openapi.kwaixiaodian.com` or the simulator's address.
+    pub base_url: String,
+    pub sign_method: SignMethod,
+    /// QPS per method; methods not listed use [`platform_default_qps`].
+    pub qps: BTreeMap<Method, f64>,
+    /// Calls a shop may make per China-time day; `None` for no local limit.
+    pub daily_quota: Option<u64>,
+    pub retry: RetryPolicy,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Answers larger than this are refused (a page of 100 records is far below 1 MiB).
+    pub max_body_bytes: usize,
+    /// Refresh before a call when the access token expires within this many ms.
+    pub refresh_margin_ms: i64,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.to_string(),
+            sign_method: SignMethod::HmacSha256,
+            qps: BTreeMap::new(),
+            daily_quota: None,
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_body_bytes: 8 << 20,
+            refresh_margin_ms: 5 * 60_000,
+        }
+    }
+}
+
+/// A client of the open platform for one app. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    base_url: String,
+    app: AppCredentials,
+    opts: ClientOptions,
+    clock: SharedClock,
+    tokens: Arc<dyn TokenStore>,
+    usage: Arc<dyn UsageStore>,
+    limits: RateLimits,
+    cache: RwLock<HashMap<String, TokenSet>>,
+    refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Installs rustls' ring provider once per process (reqwest is built without a default one).
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl ApiClient {
+    /// A client for `app` with its stores for tokens and daily usage.
+    pub fn new(
+        app: AppCredentials,
+        opts: ClientOptions,
+        clock: SharedClock,
+        tokens: Arc<dyn TokenStore>,
+        usage: Arc<dyn UsageStore>,
+    ) -> Result<Self, ApiError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .connect_timeout(opts.connect_timeout)
+            .user_agent(concat!("kwaishop-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::local(ErrorClass::InvalidRequest, "client", e.without_url().to_string()))?;
+        let qps = opts.qps.clone();
+        let limits = RateLimits::new(|m| qps.get(&m).copied().unwrap_or_else(|| platform_default_qps(m)));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base_url: opts.base_url.trim_end_matches('/').to_string(),
+                app,
+                opts,
+                clock,
+                tokens,
+                usage,
+                limits,
+                cache: RwLock::new(HashMap::new()),
+                refresh_locks: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The app key this client signs as.
+    pub fn app_key(&self) -> &str {
+        &self.inner.app.app_key
+    }
+
+    /// The rate limiters (for reporting the effective pace).
+    pub fn limits(&self) -> &RateLimits {
+        &self.inner.limits
+    }
+
+    /// Calls `method` for `shop` with the business parameters `param` (one JSON object, sent and
+    /// signed byte for byte), with pacing, quota, token refresh and retries.
+    pub async fn call(&self, shop: &str, method: Method, param: &str) -> Result<Success, ApiError> {
+        let policy = &self.inner.opts.retry;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(policy.transient_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_attempts.saturating_sub(1))
+            .with_jitter();
+        let throttle_factor = policy.throttled_delay.as_secs_f64() / policy.transient_delay.as_secs_f64().max(1e-6);
+        let max_delay = policy.max_delay;
+        (|| self.attempt(shop, method, param))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e: &ApiError| e.class.is_retryable())
+            .adjust(move |e: &ApiError, delay| match e.class {
+                ErrorClass::Throttled => delay.map(|d| d.mul_f64(throttle_factor).min(max_delay)),
+                _ => delay,
+            })
+            .notify(|e: &ApiError, delay| {
+                warn!(shop, method = method.name(), class = %e.class, delay_ms = delay.as_millis() as u64, error = %e, "retrying");
+            })
+            .await
+    }
+
+    /// One attempt: a token, a send, and on an expired token one refresh and one more send.
+    async fn attempt(&self, shop: &str, method: Method, param: &str) -> Result<Success, ApiError> {
+        let token = self.token_for_call(shop, method).await?;
+        match self.send(shop, method, param, &token).await {
+            Err(e) if e.class == ErrorClass::TokenExpired => {
+                let fresh = self.refresh_replacing(shop, &token).await?;
+                self.send(shop, method, param, &fresh).await.map_err(|e| {
+                    if e.class == ErrorClass::TokenExpired {
+                        ApiError {
+                            class: ErrorClass::AuthorizationRevoked,
+                            message: format!("still rejected after a token refresh: {}", e.message),
+                            ..e
+                        }
+                    } else {
+                        e
+                    }
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// One signed request, paced and counted.
+    async fn send(&self, shop: &str, method: Method, param: &str, token: &TokenSet) -> Result<Success, ApiError> {
+        let inner = &self.inner;
+        inner.limits.acquire(method).await;
+        self.count_call(shop, method).await?;
+        let timestamp = inner.clock.now_ms().to_string();
+        let input = SignInput {
+            access_token: token.access_token.expose(),
+            appkey: &inner.app.app_key,
+            method: method.name(),
+            param: Some(param),
+            sign_method: inner.opts.sign_method,
+            timestamp: Some(&timestamp),
+            version: Some("1"),
+        };
+        let signature = sign::sign(&input, inner.app.sign_secret.expose());
+        let query = serde_urlencoded::to_string([
+            ("appkey", input.appkey),
+            ("method", input.method),
+            ("version", "1"),
+            ("param", param),
+            ("access_token", input.access_token),
+            ("timestamp", &timestamp),
+            ("signMethod", inner.opts.sign_method.as_str()),
+            ("sign", &signature),
+        ])
+        .map_err(|e| ApiError::local(ErrorClass::InvalidRequest, method.name(), e.to_string()))?;
+        // The URL carries the access token: it is never logged, and errors drop it (without_url).
+        let url = format!("{}{}?{}", inner.base_url, method.path(), query);
+        debug!(shop, method = method.name(), "calling");
+        let response = inner.http.get(url).send().await.map_err(|e| network_error(method.name(), e))?;
+        let status = response.status().as_u16();
+        let body = read_capped(method.name(), response, inner.opts.max_body_bytes).await?;
+        let outcome = envelope::decode(method.name(), status, &body);
+        match outcome {
+            Err(mut e) if e.class == ErrorClass::QuotaExhausted => {
+                let until = next_beijing_midnight(inner.clock.now_ms());
+                self.pause(shop, until).await;
+                e.retry_at_ms = Some(until);
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// Checks the shop's quota pause and daily limit, and counts the call.
+    async fn count_call(&self, shop: &str, method: Method) -> Result<(), ApiError> {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let storage = |e: super::limits::UsageError| ApiError::local(ErrorClass::Transient, method.name(), e.to_string());
+        if let Some(until) = inner.usage.paused_until(shop).await.map_err(storage)?
+            && until > now
+        {
+            return Err(quota_error(method, until, "the daily quota is spent (paused by an earlier answer)"));
+        }
+        let day = beijing_day(now);
+        let counted = inner.usage.try_add_call(shop, day, method, inner.opts.daily_quota).await.map_err(storage)?;
+        if counted.is_none() {
+            let until = next_beijing_midnight(now);
+            self.pause(shop, until).await;
+            return Err(quota_error(method, until, "the configured daily quota is used up"));
+        }
+        Ok(())
+    }
+
+    async fn pause(&self, shop: &str, until: i64) {
+        if let Err(e) = self.inner.usage.pause_until(shop, until).await {
+            warn!(shop, error = %e, "could not record the quota pause");
+        }
+    }
+
+    /// The shop's current token, refreshed first when it is about to expire.
+    async fn token_for_call(&self, shop: &str, method: Method) -> Result<TokenSet, ApiError> {
+        let token = self.load_token(shop, method.name()).await?;
+        let now = self.inner.clock.now_ms();
+        if now + self.inner.opts.refresh_margin_ms < token.access_expires_at {
+            return Ok(token);
+        }
+        match self.refresh_replacing(shop, &token).await {
+            Ok(fresh) => Ok(fresh),
+            // A refresh that failed for a passing reason does not stop a still-valid token.
+            Err(e) if e.class.is_retryable() && now < token.access_expires_at => {
+                warn!(shop, error = %e, "early token refresh failed; using the current token");
+                Ok(token)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The shop's token from the cache, else from the store.
+    async fn load_token(&self, shop: &str, what: &str) -> Result<TokenSet, ApiError> {
+        if let Some(t) = self.inner.cache.read().ok().and_then(|c| c.get(shop).cloned()) {
+            return Ok(t);
+        }
+        let loaded = self
+            .inner
+            .tokens
+            .load(shop)
+            .await
+            .map_err(|e| ApiError::local(ErrorClass::Transient, what, e.to_string()))?
+            .ok_or_else(|| {
+                ApiError::local(
+                    ErrorClass::AuthorizationRevoked,
+                    what,
+                    format!("no token for shop {shop}: authorize it (kwaishop-sync auth)"),
+                )
+            })?;
+        if let Ok(mut cache) = self.inner.cache.write() {
+            cache.insert(shop.to_string(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Forgets the cached token of a shop, so the next call reads the store again.
+    pub fn forget_token(&self, shop: &str) {
+        if let Ok(mut cache) = self.inner.cache.write() {
+            cache.remove(shop);
+        }
+    }
+
+    fn refresh_lock(&self, shop: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.refresh_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(shop.to_string()).or_default().clone()
+    }
+
+    /// Refreshes the shop's token unless another task already replaced `stale`; one refresh at a
+    /// time per shop. The rotated pair is stored before it is returned for use.
+    pub async fn refresh_replacing(&self, shop: &str, stale: &TokenSet) -> Result<TokenSet, ApiError> {
+        let lock = self.refresh_lock(shop);
+        let _one_at_a_time = lock.lock().await;
+        let current = self.load_token(shop, "oauth2/refresh_token").await?;
+        if current.access_token != stale.access_token {
+            return Ok(current);
+        }
+        let now = self.inner.clock.now_ms();
+        if now >= current.refresh_expires_at {
+            return Err(ApiError::local(
+                ErrorClass::AuthorizationRevoked,
+                "oauth2/refresh_token",
+                format!("the refresh token of shop {shop} has expired: the merchant must authorize again"),
+            ));
+        }
+        let fresh = self.refresh_grant(&current).await?;
+        self.inner
+            .tokens
+            .save(shop, &fresh)
+            .await
+            .map_err(|e| ApiError::local(ErrorClass::Transient, "oauth2/refresh_token", e.to_string()))?;
+        if let Ok(mut cache) = self.inner.cache.write() {
+            cache.insert(shop.to_string(), fresh.clone());
+        }
+        info!(shop, access_expires_at = fresh.access_expires_at, "access token refreshed");
+        Ok(fresh)
+    }
+
+    /// Forces a refresh of the shop's token now (the token keeper's entry point).
+    pub async fn refresh_now(&self, shop: &str) -> Result<TokenSet, ApiError> {
+        let current = self.load_token(shop, "oauth2/refresh_token").await?;
+        self.refresh_replacing(shop, &current).await
+    }
+
+    /// POSTs the refresh grant (reference §7.2) and reads the rotated pair.
+    async fn refresh_grant(&self, current: &TokenSet) -> Result<TokenSet, ApiError> {
+        const ENDPOINT: &str = "oauth2/refresh_token";
+        let inner = &self.inner;
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", current.refresh_token.expose()),
+            ("app_id", &inner.app.app_key),
+            ("app_secret", inner.app.app_secret.expose()),
+        ];
+        let url = format!("{}/{ENDPOINT}", inner.base_url);
+        let response = inner.http.post(url).form(&form).send().await.map_err(|e| network_error(ENDPOINT, e))?;
+        let status = response.status().as_u16();
+        let body = read_capped(ENDPOINT, response, 1 << 20).await?;
+        let mut fresh =
+            oauth::parse_token_response(ENDPOINT, &body, status, inner.clock.now_ms(), Some(current.refresh_expires_at))?;
+        if fresh.open_id.is_empty() {
+            fresh.open_id = current.open_id.clone();
+        }
+        if fresh.scopes.is_empty() {
+            fresh.scopes = current.scopes.clone();
+        }
+        Ok(fresh)
+    }
+
+    /// Exchanges an authorization code for the shop's first tokens (reference §7.2) and stores them.
+    pub async fn exchange_code(&self, shop: &str, code: &str) -> Result<TokenSet, ApiError> {
+        const ENDPOINT: &str = "oauth2/access_token";
+        let inner = &self.inner;
+        let query = serde_urlencoded::to_string([
+            ("app_id", inner.app.app_key.as_str()),
+            ("grant_type", "code"),
+            ("code", code),
+            ("app_secret", inner.app.app_secret.expose()),
+        ])
+        .map_err(|e| ApiError::local(ErrorClass::InvalidRequest, ENDPOINT, e.to_string()))?;
+        let url = format!("{}/{ENDPOINT}?{query}", inner.base_url);
+        let response = inner.http.get(url).send().await.map_err(|e| network_error(ENDPOINT, e))?;
+        let status = response.status().as_u16();
+        let body = read_capped(ENDPOINT, response, 1 << 20).await?;
+        let tokens = oauth::parse_token_response(ENDPOINT, &body, status, inner.clock.now_ms(), None)?;
+        inner
+            .tokens
+            .save(shop, &tokens)
+            .await
+            .map_err(|e| ApiError::local(ErrorClass::Transient, ENDPOINT, e.to_string()))?;
+        if let Ok(mut cache) = inner.cache.write() {
+            cache.insert(shop.to_string(), tokens.clone());
+        }
+        Ok(tokens)
+    }
+}
+
+fn quota_error(method: Method, until: i64, why: &str) -> ApiError {
+    ApiError {
+        retry_at_ms: Some(until),
+        ..ApiError::local(ErrorClass::QuotaExhausted, method.name(), why)
+    }
+}
+
+/// A transport failure, without the URL (it carries the token).
+fn network_error(what: &str, e: reqwest::Error) -> ApiError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "transport error"
+    };
+    ApiError::local(ErrorClass::Transient, what, format!("{kind}: {}", e.without_url()))
+}
+
+/// Reads a response body, refusing anything over `max` bytes.
+async fn read_capped(what: &str, mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, ApiError> {
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large(what, max));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| network_error(what, e))? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large(what, max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn too_large(what: &str, max: usize) -> ApiError {
+    ApiError::local(ErrorClass::Malformed, what, format!("the answer is larger than {max} bytes"))
+}

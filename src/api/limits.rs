@@ -1,1 +1,157 @@
-//! limits (being written).
+//! Staying within the platform's limits (I7): a governor rate limiter per (app, method) shared by
+//! all shops, and a daily call counter per shop whose day ends at Beijing midnight.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::Method;
+
+/// The share of a configured QPS the client actually spends. The platform counts arrivals, and
+/// requests paced exactly at the limit can arrive bunched by network jitter; 3 % headroom lets
+/// about 30 ms of jitter pass at 50 QPS without a throttled answer.
+pub const QPS_HEADROOM: f64 = 0.97;
+
+/// One pacing limiter per API method, shared by every shop of the app.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    limiters: BTreeMap<Method, Arc<DefaultDirectRateLimiter>>,
+    qps: BTreeMap<Method, f64>,
+}
+
+impl RateLimits {
+    /// Limiters for the configured QPS of each method (`qps(method)`), paced evenly with no
+    /// burst: a burst would put more than the limit into some 1-second window.
+    pub fn new(qps: impl Fn(Method) -> f64) -> Self {
+        let mut limiters = BTreeMap::new();
+        let mut rates = BTreeMap::new();
+        for method in Method::ALL {
+            let rate = qps(method).max(0.01) * QPS_HEADROOM;
+            let period = Duration::from_secs_f64(1.0 / rate);
+            let quota = Quota::with_period(period)
+                .expect("period is positive")
+                .allow_burst(NonZeroU32::MIN);
+            limiters.insert(method, Arc::new(RateLimiter::direct(quota)));
+            rates.insert(method, rate);
+        }
+        Self { limiters, qps: rates }
+    }
+
+    /// Waits until one more call of `method` fits the limit.
+    pub async fn acquire(&self, method: Method) {
+        if let Some(limiter) = self.limiters.get(&method) {
+            limiter.until_ready().await;
+        }
+    }
+
+    /// The pace actually used for a method, in calls per second.
+    pub fn effective_qps(&self, method: Method) -> f64 {
+        self.qps.get(&method).copied().unwrap_or(0.0)
+    }
+}
+
+/// A failure of the usage counter's storage.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("usage counter: {0}")]
+pub struct UsageError(pub String);
+
+/// Where the daily call counts and quota pauses live, so they survive restarts. The database
+/// implementation arrives with the store; [`MemoryUsage`] serves tests and one-shot runs.
+#[async_trait::async_trait]
+pub trait UsageStore: Send + Sync + std::fmt::Debug {
+    /// Counts one call of `method` by `shop` on China-time `day` unless the shop already made
+    /// `limit` calls that day; returns the new total, or `None` when the limit was reached (and
+    /// nothing was counted). Check and count are one atomic step, so concurrent callers cannot
+    /// together pass the limit.
+    async fn try_add_call(
+        &self,
+        shop: &str,
+        day: i64,
+        method: Method,
+        limit: Option<u64>,
+    ) -> Result<Option<u64>, UsageError>;
+    /// The shop's calls on `day`.
+    async fn calls(&self, shop: &str, day: i64) -> Result<u64, UsageError>;
+    /// Records that the shop may not call again before `until_ms` (the quota is spent).
+    async fn pause_until(&self, shop: &str, until_ms: i64) -> Result<(), UsageError>;
+    /// When the shop's quota pause ends, if one was recorded.
+    async fn paused_until(&self, shop: &str) -> Result<Option<i64>, UsageError>;
+}
+
+/// An in-memory [`UsageStore`].
+#[derive(Debug, Default)]
+pub struct MemoryUsage {
+    calls: Mutex<HashMap<(String, i64), u64>>,
+    pauses: Mutex<HashMap<String, i64>>,
+}
+
+fn poisoned<T>(_: T) -> UsageError {
+    UsageError("a lock was poisoned by a panic".into())
+}
+
+#[async_trait::async_trait]
+impl UsageStore for MemoryUsage {
+    async fn try_add_call(
+        &self,
+        shop: &str,
+        day: i64,
+        _method: Method,
+        limit: Option<u64>,
+    ) -> Result<Option<u64>, UsageError> {
+        let mut calls = self.calls.lock().map_err(poisoned)?;
+        let n = calls.entry((shop.to_string(), day)).or_insert(0);
+        if limit.is_some_and(|limit| *n >= limit) {
+            return Ok(None);
+        }
+        *n += 1;
+        Ok(Some(*n))
+    }
+
+    async fn calls(&self, shop: &str, day: i64) -> Result<u64, UsageError> {
+        let calls = self.calls.lock().map_err(poisoned)?;
+        Ok(calls.get(&(shop.to_string(), day)).copied().unwrap_or(0))
+    }
+
+    async fn pause_until(&self, shop: &str, until_ms: i64) -> Result<(), UsageError> {
+        self.pauses.lock().map_err(poisoned)?.insert(shop.to_string(), until_ms);
+        Ok(())
+    }
+
+    async fn paused_until(&self, shop: &str) -> Result<Option<i64>, UsageError> {
+        Ok(self.pauses.lock().map_err(poisoned)?.get(shop).copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[tokio::test]
+    async fn pacing_spreads_calls_without_burst() {
+        let limits = RateLimits::new(|_| 100.0);
+        let start = Instant::now();
+        for _ in 0..11 {
+            limits.acquire(Method::ItemList).await;
+        }
+        // Ten gaps of at least 1/97 s each: a burst would have let these through at once.
+        assert!(start.elapsed() >= Duration::from_millis(100), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test]
+    async fn memory_usage_counts_per_shop_and_day() {
+        let usage = MemoryUsage::default();
+        let add = |day, limit| usage.try_add_call("a", day, Method::ItemList, limit);
+        assert_eq!(add(1, Some(2)).await.expect("ok"), Some(1));
+        assert_eq!(add(1, Some(2)).await.expect("ok"), Some(2));
+        assert_eq!(add(1, Some(2)).await.expect("ok"), None);
+        assert_eq!(usage.calls("a", 1).await.expect("ok"), 2);
+        assert_eq!(add(2, None).await.expect("ok"), Some(1));
+        assert_eq!(usage.calls("b", 1).await.expect("ok"), 0);
+        usage.pause_until("a", 99).await.expect("ok");
+        assert_eq!(usage.paused_until("a").await.expect("ok"), Some(99));
+    }
+}

@@ -10,6 +10,7 @@ pub mod oauth;
 pub mod records;
 pub mod sign;
 
+pub use client::{ApiClient, AppCredentials, ClientOptions, RetryPolicy};
 pub use error::{ApiError, ErrorClass};
 pub use sign::SignMethod;
 

@@ -132,6 +132,14 @@ impl DocSet {
         ids
     }
 
+    /// The (time, id) index on the chosen field.
+    pub fn index(&self, field: TimeField) -> &BTreeSet<(i64, i64)> {
+        match field {
+            TimeField::Create => &self.by_create,
+            TimeField::Update => &self.by_update,
+        }
+    }
+
     /// (time, id) keys with `begin <= time < end` on the chosen field, ascending.
     pub fn range(
         &self,
