@@ -1,1 +1,142 @@
-//! Typed records (placeholder, being written).
+//! Typed records that keep their raw JSON: orders (with gift sub-orders), refunds, items and SKUs,
+//! and the pages the list APIs return them in (reference §8–§10).
+//!
+//! Every record parses from one element of the platform's list (or a detail `data`) and keeps
+//! that element's JSON byte for byte in `raw`, so the store can keep what the platform said even
+//! where the typed columns are lossy. Parsing is tolerant (see `fields`): missing fields become
+//! defaults, numeric strings are numbers, `null` is absent; only an unreadable key field (the id,
+//! `status`, `createTime`, `updateTime`, plus the few links and cursors each module names) or a
+//! missing id rejects a record, with a [`RecordError`] that names it.
+
+mod fields;
+mod item;
+mod order;
+mod refund;
+
+use std::fmt;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+pub use item::{Item, ItemPage, Sku};
+pub use order::{Order, OrderPage};
+pub use refund::{Refund, RefundPage};
+
+use fields::Fields;
+
+/// A record (or page) that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RecordError {
+    /// What was being read: `"order"`, `"gift order"`, `"refund"`, `"item"`, `"sku"`,
+    /// `"order page"`, `"refund page"`, `"item page"`.
+    pub kind: &'static str,
+    /// The record's id, when it could be read.
+    pub id: Option<String>,
+    /// The 0-based position in its list (`orderList[3]` is element 3), when the record was one
+    /// element of a list; it names a record whose id could not be read.
+    pub element: Option<usize>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl RecordError {
+    /// An error about the record `kind` with this id (if known).
+    pub fn new(kind: &'static str, id: Option<i64>, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            id: id.map(|i| i.to_string()),
+            element: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// Records the position in the list, unless a more precise one is already there (a gift
+    /// or a SKU that failed inside its parent keeps its own position).
+    fn at(mut self, element: usize) -> Self {
+        self.element.get_or_insert(element);
+        self
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.id, self.element) {
+            (Some(id), _) => write!(f, "{} {id}: {}", self.kind, self.reason),
+            (None, Some(n)) => write!(f, "{} (no id, element {n}): {}", self.kind, self.reason),
+            (None, None) => write!(f, "{}: {}", self.kind, self.reason),
+        }
+    }
+}
+
+/// A page's `data` as a value: `None` for `data: null` (an empty page), an error when it is
+/// neither `null` nor an object.
+fn page_value(kind: &'static str, data: &RawValue) -> Result<Option<Value>, RecordError> {
+    let value = fields::parse(data).map_err(|r| RecordError::new(kind, None, r))?;
+    match value {
+        Value::Null => Ok(None),
+        Value::Object(_) => Ok(Some(value)),
+        _ => Err(RecordError::new(
+            kind,
+            None,
+            "data is neither null nor a JSON object",
+        )),
+    }
+}
+
+/// Parses the elements of a page's list (under any of `names`), naming the first bad element.
+fn page_records<T>(
+    kind: &'static str,
+    data: &RawValue,
+    names: &[&str],
+    parse: impl Fn(&RawValue) -> Result<T, RecordError>,
+) -> Result<Vec<T>, RecordError> {
+    let list = fields::raw_list(data, names).map_err(|r| RecordError::new(kind, None, r))?;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, raw)| parse(raw).map_err(|e| e.at(i)))
+        .collect()
+}
+
+/// A page's cursor: a key field, so a present cursor of a wrong type is an error; absent is `""`.
+fn page_cursor(kind: &'static str, page: Fields, name: &str) -> Result<String, RecordError> {
+    match page.get(name) {
+        None => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        // The platform documents string cursors; a numeric one still reads as its digits.
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(_) => Err(RecordError::new(
+            kind,
+            None,
+            format!("{name} is not a string"),
+        )),
+    }
+}
+
+/// The end-of-list marker of the cursor APIs (reference §8.1, §9.1).
+const NO_MORE: &str = "nomore";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_record() {
+        let with_id = RecordError::new("order", Some(2_607_602_240_240_301), "updateTime is bad");
+        assert_eq!(
+            with_id.to_string(),
+            "order 2607602240240301: updateTime is bad"
+        );
+        let without = RecordError::new("order", None, "oid is missing").at(3);
+        assert_eq!(
+            without.to_string(),
+            "order (no id, element 3): oid is missing"
+        );
+        assert_eq!(
+            without.clone().at(7).element,
+            Some(3),
+            "inner position kept"
+        );
+        let page = RecordError::new("order page", None, "orderList is not an array");
+        assert_eq!(page.to_string(), "order page: orderList is not an array");
+    }
+}
