@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod config;
 pub mod push;
 pub mod secret;
 pub mod sim;

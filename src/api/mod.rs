@@ -1,6 +1,7 @@
 //! The Kuaishou open platform client: signing, request building, the response envelope, error
 //! classes, OAuth, rate limits and daily quota, retries, and typed records that keep their raw JSON.
 
+pub mod calls;
 pub mod client;
 pub mod codes;
 pub mod envelope;

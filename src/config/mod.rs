@@ -1,0 +1,209 @@
+//! Configuration: a TOML file, overridden by `KWAISHOP_SYNC__SECTION__KEY` environment variables,
+//! validated into [`Config`]. Secrets come from files (paths relative to the config file) or
+//! from systemd's `$CREDENTIALS_DIRECTORY`; inline secrets are accepted for quick trials.
+//! Every error is reported at once, each with its field; `Debug` never shows a secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{Method, SignMethod};
+use crate::secret::Secret;
+
+mod raw;
+
+pub use raw::ENV_PREFIX;
+
+/// One problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field, e.g. `streams.orders.window_hours` or `shops[2].id`.
+    pub field: String,
+    pub message: String,
+}
+
+/// Every problem found, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    /// The file (or `environment`) the errors are about.
+    pub source: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        write!(f, "{} has {n} error{}:", self.source, if n == 1 { "" } else { "s" })?;
+        for e in &self.errors {
+            write!(f, "\n  - {}: {}", e.field, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// The app on the platform.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub base_url: String,
+    pub authorize_url: String,
+    pub redirect_uri: Option<String>,
+    pub app_key: String,
+    pub app_secret: Secret,
+    pub sign_secret: Secret,
+    /// Needed only to receive push messages.
+    pub msg_secret: Option<Secret>,
+    pub sign_method: SignMethod,
+    pub timeout: Duration,
+}
+
+/// Calls per second per method and the daily quota per shop.
+#[derive(Debug, Clone, Default)]
+pub struct LimitsConfig {
+    pub qps: BTreeMap<Method, f64>,
+    pub daily_quota: Option<u64>,
+}
+
+/// How failed calls are retried.
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    pub max_attempts: usize,
+    pub throttled_delay: Duration,
+    pub transient_delay: Duration,
+    pub max_delay: Duration,
+}
+
+/// Settings of one stream.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    pub enabled: bool,
+    /// Cron expression with seconds (`sec min hour day month weekday`).
+    pub schedule: String,
+    /// Longest window per call (orders ≤ 7 days, refunds ≤ 1 day).
+    pub window: Duration,
+    pub page_size: u32,
+    /// How far each window reaches back before the checkpoint.
+    pub lookback: Duration,
+    /// How far behind now a window must end, so late writes settle first.
+    pub settle: Duration,
+    /// `sort` sent to the list API (1 descending, 2 ascending).
+    pub sort: i64,
+}
+
+/// Sync-wide settings.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// First run: how far back to backfill (≤ 90 days, the platform's horizon).
+    pub backfill_days: u32,
+    /// The deep reconcile re-reads this many days of orders and refunds.
+    pub reconcile_days: u32,
+    pub reconcile_schedule: String,
+    /// Give up on a window after this many pages (a defence against a runaway cursor).
+    pub max_pages_per_window: u32,
+}
+
+/// One shop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopConfig {
+    /// The shop's key in the database and on the command line.
+    pub id: String,
+    pub open_id: Option<String>,
+    pub seller_id: Option<i64>,
+    pub name: Option<String>,
+    /// Tokens to import on first start when the database holds none (JSON file).
+    pub token_file: Option<PathBuf>,
+}
+
+/// The simulator's fast clock, when kwaishop-sync runs against one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClockConfig {
+    pub speed: f64,
+    pub wall_origin_ms: i64,
+    pub origin_ms: i64,
+}
+
+/// The push receiver.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    pub enabled: bool,
+    pub listen: String,
+    pub path: String,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (`None` when built in code).
+    pub path: Option<PathBuf>,
+    pub platform: PlatformConfig,
+    pub database_url: String,
+    pub limits: LimitsConfig,
+    pub retry: RetryConfig,
+    pub sync: SyncConfig,
+    pub orders: StreamConfig,
+    pub refunds: StreamConfig,
+    pub items: StreamConfig,
+    pub push: PushConfig,
+    pub shops: Vec<ShopConfig>,
+    pub clock: Option<ClockConfig>,
+}
+
+impl Config {
+    /// Reads, overrides from the process environment, and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(path, &vars)
+    }
+
+    /// [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            source: source.clone(),
+            errors: vec![ConfigError { field: "(file)".into(), message: format!("cannot read it: {e}") }],
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut config = raw::parse(&text, &base, env).map_err(|errors| ConfigErrors { source, errors })?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// The settings of a stream.
+    pub fn stream(&self, stream: &str) -> Option<&StreamConfig> {
+        match stream {
+            "orders" => Some(&self.orders),
+            "refunds" => Some(&self.refunds),
+            "items" => Some(&self.items),
+            _ => None,
+        }
+    }
+
+    /// A shop by id.
+    pub fn shop(&self, id: &str) -> Option<&ShopConfig> {
+        self.shops.iter().find(|s| s.id == id)
+    }
+}
+
+/// Deserializes one section, recording its errors under `field` instead of stopping.
+fn section<T: DeserializeOwned + Default>(value: Option<&toml::Value>, field: &str, errors: &mut Vec<ConfigError>) -> T {
+    let Some(value) = value else { return T::default() };
+    match T::deserialize(value.clone()) {
+        Ok(v) => v,
+        Err(e) => {
+            errors.push(ConfigError { field: field.to_string(), message: e.to_string().trim().to_string() });
+            T::default()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(untagged)]
+enum QpsSetting {
+    #[default]
+    Unset,
+    All(f64),
+    PerMethod(BTreeMap<String, f64>),
+}

@@ -1,0 +1,136 @@
+//! Shared test harness: a simulator on a loopback port, clients for its shops, its truth and call
+//! log read over real HTTP.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kwaishop_sync::api::limits::MemoryUsage;
+use kwaishop_sync::api::oauth::{MemoryTokenStore, TokenSet, TokenStore};
+use kwaishop_sync::api::{ApiClient, AppCredentials, ClientOptions, RetryPolicy};
+use kwaishop_sync::clock::ScaledClock;
+use kwaishop_sync::sim::{self, CallRecord, SimConfig, SimHandle};
+use kwaishop_sync::{Secret, SharedClock};
+use serde_json::Value;
+
+/// Starts a simulator on 127.0.0.1:0 with its own clock.
+pub async fn start_sim(config: SimConfig) -> SimHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let clock = Arc::new(ScaledClock::starting_now(config.speed));
+    sim::start(config, listener, clock).await.expect("simulator starts")
+}
+
+/// The shop id used for the simulator's shop `i`.
+pub fn shop_id(i: usize) -> String {
+    format!("shop-{i}")
+}
+
+/// The simulator's first tokens for every shop, in a memory store.
+pub fn token_store(handle: &SimHandle) -> Arc<MemoryTokenStore> {
+    let store = MemoryTokenStore::default();
+    for (i, shop) in handle.credentials().shops.iter().enumerate() {
+        let tokens = TokenSet {
+            access_token: Secret::new(shop.access_token.clone()),
+            access_expires_at: shop.access_expires_at,
+            refresh_token: Secret::new(shop.refresh_token.clone()),
+            refresh_expires_at: shop.refresh_expires_at,
+            open_id: shop.open_id.clone(),
+            scopes: vec![],
+        };
+        futures_block(store.save(&shop_id(i), &tokens)).expect("memory store saves");
+    }
+    Arc::new(store)
+}
+
+fn futures_block<F: std::future::Future>(f: F) -> F::Output {
+    // MemoryTokenStore never awaits anything, so one poll completes it.
+    let mut f = std::pin::pin!(f);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("memory store future did not complete at once"),
+    }
+}
+
+/// Options for tests: short retry delays and timeouts.
+pub fn fast_options(handle: &SimHandle) -> ClientOptions {
+    ClientOptions {
+        base_url: handle.base_url(),
+        retry: RetryPolicy {
+            throttled_delay: Duration::from_millis(200),
+            transient_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+            max_attempts: 5,
+        },
+        timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
+    }
+}
+
+/// The app's credentials as the simulator issued them.
+pub fn app(handle: &SimHandle) -> AppCredentials {
+    let c = handle.credentials();
+    AppCredentials {
+        app_key: c.app_key.clone(),
+        app_secret: Secret::new(c.app_secret.clone()),
+        sign_secret: Secret::new(c.sign_secret.clone()),
+    }
+}
+
+/// A client of the simulator with the given options and a token store.
+pub fn client_with(handle: &SimHandle, opts: ClientOptions, tokens: Arc<dyn TokenStore>) -> ApiClient {
+    let clock: SharedClock = handle.state.clock.clone();
+    ApiClient::new(app(handle), opts, clock, tokens, Arc::new(MemoryUsage::default())).expect("client builds")
+}
+
+/// A client with fast options and the simulator's first tokens.
+pub fn client(handle: &SimHandle) -> ApiClient {
+    client_with(handle, fast_options(handle), token_store(handle))
+}
+
+/// `GET /__sim/truth` over HTTP.
+pub async fn truth(handle: &SimHandle) -> Value {
+    reqwest::get(format!("{}/__sim/truth", handle.base_url()))
+        .await
+        .expect("truth answers")
+        .json()
+        .await
+        .expect("truth is JSON")
+}
+
+/// `GET /__sim/calls` over HTTP.
+pub async fn calls(handle: &SimHandle) -> Vec<CallRecord> {
+    let v: Value = reqwest::get(format!("{}/__sim/calls", handle.base_url()))
+        .await
+        .expect("calls answers")
+        .json()
+        .await
+        .expect("calls is JSON");
+    serde_json::from_value(v["calls"].clone()).expect("call records")
+}
+
+/// `POST /__sim/<path>` over HTTP.
+pub async fn admin(handle: &SimHandle, path_and_query: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}/__sim/{path_and_query}", handle.base_url()))
+        .send()
+        .await
+        .expect("admin answers")
+        .json()
+        .await
+        .expect("admin answers JSON")
+}
+
+/// Waits until `check` holds, polling every 20 ms, or panics after `timeout`.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
