@@ -1,0 +1,146 @@
+//! Wiring shared by the commands and the daemon: from a validated [`Config`] to an open store,
+//! a platform client whose tokens and quota live in that store, the shops registered, and the
+//! clock (the wall clock, or a simulator's fast clock).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tracing::info;
+
+use crate::api::oauth::{TokenSet, TokenStore};
+use crate::api::{ApiClient, ApiError, AppCredentials, ClientOptions, RetryPolicy};
+use crate::clock::{ScaledClock, SharedClock, SystemClock};
+use crate::config::Config;
+use crate::secret::Secret;
+use crate::store::{ShopRow, ShopStatus, Store, StoreError};
+use crate::sync::SyncContext;
+
+/// Errors of putting the application together.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the platform client: {0}")]
+    Client(#[from] ApiError),
+    #[error("shop {shop}: cannot import tokens from {path}: {message}")]
+    TokenFile { shop: String, path: String, message: String },
+    #[error("no shop {0:?} in the config")]
+    UnknownShop(String),
+}
+
+/// The open application: what every command and the daemon work with.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub client: ApiClient,
+    pub clock: SharedClock,
+}
+
+/// The clock the config asks for: a simulator's fast clock, else the wall clock.
+pub fn clock_for(config: &Config) -> SharedClock {
+    match config.clock {
+        Some(c) => Arc::new(ScaledClock::new(c.wall_origin_ms, c.origin_ms, c.speed)),
+        None => Arc::new(SystemClock),
+    }
+}
+
+/// The client settings a config describes.
+pub fn client_options(config: &Config) -> ClientOptions {
+    ClientOptions {
+        base_url: config.platform.base_url.clone(),
+        sign_method: config.platform.sign_method,
+        qps: config.limits.qps.clone(),
+        daily_quota: config.limits.daily_quota,
+        retry: RetryPolicy {
+            throttled_delay: config.retry.throttled_delay,
+            transient_delay: config.retry.transient_delay,
+            max_delay: config.retry.max_delay,
+            max_attempts: config.retry.max_attempts,
+        },
+        timeout: config.platform.timeout,
+        connect_timeout: Duration::from_secs(10).min(config.platform.timeout),
+        ..ClientOptions::default()
+    }
+}
+
+/// A token file as the console's "copy token" or the simulator writes it.
+#[derive(Debug, Deserialize)]
+struct TokenFile {
+    access_token: String,
+    refresh_token: String,
+    access_expires_at: i64,
+    refresh_expires_at: i64,
+    #[serde(default)]
+    open_id: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+impl App {
+    /// Opens the database (migrating it), builds the client, registers the shops and imports
+    /// token files for shops that have no token yet.
+    pub async fn open(config: Config) -> Result<App, AppError> {
+        let store = Store::connect(&config.database_url).await?;
+        store.migrate().await?;
+        let clock = clock_for(&config);
+        let app = AppCredentials {
+            app_key: config.platform.app_key.clone(),
+            app_secret: config.platform.app_secret.clone(),
+            sign_secret: config.platform.sign_secret.clone(),
+        };
+        let store_arc = Arc::new(store.clone());
+        let client = ApiClient::new(app, client_options(&config), clock.clone(), store_arc.clone(), store_arc)?;
+        let app = App { config: Arc::new(config), store, client, clock };
+        app.register_shops().await?;
+        Ok(app)
+    }
+
+    async fn register_shops(&self) -> Result<(), AppError> {
+        for shop in &self.config.shops {
+            self.store
+                .ensure_shop(&ShopRow {
+                    shop_id: shop.id.clone(),
+                    open_id: shop.open_id.clone(),
+                    seller_id: shop.seller_id,
+                    name: shop.name.clone(),
+                    status: ShopStatus::Active,
+                    status_reason: None,
+                    quota_paused_until: None,
+                })
+                .await?;
+            let Some(path) = &shop.token_file else { continue };
+            if self.store.load(&shop.id).await.map_err(|e| StoreError::Other(e.to_string()))?.is_some() {
+                continue;
+            }
+            let err = |message: String| AppError::TokenFile { shop: shop.id.clone(), path: path.display().to_string(), message };
+            let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+            let file: TokenFile = serde_json::from_str(&text).map_err(|e| err(format!("not a token file: {e}")))?;
+            let tokens = TokenSet {
+                access_token: Secret::new(file.access_token),
+                access_expires_at: file.access_expires_at,
+                refresh_token: Secret::new(file.refresh_token),
+                refresh_expires_at: file.refresh_expires_at,
+                open_id: file.open_id,
+                scopes: file.scopes,
+            };
+            self.store.save(&shop.id, &tokens).await.map_err(|e| StoreError::Other(e.to_string()))?;
+            info!(shop = shop.id, "imported the shop's tokens from its token file");
+        }
+        Ok(())
+    }
+
+    /// The sync context over this application.
+    pub fn sync_context(&self) -> SyncContext {
+        SyncContext { client: self.client.clone(), store: self.store.clone(), config: self.config.clone(), clock: self.clock.clone() }
+    }
+
+    /// The configured shops, or just the one named.
+    pub fn shops(&self, only: Option<&str>) -> Result<Vec<String>, AppError> {
+        match only {
+            Some(id) => self.config.shop(id).map(|s| vec![s.id.clone()]).ok_or_else(|| AppError::UnknownShop(id.to_string())),
+            None => Ok(self.config.shops.iter().map(|s| s.id.clone()).collect()),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! What the command line runs, one module per command; `main.rs` only parses arguments.
+
+pub mod status;
+pub mod sync;

@@ -1,0 +1,88 @@
+//! `kwaishop-sync status`: per shop and stream, the checkpoint, lag, last run, rows and last
+//! error, read from the database whether or not the daemon runs.
+
+use crate::clock::format_ms;
+use crate::store::{Store, StoreError, Stream};
+
+/// One line of the status table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusLine {
+    pub shop_id: String,
+    pub shop_status: String,
+    pub stream: String,
+    pub checkpoint_ms: Option<i64>,
+    pub lag_ms: Option<i64>,
+    pub last_run_ms: Option<i64>,
+    pub last_outcome: Option<String>,
+    pub rows: i64,
+    pub paused_until_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The status of every (shop, stream) known to the database.
+pub async fn status_lines(store: &Store, now_ms: i64) -> Result<Vec<StatusLine>, StoreError> {
+    let shops = store.shops().await?;
+    let states = store.all_states().await?;
+    let runs = store.recent_runs(None, 1000).await?;
+    let mut lines = Vec::new();
+    for shop in &shops {
+        for stream in Stream::ALL {
+            let state = states.iter().find(|s| s.shop_id == shop.shop_id && s.stream == stream);
+            let run = runs.iter().find(|r| r.shop_id == shop.shop_id && r.stream == stream.as_str());
+            let table = stream.as_str();
+            let rows = store.count_rows(table, &shop.shop_id).await.unwrap_or(0);
+            let paused = state.and_then(|s| s.paused_until_ms).or(shop.quota_paused_until).filter(|t| *t > now_ms);
+            lines.push(StatusLine {
+                shop_id: shop.shop_id.clone(),
+                shop_status: shop.status.as_str().to_string(),
+                stream: stream.as_str().to_string(),
+                checkpoint_ms: state.and_then(|s| s.checkpoint_ms),
+                lag_ms: state.and_then(|s| s.checkpoint_ms).map(|c| (now_ms - c).max(0)),
+                last_run_ms: run.map(|r| r.finished_at_ms.unwrap_or(r.started_at_ms)),
+                last_outcome: run.and_then(|r| r.outcome.clone()),
+                rows,
+                paused_until_ms: paused,
+                last_error: state.and_then(|s| s.last_error.clone()),
+            });
+        }
+    }
+    Ok(lines)
+}
+
+fn human_lag(ms: i64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// The status as a table for a terminal.
+pub fn render(lines: &[StatusLine]) -> String {
+    let mut out = format!(
+        "{:<14} {:<12} {:<8} {:<24} {:>6} {:>9} {:<24} {:<12}\n",
+        "shop", "state", "stream", "checkpoint", "lag", "rows", "last run", "outcome"
+    );
+    for l in lines {
+        out.push_str(&format!(
+            "{:<14} {:<12} {:<8} {:<24} {:>6} {:>9} {:<24} {:<12}\n",
+            l.shop_id,
+            l.shop_status,
+            l.stream,
+            l.checkpoint_ms.map(format_ms).unwrap_or_else(|| "never".into()),
+            l.lag_ms.map(human_lag).unwrap_or_else(|| "-".into()),
+            l.rows,
+            l.last_run_ms.map(format_ms).unwrap_or_else(|| "-".into()),
+            l.last_outcome.clone().unwrap_or_else(|| "-".into()),
+        ));
+        if let Some(until) = l.paused_until_ms {
+            out.push_str(&format!("    paused: daily quota spent until {}\n", format_ms(until)));
+        }
+        if let Some(e) = &l.last_error {
+            out.push_str(&format!("    last error: {e}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,198 @@
+//! The pollers: page through orders and refunds by update-time windows and through items by page
+//! number, upserting each page and its cursor in one transaction (I3), so that a crash or a
+//! restart resumes where it stopped. Windows, lookback, settle delay, backfill horizon and the
+//! defences follow design.md's sync algorithm.
+
+mod items;
+mod progress;
+mod window;
+mod windowed;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::api::{ApiClient, ApiError, ErrorClass};
+use crate::clock::{SharedClock, format_ms};
+use crate::config::Config;
+use crate::store::{ShopStatus, Store, StoreError, Stream, StreamState};
+
+pub use progress::{NoProgress, SyncProgress};
+pub use window::{Window, plan_window};
+
+/// What a sync run needs: the client, the store, the settings, the clock.
+#[derive(Debug, Clone)]
+pub struct SyncContext {
+    pub client: ApiClient,
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+}
+
+/// Why a stream's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Everything up to `now − settle` is mirrored (or the item scan completed).
+    CaughtUp,
+    /// Asked to stop; the last committed page is the resume point.
+    Stopped,
+    /// The daily quota is spent until then (epoch ms).
+    Paused { until_ms: i64 },
+    /// The shop's authorization is gone: it is marked `needs_reauth`.
+    NeedsReauth,
+    /// The window (or scan) failed; its checkpoint did not move.
+    Failed { class: Option<ErrorClass>, message: String },
+}
+
+impl RunOutcome {
+    /// The word stored in the run log.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunOutcome::CaughtUp => "caught_up",
+            RunOutcome::Stopped => "stopped",
+            RunOutcome::Paused { .. } => "paused",
+            RunOutcome::NeedsReauth => "needs_reauth",
+            RunOutcome::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// What one run of one (shop, stream) did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub shop_id: String,
+    pub stream: Stream,
+    pub outcome: RunOutcome,
+    pub pages: u64,
+    pub received: u64,
+    pub written: u64,
+    pub checkpoint_ms: Option<i64>,
+}
+
+/// Counters a run accumulates.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub pages: u64,
+    pub received: u64,
+    pub written: u64,
+}
+
+/// A failure inside a run, before it is turned into an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// A defence tripped: a repeated cursor, an empty page claiming more, a runaway window.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl SyncContext {
+    /// Runs one stream of one shop until it is caught up, stopped, paused or failed.
+    pub async fn sync_stream(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+        progress: &dyn SyncProgress,
+        cancel: &CancellationToken,
+    ) -> RunSummary {
+        let started = self.clock.now_ms();
+        let run_id = self.store.start_run(shop_id, stream, "poll", started).await.ok();
+        let mut counts = Counts::default();
+        let result = match stream {
+            Stream::Orders | Stream::Refunds => windowed::run(self, shop_id, stream, progress, cancel, &mut counts).await,
+            Stream::Items => items::run(self, shop_id, progress, cancel, &mut counts).await,
+        };
+        let outcome = self.outcome_of(shop_id, stream, result).await;
+        let state = self.store.load_state(shop_id, stream).await.ok().flatten();
+        if let Some(id) = run_id {
+            let error = match &outcome {
+                RunOutcome::Failed { message, .. } => Some(message.as_str()),
+                _ => None,
+            };
+            let finished = self.clock.now_ms();
+            if let Err(e) = self
+                .store
+                .finish_run(id, finished, outcome.as_str(), counts.pages as i64, counts.written as i64, counts.pages as i64, error)
+                .await
+            {
+                warn!(shop = shop_id, stream = stream.as_str(), error = %e, "could not record the run");
+            }
+        }
+        progress.finished(shop_id, stream, &outcome);
+        RunSummary {
+            shop_id: shop_id.to_string(),
+            stream,
+            outcome,
+            pages: counts.pages,
+            received: counts.received,
+            written: counts.written,
+            checkpoint_ms: state.and_then(|s| s.checkpoint_ms),
+        }
+    }
+
+    /// Turns a run's result into its outcome and records it in the stream's state.
+    async fn outcome_of(&self, shop_id: &str, stream: Stream, result: Result<RunOutcome, SyncError>) -> RunOutcome {
+        let now = self.clock.now_ms();
+        let mut state = match self.store.load_state(shop_id, stream).await {
+            Ok(s) => s.unwrap_or_else(|| StreamState::new(shop_id, stream)),
+            Err(e) => {
+                return RunOutcome::Failed { class: None, message: format!("database: {e}") };
+            }
+        };
+        let outcome = match result {
+            Ok(o) => o,
+            Err(SyncError::Api(e)) => match e.class {
+                ErrorClass::QuotaExhausted => {
+                    let until = e.retry_at_ms.unwrap_or(now);
+                    warn!(shop = shop_id, stream = stream.as_str(), until = %format_ms(until), "daily quota spent; paused");
+                    RunOutcome::Paused { until_ms: until }
+                }
+                ErrorClass::AuthorizationRevoked => {
+                    error!(shop = shop_id, error = %e, "authorization revoked: the shop needs to authorize the app again");
+                    if let Err(se) = self.store.set_shop_status(shop_id, ShopStatus::NeedsReauth, Some(&e.message)).await {
+                        warn!(shop = shop_id, error = %se, "could not mark the shop needs_reauth");
+                    }
+                    RunOutcome::NeedsReauth
+                }
+                class => {
+                    error!(shop = shop_id, stream = stream.as_str(), class = %class, error = %e, "window failed; its checkpoint stays");
+                    RunOutcome::Failed { class: Some(class), message: e.to_string() }
+                }
+            },
+            Err(e) => {
+                error!(shop = shop_id, stream = stream.as_str(), error = %e, "window failed; its checkpoint stays");
+                RunOutcome::Failed { class: None, message: e.to_string() }
+            }
+        };
+        match &outcome {
+            RunOutcome::CaughtUp => {
+                state.last_success_ms = Some(now);
+                state.last_error = None;
+                state.last_error_at_ms = None;
+                state.paused_until_ms = None;
+            }
+            RunOutcome::Paused { until_ms } => state.paused_until_ms = Some(*until_ms),
+            RunOutcome::Failed { message, .. } => {
+                state.last_error = Some(message.clone());
+                state.last_error_at_ms = Some(now);
+            }
+            RunOutcome::NeedsReauth => {
+                state.last_error = Some("authorization revoked: authorize the app again".into());
+                state.last_error_at_ms = Some(now);
+            }
+            RunOutcome::Stopped => {}
+        }
+        state.updated_at_ms = now;
+        if let Err(e) = self.store.save_state(&state).await {
+            warn!(shop = shop_id, stream = stream.as_str(), error = %e, "could not record the stream state");
+        }
+        if outcome == RunOutcome::CaughtUp {
+            info!(shop = shop_id, stream = stream.as_str(), checkpoint = ?state.checkpoint_ms.map(format_ms), "caught up");
+        }
+        outcome
+    }
+}
