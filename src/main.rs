@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use kwaishop_sync::sim::{self, SimConfig, faults::FaultConfig, push::PushConfig, run::SimOutputs};
 
 #[derive(Parser, Debug)]
-#[command(name = "kwaishop-sync", version, about = "Mirror Kuaishou shops (orders, refunds, items, SKUs) into SQLite or Postgres")]
+#[command(
+    name = "kwaishop-sync",
+    version,
+    about = "Mirror Kuaishou shops (orders, refunds, items, SKUs) into SQLite or Postgres"
+)]
 struct Cli {
     /// Log filter (tracing syntax, e.g. `info`, `kwaishop_sync=debug`); overrides RUST_LOG.
     #[arg(long, global = true, env = "KWAISHOP_SYNC_LOG")]
@@ -138,7 +142,9 @@ fn init_logging(cli: &Cli) {
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -153,7 +159,9 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     };
     let config = args.config();
     let started = std::time::Instant::now();
-    let handle = sim::run::launch(config, &args.listen, &outputs).await.context("starting the simulator")?;
+    let handle = sim::run::launch(config, &args.listen, &outputs)
+        .await
+        .context("starting the simulator")?;
     println!("simulator listening on {}", handle.base_url());
     println!(
         "  {} shop(s), data generated in {:.1}s; truth at {}/__sim/truth, call log at {}/__sim/calls",
@@ -186,7 +194,10 @@ async fn shutdown_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

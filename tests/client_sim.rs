@@ -8,21 +8,35 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use kwaishop_sync::Secret;
 use kwaishop_sync::api::calls::{OrderQuery, QueryType, RefundQuery};
 use kwaishop_sync::api::oauth::{MemoryTokenStore, TokenSet, TokenStore, TokenStoreError};
 use kwaishop_sync::api::{ApiClient, ClientOptions, ErrorClass, Method};
 use kwaishop_sync::clock::{Clock, DAY_MS, wall_ms};
 use kwaishop_sync::sim::SimConfig;
 use kwaishop_sync::sim::faults::FaultConfig;
-use kwaishop_sync::Secret;
 use serde_json::Value;
 
 fn still(orders: usize) -> SimConfig {
-    SimConfig { seed: 7, shops: 2, days: 30, orders, mutate: false, ..SimConfig::default() }
+    SimConfig {
+        seed: 7,
+        shops: 2,
+        days: 30,
+        orders,
+        mutate: false,
+        ..SimConfig::default()
+    }
 }
 
 fn order_query(begin: i64, end: i64, cursor: &str, sort: i64) -> OrderQuery {
-    OrderQuery { begin_ms: begin, end_ms: end, cursor: cursor.into(), page_size: 50, query_type: QueryType::UpdateTime, sort }
+    OrderQuery {
+        begin_ms: begin,
+        end_ms: end,
+        cursor: cursor.into(),
+        page_size: 50,
+        query_type: QueryType::UpdateTime,
+        sort,
+    }
 }
 
 fn i64_at(v: &Value, path: &[&str]) -> i64 {
@@ -47,11 +61,18 @@ async fn order_list_pages_to_nomore_with_each_order_once() {
         .filter(|o| (begin..=end).contains(&i64_at(o, &["orderBaseInfo", "updateTime"])))
         .map(|o| i64_at(o, &["orderBaseInfo", "oid"]))
         .collect();
-    assert!(want.len() > 200, "the window should hold several pages, has {}", want.len());
+    assert!(
+        want.len() > 200,
+        "the window should hold several pages, has {}",
+        want.len()
+    );
     for sort in [1, 2] {
         let (mut seen, mut cursor, mut pages) = (Vec::new(), String::new(), 0);
         loop {
-            let page = client.order_page(&shop_id(0), &order_query(begin, end, &cursor, sort)).await.expect("page");
+            let page = client
+                .order_page(&shop_id(0), &order_query(begin, end, &cursor, sort))
+                .await
+                .expect("page");
             pages += 1;
             seen.extend(page.orders.iter().map(|o| o.oid));
             if page.is_last() {
@@ -60,9 +81,17 @@ async fn order_list_pages_to_nomore_with_each_order_once() {
             cursor = page.cursor.clone();
         }
         let unique: BTreeSet<i64> = seen.iter().copied().collect();
-        assert_eq!(unique.len(), seen.len(), "an order came twice (sort {sort})");
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "an order came twice (sort {sort})"
+        );
         assert_eq!(unique, want, "sort {sort}");
-        assert_eq!(pages, want.len().div_ceil(50), "one call per page (sort {sort})");
+        assert_eq!(
+            pages,
+            want.len().div_ceil(50),
+            "one call per page (sort {sort})"
+        );
     }
 }
 
@@ -72,15 +101,30 @@ async fn refund_list_pages_to_nomore_with_each_refund_once() {
     let client = client(&sim);
     let now = sim.state.clock.now_ms();
     let truth = truth(&sim).await;
-    let refunds = truth["shops"][1]["refunds"].as_array().expect("refunds").clone();
+    let refunds = truth["shops"][1]["refunds"]
+        .as_array()
+        .expect("refunds")
+        .clone();
     let mut seen = Vec::new();
     let mut want = BTreeSet::new();
     for day in 1..=7 {
         let (begin, end) = (now - day * DAY_MS, now - (day - 1) * DAY_MS - 1);
-        want.extend(refunds.iter().filter(|r| (begin..=end).contains(&i64_at(r, &["updateTime"]))).map(|r| i64_at(r, &["refundId"])));
+        want.extend(
+            refunds
+                .iter()
+                .filter(|r| (begin..=end).contains(&i64_at(r, &["updateTime"])))
+                .map(|r| i64_at(r, &["refundId"])),
+        );
         let mut pcursor = String::new();
         loop {
-            let q = RefundQuery { begin_ms: begin, end_ms: end, pcursor: pcursor.clone(), page_size: 100, query_type: QueryType::UpdateTime, sort: 1 };
+            let q = RefundQuery {
+                begin_ms: begin,
+                end_ms: end,
+                pcursor: pcursor.clone(),
+                page_size: 100,
+                query_type: QueryType::UpdateTime,
+                sort: 1,
+            };
             // Shop 1 answers under the alternative list name `dataList`.
             let page = client.refund_page(&shop_id(1), &q).await.expect("page");
             seen.extend(page.refunds.iter().map(|r| r.refund_id));
@@ -98,15 +142,30 @@ async fn refund_list_pages_to_nomore_with_each_refund_once() {
 
 #[tokio::test]
 async fn item_list_pages_to_the_last_page_with_each_item_once() {
-    let sim = start_sim(SimConfig { items: Some(250), ..still(1_000) }).await;
+    let sim = start_sim(SimConfig {
+        items: Some(250),
+        ..still(1_000)
+    })
+    .await;
     let client = client(&sim);
     let truth = truth(&sim).await;
-    let want: BTreeSet<i64> = truth["shops"][0]["items"].as_array().expect("items").iter().map(|i| i64_at(i, &["kwaiItemId"])).collect();
+    let want: BTreeSet<i64> = truth["shops"][0]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i64_at(i, &["kwaiItemId"]))
+        .collect();
     let (mut seen, mut page_number) = (Vec::new(), 1);
     loop {
-        let page = client.item_page(&shop_id(0), page_number, 100).await.expect("page");
+        let page = client
+            .item_page(&shop_id(0), page_number, 100)
+            .await
+            .expect("page");
         seen.extend(page.items.iter().map(|i| i.kwai_item_id));
-        assert!(page.items.iter().all(|i| !i.skus.is_empty()), "items carry their SKUs");
+        assert!(
+            page.items.iter().all(|i| !i.skus.is_empty()),
+            "items carry their SKUs"
+        );
         if page_number >= page.total_page {
             break;
         }
@@ -128,27 +187,48 @@ async fn details_parse_both_spellings() {
     for parity in [0, 1] {
         let o = orders
             .iter()
-            .find(|o| i64_at(o, &["orderBaseInfo", "oid"]) % 2 == parity && !o["orderRefundList"].as_array().is_some_and(Vec::is_empty))
+            .find(|o| {
+                i64_at(o, &["orderBaseInfo", "oid"]) % 2 == parity
+                    && !o["orderRefundList"].as_array().is_some_and(Vec::is_empty)
+            })
             .expect("an order with a refund of this parity");
         let oid = i64_at(o, &["orderBaseInfo", "oid"]);
         let order = client.order_detail(&shop_id(0), oid).await.expect("detail");
         assert_eq!(order.oid, oid);
-        assert_eq!(order.latest_refund_id, Some(i64_at(&o["orderRefundList"][0], &["refundId"])));
-        assert_eq!(order.update_time, i64_at(o, &["orderBaseInfo", "updateTime"]));
+        assert_eq!(
+            order.latest_refund_id,
+            Some(i64_at(&o["orderRefundList"][0], &["refundId"]))
+        );
+        assert_eq!(
+            order.update_time,
+            i64_at(o, &["orderBaseInfo", "updateTime"])
+        );
     }
     let r = &truth["shops"][0]["refunds"][0];
-    let refund = client.refund_detail(&shop_id(0), i64_at(r, &["refundId"])).await.expect("refund detail");
+    let refund = client
+        .refund_detail(&shop_id(0), i64_at(r, &["refundId"]))
+        .await
+        .expect("refund detail");
     assert_eq!(refund.refund_fee, i64_at(r, &["refundFee"]));
-    let missing = client.refund_detail(&shop_id(0), 1).await.expect_err("no such refund");
+    let missing = client
+        .refund_detail(&shop_id(0), 1)
+        .await
+        .expect_err("no such refund");
     assert_eq!(missing.class, ErrorClass::Business);
 }
 
 #[tokio::test]
 async fn md5_signing_is_accepted_too() {
     let sim = start_sim(still(100)).await;
-    let opts = ClientOptions { sign_method: kwaishop_sync::api::SignMethod::Md5, ..fast_options(&sim) };
+    let opts = ClientOptions {
+        sign_method: kwaishop_sync::api::SignMethod::Md5,
+        ..fast_options(&sim)
+    };
     let client = client_with(&sim, opts, token_store(&sim));
-    client.item_page(&shop_id(0), 1, 20).await.expect("MD5-signed call succeeds");
+    client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect("MD5-signed call succeeds");
 }
 
 #[tokio::test]
@@ -164,10 +244,17 @@ async fn a_bad_sign_is_an_invalid_request() {
         Arc::new(kwaishop_sync::api::limits::MemoryUsage::default()),
     )
     .expect("client");
-    let err = client.item_page(&shop_id(0), 1, 20).await.expect_err("bad sign");
+    let err = client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect_err("bad sign");
     assert_eq!(err.class, ErrorClass::InvalidRequest);
     assert_eq!(err.result, Some(27));
-    assert_eq!(calls(&sim).await.len(), 1, "an invalid request is not retried");
+    assert_eq!(
+        calls(&sim).await.len(),
+        1,
+        "an invalid request is not retried"
+    );
 }
 
 #[tokio::test]
@@ -175,12 +262,22 @@ async fn an_expired_token_is_refreshed_once_and_the_call_retried() {
     let sim = start_sim(still(100)).await;
     let client = client(&sim);
     admin(&sim, "expire?shop=0").await;
-    client.item_page(&shop_id(0), 1, 20).await.expect("succeeds after a refresh");
+    client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect("succeeds after a refresh");
     let log = calls(&sim).await;
-    let outcomes: Vec<(&str, &str)> = log.iter().map(|c| (c.method.as_str(), c.outcome.as_str())).collect();
+    let outcomes: Vec<(&str, &str)> = log
+        .iter()
+        .map(|c| (c.method.as_str(), c.outcome.as_str()))
+        .collect();
     assert_eq!(
         outcomes,
-        vec![("open.item.list.get", "token_expired"), ("oauth2/refresh_token", "ok"), ("open.item.list.get", "ok")]
+        vec![
+            ("open.item.list.get", "token_expired"),
+            ("oauth2/refresh_token", "ok"),
+            ("open.item.list.get", "ok")
+        ]
     );
 }
 
@@ -189,9 +286,15 @@ async fn a_revoked_authorization_is_classified_and_not_retried() {
     let sim = start_sim(still(100)).await;
     let client = client(&sim);
     admin(&sim, "revoke?shop=1").await;
-    let err = client.item_page(&shop_id(1), 1, 20).await.expect_err("revoked");
+    let err = client
+        .item_page(&shop_id(1), 1, 20)
+        .await
+        .expect_err("revoked");
     assert_eq!(err.class, ErrorClass::AuthorizationRevoked);
-    client.item_page(&shop_id(0), 1, 20).await.expect("the other shop still works");
+    client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect("the other shop still works");
     assert_eq!(calls(&sim).await.len(), 2);
 }
 
@@ -200,70 +303,162 @@ async fn a_window_too_wide_is_an_invalid_request() {
     let sim = start_sim(still(100)).await;
     let client = client(&sim);
     let now = sim.state.clock.now_ms();
-    let err = client.order_page(&shop_id(0), &order_query(now - 8 * DAY_MS, now, "", 1)).await.expect_err("8 days");
+    let err = client
+        .order_page(&shop_id(0), &order_query(now - 8 * DAY_MS, now, "", 1))
+        .await
+        .expect_err("8 days");
     assert_eq!(err.class, ErrorClass::InvalidRequest);
-    let q = RefundQuery { begin_ms: now - 2 * DAY_MS, end_ms: now, pcursor: String::new(), page_size: 100, query_type: QueryType::UpdateTime, sort: 1 };
-    assert_eq!(client.refund_page(&shop_id(0), &q).await.expect_err("2 days").class, ErrorClass::InvalidRequest);
-    let old = client.order_page(&shop_id(0), &order_query(now - 91 * DAY_MS, now - 90 * DAY_MS + 1000, "", 1)).await;
-    assert_eq!(old.expect_err("older than 90 days").class, ErrorClass::InvalidRequest);
-    assert_eq!(calls(&sim).await.len(), 3, "invalid requests are not retried");
+    let q = RefundQuery {
+        begin_ms: now - 2 * DAY_MS,
+        end_ms: now,
+        pcursor: String::new(),
+        page_size: 100,
+        query_type: QueryType::UpdateTime,
+        sort: 1,
+    };
+    assert_eq!(
+        client
+            .refund_page(&shop_id(0), &q)
+            .await
+            .expect_err("2 days")
+            .class,
+        ErrorClass::InvalidRequest
+    );
+    let old = client
+        .order_page(
+            &shop_id(0),
+            &order_query(now - 91 * DAY_MS, now - 90 * DAY_MS + 1000, "", 1),
+        )
+        .await;
+    assert_eq!(
+        old.expect_err("older than 90 days").class,
+        ErrorClass::InvalidRequest
+    );
+    assert_eq!(
+        calls(&sim).await.len(),
+        3,
+        "invalid requests are not retried"
+    );
 }
 
 #[tokio::test]
 async fn a_throttled_answer_backs_off_and_succeeds() {
-    let sim = start_sim(SimConfig { qps: Some(2.0), ..still(100) }).await;
+    let sim = start_sim(SimConfig {
+        qps: Some(2.0),
+        ..still(100)
+    })
+    .await;
     // The client believes it may send 100 QPS, so the simulator's 2 QPS limit must throttle it.
-    let opts = ClientOptions { qps: Method::ALL.iter().map(|m| (*m, 100.0)).collect(), ..fast_options(&sim) };
+    let opts = ClientOptions {
+        qps: Method::ALL.iter().map(|m| (*m, 100.0)).collect(),
+        ..fast_options(&sim)
+    };
     let client = client_with(&sim, opts, token_store(&sim));
     let started = Instant::now();
     for _ in 0..4 {
-        client.item_page(&shop_id(0), 1, 20).await.expect("eventually succeeds");
+        client
+            .item_page(&shop_id(0), 1, 20)
+            .await
+            .expect("eventually succeeds");
     }
     let log = calls(&sim).await;
-    assert!(log.iter().any(|c| c.outcome == "throttled"), "the limit was hit");
+    assert!(
+        log.iter().any(|c| c.outcome == "throttled"),
+        "the limit was hit"
+    );
     assert_eq!(log.iter().filter(|c| c.outcome == "ok").count(), 4);
-    assert!(started.elapsed() >= Duration::from_millis(200), "backed off at least the throttled delay");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "backed off at least the throttled delay"
+    );
 }
 
 #[tokio::test]
 async fn an_exhausted_quota_stops_without_retry() {
-    let sim = start_sim(SimConfig { daily_quota: Some(3), ..still(100) }).await;
+    let sim = start_sim(SimConfig {
+        daily_quota: Some(3),
+        ..still(100)
+    })
+    .await;
     let client = client(&sim);
     for _ in 0..3 {
-        client.item_page(&shop_id(0), 1, 20).await.expect("within quota");
+        client
+            .item_page(&shop_id(0), 1, 20)
+            .await
+            .expect("within quota");
     }
-    let err = client.item_page(&shop_id(0), 1, 20).await.expect_err("quota");
+    let err = client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect_err("quota");
     assert_eq!(err.class, ErrorClass::QuotaExhausted);
     let reset = err.retry_at_ms.expect("says when the quota resets");
     assert!(reset > sim.state.clock.now_ms() && reset <= sim.state.clock.now_ms() + DAY_MS);
-    let again = client.item_page(&shop_id(0), 1, 20).await.expect_err("still paused");
+    let again = client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect_err("still paused");
     assert_eq!(again.class, ErrorClass::QuotaExhausted);
     let log = calls(&sim).await;
-    assert_eq!(log.iter().filter(|c| c.outcome == "quota_exhausted").count(), 1, "no retry, no further call");
+    assert_eq!(
+        log.iter()
+            .filter(|c| c.outcome == "quota_exhausted")
+            .count(),
+        1,
+        "no retry, no further call"
+    );
     assert_eq!(log.len(), 4);
-    client.item_page(&shop_id(1), 1, 20).await.expect("another shop has its own quota");
+    client
+        .item_page(&shop_id(1), 1, 20)
+        .await
+        .expect("another shop has its own quota");
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_until_they_pass() {
     let sim = start_sim(still(100)).await;
     let client = client(&sim);
-    admin_faults(&sim, FaultConfig { error_5xx: 1.0, ..Default::default() }).await;
+    admin_faults(
+        &sim,
+        FaultConfig {
+            error_5xx: 1.0,
+            ..Default::default()
+        },
+    )
+    .await;
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.item_page(&shop_id(0), 1, 20).await }
     });
-    wait_until(Duration::from_secs(10), "a 5xx answer", || async { calls(&sim).await.iter().any(|c| c.outcome == "server_error") }).await;
+    wait_until(Duration::from_secs(10), "a 5xx answer", || async {
+        calls(&sim)
+            .await
+            .iter()
+            .any(|c| c.outcome == "server_error")
+    })
+    .await;
     admin_faults(&sim, FaultConfig::default()).await;
-    call.await.expect("task").expect("succeeds once the 5xx stop");
+    call.await
+        .expect("task")
+        .expect("succeeds once the 5xx stop");
     let log = calls(&sim).await;
     assert!(log.iter().filter(|c| c.outcome == "server_error").count() >= 1);
     assert_eq!(log.last().map(|c| c.outcome.as_str()), Some("ok"));
 
     // With the 5xx never stopping, the client gives up after max_attempts as a transient failure.
-    admin_faults(&sim, FaultConfig { error_5xx: 1.0, ..Default::default() }).await;
+    admin_faults(
+        &sim,
+        FaultConfig {
+            error_5xx: 1.0,
+            ..Default::default()
+        },
+    )
+    .await;
     let before = calls(&sim).await.len();
-    let err = client.item_page(&shop_id(0), 1, 20).await.expect_err("5xx forever");
+    let err = client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect_err("5xx forever");
     assert_eq!(err.class, ErrorClass::Transient);
     assert_eq!(calls(&sim).await.len() - before, 5, "max_attempts calls");
 }
@@ -271,15 +466,31 @@ async fn server_errors_are_retried_until_they_pass() {
 #[tokio::test]
 async fn timeouts_and_cut_answers_are_transient_and_retried() {
     let sim = start_sim(still(100)).await;
-    let opts = ClientOptions { timeout: Duration::from_millis(300), ..fast_options(&sim) };
+    let opts = ClientOptions {
+        timeout: Duration::from_millis(300),
+        ..fast_options(&sim)
+    };
     let client = client_with(&sim, opts, token_store(&sim));
     for faults in [
-        FaultConfig { timeout: 1.0, timeout_ms: 2_000, ..Default::default() },
-        FaultConfig { cut: 1.0, ..Default::default() },
-        FaultConfig { internal_timeout: 1.0, ..Default::default() },
+        FaultConfig {
+            timeout: 1.0,
+            timeout_ms: 2_000,
+            ..Default::default()
+        },
+        FaultConfig {
+            cut: 1.0,
+            ..Default::default()
+        },
+        FaultConfig {
+            internal_timeout: 1.0,
+            ..Default::default()
+        },
     ] {
         admin_faults(&sim, faults.clone()).await;
-        let err = client.item_page(&shop_id(0), 1, 20).await.expect_err("fault");
+        let err = client
+            .item_page(&shop_id(0), 1, 20)
+            .await
+            .expect_err("fault");
         assert_eq!(err.class, ErrorClass::Transient, "{faults:?}: {err}");
     }
 }
@@ -296,22 +507,36 @@ async fn admin_faults(sim: &kwaishop_sync::sim::SimHandle, faults: FaultConfig) 
 /// I7: with 50 QPS on both sides, 2,000 calls draw no throttled answer and use ≥ 90 % of it.
 #[tokio::test]
 async fn fifty_qps_on_both_sides_is_used_without_throttling() {
-    let sim = start_sim(SimConfig { qps: Some(50.0), ..still(100) }).await;
-    let opts = ClientOptions { qps: Method::ALL.iter().map(|m| (*m, 50.0)).collect(), ..fast_options(&sim) };
+    let sim = start_sim(SimConfig {
+        qps: Some(50.0),
+        ..still(100)
+    })
+    .await;
+    let opts = ClientOptions {
+        qps: Method::ALL.iter().map(|m| (*m, 50.0)).collect(),
+        ..fast_options(&sim)
+    };
     let client = client_with(&sim, opts, token_store(&sim));
     let mut tasks = Vec::new();
     for worker in 0..8 {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..250 {
-                client.item_page(&shop_id(worker % 2), 1, 10).await.expect("call");
+                client
+                    .item_page(&shop_id(worker % 2), 1, 10)
+                    .await
+                    .expect("call");
             }
         }));
     }
     for t in tasks {
         t.await.expect("worker");
     }
-    let log: Vec<_> = calls(&sim).await.into_iter().filter(|c| c.method == "open.item.list.get").collect();
+    let log: Vec<_> = calls(&sim)
+        .await
+        .into_iter()
+        .filter(|c| c.method == "open.item.list.get")
+        .collect();
     assert_eq!(log.len(), 2_000);
     assert_eq!(log.iter().filter(|c| c.outcome == "throttled").count(), 0);
     let first = log.iter().map(|c| c.wall_ms).min().expect("calls");
@@ -320,9 +545,20 @@ async fn fifty_qps_on_both_sides_is_used_without_throttling() {
     eprintln!("achieved {rate:.1} calls/s against a limit of 50");
     assert!(rate >= 45.0, "achieved only {rate:.1} QPS");
     // And no 1-second window held more than 50 arrivals.
-    let times: Vec<i64> = { let mut t: Vec<i64> = log.iter().map(|c| c.wall_ms).collect(); t.sort_unstable(); t };
-    let max_in_window = times.iter().enumerate().map(|(i, t)| times[i..].iter().take_while(|u| **u < t + 1000).count()).max();
-    assert!(max_in_window <= Some(50), "{max_in_window:?} calls in one second");
+    let times: Vec<i64> = {
+        let mut t: Vec<i64> = log.iter().map(|c| c.wall_ms).collect();
+        t.sort_unstable();
+        t
+    };
+    let max_in_window = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| times[i..].iter().take_while(|u| **u < t + 1000).count())
+        .max();
+    assert!(
+        max_in_window <= Some(50),
+        "{max_in_window:?} calls in one second"
+    );
 }
 
 /// A token store that records when each save finished, and is slow to save.
@@ -340,7 +576,10 @@ impl TokenStore for RecordingStore {
     async fn save(&self, shop: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
         tokio::time::sleep(Duration::from_millis(150)).await;
         self.inner.save(shop, tokens).await?;
-        self.saves.lock().expect("lock").push((wall_ms(), tokens.refresh_token.expose().to_string()));
+        self.saves
+            .lock()
+            .expect("lock")
+            .push((wall_ms(), tokens.refresh_token.expose().to_string()));
         Ok(())
     }
 }
@@ -351,7 +590,11 @@ async fn eight_concurrent_expired_calls_cause_one_refresh_stored_before_use() {
     let memory = token_store(&sim);
     let store = Arc::new(RecordingStore::default());
     for i in 0..2 {
-        let t = memory.load(&shop_id(i)).await.expect("load").expect("tokens");
+        let t = memory
+            .load(&shop_id(i))
+            .await
+            .expect("load")
+            .expect("tokens");
         store.inner.save(&shop_id(i), &t).await.expect("seed");
     }
     let client = client_with(&sim, fast_options(&sim), store.clone());
@@ -359,47 +602,80 @@ async fn eight_concurrent_expired_calls_cause_one_refresh_stored_before_use() {
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let client = client.clone();
-        tasks.push(tokio::spawn(async move { client.item_page(&shop_id(0), 1, 10).await }));
+        tasks.push(tokio::spawn(async move {
+            client.item_page(&shop_id(0), 1, 10).await
+        }));
     }
     for t in tasks {
-        t.await.expect("task").expect("call succeeds after the refresh");
+        t.await
+            .expect("task")
+            .expect("call succeeds after the refresh");
     }
     let log = calls(&sim).await;
-    let refreshes: Vec<_> = log.iter().filter(|c| c.method == "oauth2/refresh_token").collect();
+    let refreshes: Vec<_> = log
+        .iter()
+        .filter(|c| c.method == "oauth2/refresh_token")
+        .collect();
     assert_eq!(refreshes.len(), 1, "exactly one refresh");
     let saves = store.saves.lock().expect("lock").clone();
     assert_eq!(saves.len(), 1, "one rotation stored");
     let stored_at = saves[0].0;
     let new_seq = refreshes[0].token_seq.expect("the refresh issued a token");
-    let uses: Vec<i64> = log.iter().filter(|c| c.token_seq == Some(new_seq) && c.method != "oauth2/refresh_token").map(|c| c.wall_ms).collect();
+    let uses: Vec<i64> = log
+        .iter()
+        .filter(|c| c.token_seq == Some(new_seq) && c.method != "oauth2/refresh_token")
+        .map(|c| c.wall_ms)
+        .collect();
     assert_eq!(uses.len(), 8, "every call retried with the new token");
-    assert!(uses.iter().all(|t| *t >= stored_at), "a call used the new token before it was stored");
-    let stored = store.load(&shop_id(0)).await.expect("load").expect("tokens");
+    assert!(
+        uses.iter().all(|t| *t >= stored_at),
+        "a call used the new token before it was stored"
+    );
+    let stored = store
+        .load(&shop_id(0))
+        .await
+        .expect("load")
+        .expect("tokens");
     assert_eq!(stored.refresh_token.expose(), saves[0].1);
+}
+
+/// The garbage answer for an item page, chosen by the page number in `param`.
+fn garbage_for(param: &str) -> String {
+    let body = if param.contains("\"pageNumber\":1,") {
+        "<html><body>502 Bad Gateway</body></html>"
+    } else if param.contains("\"pageNumber\":2,") {
+        r#"{"result":1,"data":{"items":[{"kwaiItemId":1"#
+    } else if param.contains("\"pageNumber\":3,") {
+        r#"{"result":1,"data":{"totalPage":"many","items":{"oops":true}}}"#
+    } else if param.contains("\"pageNumber\":4,") {
+        r#"{"result":1,"data":{"totalPage":1,"items":[{"kwaiItemId":{"x":1},"title":"t"}]}}"#
+    } else {
+        r#"{"result":[1],"data":null}"#
+    };
+    body.to_string()
 }
 
 /// A server that answers garbage, to show the client classifies it and never panics.
 async fn garbage_server() -> String {
+    use axum::extract::Query;
     use axum::routing::get;
-    let big = Arc::new("x".repeat(10 << 20));
+    let big = Arc::new(format!(
+        "{{\"result\":1,\"data\":\"{}\"}}",
+        "x".repeat(10 << 20)
+    ));
+    let items = |Query(q): Query<HashMap<String, String>>| async move {
+        garbage_for(&q.get("param").cloned().unwrap_or_default())
+    };
+    let detail = move || {
+        let big = big.clone();
+        async move { big.as_str().to_string() }
+    };
     let app = axum::Router::new()
-        .route("/open/item/list/get", get(|axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| async move {
-            let kind = q.get("param").cloned().unwrap_or_default();
-            let body = if kind.contains("\"pageNumber\":1,") {
-                "<html><body>502 Bad Gateway</body></html>".to_string()
-            } else if kind.contains("\"pageNumber\":2,") {
-                r#"{"result":1,"data":{"items":[{"kwaiItemId":1"#.to_string()
-            } else if kind.contains("\"pageNumber\":3,") {
-                r#"{"result":1,"data":{"totalPage":"many","items":{"oops":true}}}"#.to_string()
-            } else if kind.contains("\"pageNumber\":4,") {
-                r#"{"result":1,"data":{"totalPage":1,"items":[{"kwaiItemId":{"x":1},"title":"t"}]}}"#.to_string()
-            } else {
-                r#"{"result":[1],"data":null}"#.to_string()
-            };
-            body
-        }))
-        .route("/open/order/detail", get(move || { let big = big.clone(); async move { format!("{{\"result\":1,\"data\":\"{big}\"}}") } }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        .route("/open/item/list/get", get(items))
+        .route("/open/order/detail", get(detail));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
     format!("http://{addr}")
@@ -409,14 +685,33 @@ async fn garbage_server() -> String {
 async fn garbage_answers_give_classified_errors() {
     let sim = start_sim(still(10)).await;
     let base = garbage_server().await;
-    let opts = ClientOptions { base_url: base, retry: kwaishop_sync::api::RetryPolicy { max_attempts: 2, ..fast_options(&sim).retry }, ..fast_options(&sim) };
+    let opts = ClientOptions {
+        base_url: base,
+        retry: kwaishop_sync::api::RetryPolicy {
+            max_attempts: 2,
+            ..fast_options(&sim).retry
+        },
+        ..fast_options(&sim)
+    };
     let client = client_with(&sim, opts, token_store(&sim));
-    let cases = [(1, ErrorClass::Transient), (2, ErrorClass::Transient), (3, ErrorClass::Malformed), (4, ErrorClass::Malformed), (5, ErrorClass::Malformed)];
+    let cases = [
+        (1, ErrorClass::Transient),
+        (2, ErrorClass::Transient),
+        (3, ErrorClass::Malformed),
+        (4, ErrorClass::Malformed),
+        (5, ErrorClass::Malformed),
+    ];
     for (page, want) in cases {
-        let err = client.item_page(&shop_id(0), page, 10).await.expect_err("garbage");
+        let err = client
+            .item_page(&shop_id(0), page, 10)
+            .await
+            .expect_err("garbage");
         assert_eq!(err.class, want, "page {page}: {err}");
     }
-    let err = client.order_detail(&shop_id(0), 1).await.expect_err("10 MiB");
+    let err = client
+        .order_detail(&shop_id(0), 1)
+        .await
+        .expect_err("10 MiB");
     assert_eq!(err.class, ErrorClass::Malformed, "{err}");
     assert!(err.message.contains("larger than"), "{err}");
 }

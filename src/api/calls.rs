@@ -46,7 +46,10 @@ fn malformed(method: Method, e: RecordError) -> ApiError {
 }
 
 fn with_id(method: Method, ok: &Success, e: RecordError) -> ApiError {
-    ApiError { request_id: ok.request_id.clone(), ..malformed(method, e) }
+    ApiError {
+        request_id: ok.request_id.clone(),
+        ..malformed(method, e)
+    }
 }
 
 impl ApiClient {
@@ -70,7 +73,9 @@ impl ApiClient {
     /// One order with its gift sub-orders and detail-only fields.
     pub async fn order_detail(&self, shop: &str, oid: i64) -> Result<Order, ApiError> {
         let method = Method::OrderDetail;
-        let ok = self.call(shop, method, &json!({ "oid": oid }).to_string()).await?;
+        let ok = self
+            .call(shop, method, &json!({ "oid": oid }).to_string())
+            .await?;
         Order::from_raw(&ok.data).map_err(|e| with_id(method, &ok, e))
     }
 
@@ -94,12 +99,19 @@ impl ApiClient {
     /// One refund with its detail-only fields.
     pub async fn refund_detail(&self, shop: &str, refund_id: i64) -> Result<Refund, ApiError> {
         let method = Method::RefundDetail;
-        let ok = self.call(shop, method, &json!({ "refundId": refund_id }).to_string()).await?;
+        let ok = self
+            .call(shop, method, &json!({ "refundId": refund_id }).to_string())
+            .await?;
         Refund::from_raw(&ok.data).map_err(|e| with_id(method, &ok, e))
     }
 
     /// One page (1-based) of the shop's items.
-    pub async fn item_page(&self, shop: &str, page_number: i64, page_size: u32) -> Result<ItemPage, ApiError> {
+    pub async fn item_page(
+        &self,
+        shop: &str,
+        page_number: i64,
+        page_size: u32,
+    ) -> Result<ItemPage, ApiError> {
         let method = Method::ItemList;
         let param = json!({ "pageNumber": page_number, "pageSize": page_size });
         let ok = self.call(shop, method, &param.to_string()).await?;
@@ -112,6 +124,9 @@ impl ApiClient {
         let param = json!({ "kwaiItemId": kwai_item_id, "pageNumber": 1, "pageSize": 10 });
         let ok = self.call(shop, method, &param.to_string()).await?;
         let page = ItemPage::from_data(&ok.data).map_err(|e| with_id(method, &ok, e))?;
-        Ok(page.items.into_iter().find(|i| i.kwai_item_id == kwai_item_id))
+        Ok(page
+            .items
+            .into_iter()
+            .find(|i| i.kwai_item_id == kwai_item_id))
     }
 }

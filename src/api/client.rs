@@ -138,9 +138,19 @@ impl ApiClient {
             .connect_timeout(opts.connect_timeout)
             .user_agent(concat!("kwaishop-sync/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ApiError::local(ErrorClass::InvalidRequest, "client", e.without_url().to_string()))?;
+            .map_err(|e| {
+                ApiError::local(
+                    ErrorClass::InvalidRequest,
+                    "client",
+                    e.without_url().to_string(),
+                )
+            })?;
         let qps = opts.qps.clone();
-        let limits = RateLimits::new(|m| qps.get(&m).copied().unwrap_or_else(|| platform_default_qps(m)));
+        let limits = RateLimits::new(|m| {
+            qps.get(&m)
+                .copied()
+                .unwrap_or_else(|| platform_default_qps(m))
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -176,7 +186,8 @@ impl ApiClient {
             .with_max_delay(policy.max_delay)
             .with_max_times(policy.max_attempts.saturating_sub(1))
             .with_jitter();
-        let throttle_factor = policy.throttled_delay.as_secs_f64() / policy.transient_delay.as_secs_f64().max(1e-6);
+        let throttle_factor =
+            policy.throttled_delay.as_secs_f64() / policy.transient_delay.as_secs_f64().max(1e-6);
         let max_delay = policy.max_delay;
         (|| self.attempt(shop, method, param))
             .retry(backoff)
@@ -215,7 +226,13 @@ impl ApiClient {
     }
 
     /// One signed request, paced and counted.
-    async fn send(&self, shop: &str, method: Method, param: &str, token: &TokenSet) -> Result<Success, ApiError> {
+    async fn send(
+        &self,
+        shop: &str,
+        method: Method,
+        param: &str,
+        token: &TokenSet,
+    ) -> Result<Success, ApiError> {
         let inner = &self.inner;
         inner.limits.acquire(method).await;
         self.count_call(shop, method).await?;
@@ -244,7 +261,12 @@ impl ApiClient {
         // The URL carries the access token: it is never logged, and errors drop it (without_url).
         let url = format!("{}{}?{}", inner.base_url, method.path(), query);
         debug!(shop, method = method.name(), "calling");
-        let response = inner.http.get(url).send().await.map_err(|e| network_error(method.name(), e))?;
+        let response = inner
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| network_error(method.name(), e))?;
         let status = response.status().as_u16();
         let body = read_capped(method.name(), response, inner.opts.max_body_bytes).await?;
         let outcome = envelope::decode(method.name(), status, &body);
@@ -263,18 +285,32 @@ impl ApiClient {
     async fn count_call(&self, shop: &str, method: Method) -> Result<(), ApiError> {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
-        let storage = |e: super::limits::UsageError| ApiError::local(ErrorClass::Transient, method.name(), e.to_string());
+        let storage = |e: super::limits::UsageError| {
+            ApiError::local(ErrorClass::Transient, method.name(), e.to_string())
+        };
         if let Some(until) = inner.usage.paused_until(shop).await.map_err(storage)?
             && until > now
         {
-            return Err(quota_error(method, until, "the daily quota is spent (paused by an earlier answer)"));
+            return Err(quota_error(
+                method,
+                until,
+                "the daily quota is spent (paused by an earlier answer)",
+            ));
         }
         let day = beijing_day(now);
-        let counted = inner.usage.try_add_call(shop, day, method, inner.opts.daily_quota).await.map_err(storage)?;
+        let counted = inner
+            .usage
+            .try_add_call(shop, day, method, inner.opts.daily_quota)
+            .await
+            .map_err(storage)?;
         if counted.is_none() {
             let until = next_beijing_midnight(now);
             self.pause(shop, until).await;
-            return Err(quota_error(method, until, "the configured daily quota is used up"));
+            return Err(quota_error(
+                method,
+                until,
+                "the configured daily quota is used up",
+            ));
         }
         Ok(())
     }
@@ -305,7 +341,13 @@ impl ApiClient {
 
     /// The shop's token from the cache, else from the store.
     async fn load_token(&self, shop: &str, what: &str) -> Result<TokenSet, ApiError> {
-        if let Some(t) = self.inner.cache.read().ok().and_then(|c| c.get(shop).cloned()) {
+        if let Some(t) = self
+            .inner
+            .cache
+            .read()
+            .ok()
+            .and_then(|c| c.get(shop).cloned())
+        {
             return Ok(t);
         }
         let loaded = self
@@ -335,13 +377,21 @@ impl ApiClient {
     }
 
     fn refresh_lock(&self, shop: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.refresh_locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut locks = self
+            .inner
+            .refresh_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         locks.entry(shop.to_string()).or_default().clone()
     }
 
     /// Refreshes the shop's token unless another task already replaced `stale`; one refresh at a
     /// time per shop. The rotated pair is stored before it is returned for use.
-    pub async fn refresh_replacing(&self, shop: &str, stale: &TokenSet) -> Result<TokenSet, ApiError> {
+    pub async fn refresh_replacing(
+        &self,
+        shop: &str,
+        stale: &TokenSet,
+    ) -> Result<TokenSet, ApiError> {
         let lock = self.refresh_lock(shop);
         let _one_at_a_time = lock.lock().await;
         let current = self.load_token(shop, "oauth2/refresh_token").await?;
@@ -353,19 +403,23 @@ impl ApiClient {
             return Err(ApiError::local(
                 ErrorClass::AuthorizationRevoked,
                 "oauth2/refresh_token",
-                format!("the refresh token of shop {shop} has expired: the merchant must authorize again"),
+                format!(
+                    "the refresh token of shop {shop} has expired: the merchant must authorize again"
+                ),
             ));
         }
         let fresh = self.refresh_grant(&current).await?;
-        self.inner
-            .tokens
-            .save(shop, &fresh)
-            .await
-            .map_err(|e| ApiError::local(ErrorClass::Transient, "oauth2/refresh_token", e.to_string()))?;
+        self.inner.tokens.save(shop, &fresh).await.map_err(|e| {
+            ApiError::local(ErrorClass::Transient, "oauth2/refresh_token", e.to_string())
+        })?;
         if let Ok(mut cache) = self.inner.cache.write() {
             cache.insert(shop.to_string(), fresh.clone());
         }
-        info!(shop, access_expires_at = fresh.access_expires_at, "access token refreshed");
+        info!(
+            shop,
+            access_expires_at = fresh.access_expires_at,
+            "access token refreshed"
+        );
         Ok(fresh)
     }
 
@@ -386,11 +440,22 @@ impl ApiClient {
             ("app_secret", inner.app.app_secret.expose()),
         ];
         let url = format!("{}/{ENDPOINT}", inner.base_url);
-        let response = inner.http.post(url).form(&form).send().await.map_err(|e| network_error(ENDPOINT, e))?;
+        let response = inner
+            .http
+            .post(url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| network_error(ENDPOINT, e))?;
         let status = response.status().as_u16();
         let body = read_capped(ENDPOINT, response, 1 << 20).await?;
-        let mut fresh =
-            oauth::parse_token_response(ENDPOINT, &body, status, inner.clock.now_ms(), Some(current.refresh_expires_at))?;
+        let mut fresh = oauth::parse_token_response(
+            ENDPOINT,
+            &body,
+            status,
+            inner.clock.now_ms(),
+            Some(current.refresh_expires_at),
+        )?;
         if fresh.open_id.is_empty() {
             fresh.open_id = current.open_id.clone();
         }
@@ -412,10 +477,16 @@ impl ApiClient {
         ])
         .map_err(|e| ApiError::local(ErrorClass::InvalidRequest, ENDPOINT, e.to_string()))?;
         let url = format!("{}/{ENDPOINT}?{query}", inner.base_url);
-        let response = inner.http.get(url).send().await.map_err(|e| network_error(ENDPOINT, e))?;
+        let response = inner
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| network_error(ENDPOINT, e))?;
         let status = response.status().as_u16();
         let body = read_capped(ENDPOINT, response, 1 << 20).await?;
-        let tokens = oauth::parse_token_response(ENDPOINT, &body, status, inner.clock.now_ms(), None)?;
+        let tokens =
+            oauth::parse_token_response(ENDPOINT, &body, status, inner.clock.now_ms(), None)?;
         inner
             .tokens
             .save(shop, &tokens)
@@ -444,11 +515,19 @@ fn network_error(what: &str, e: reqwest::Error) -> ApiError {
     } else {
         "transport error"
     };
-    ApiError::local(ErrorClass::Transient, what, format!("{kind}: {}", e.without_url()))
+    ApiError::local(
+        ErrorClass::Transient,
+        what,
+        format!("{kind}: {}", e.without_url()),
+    )
 }
 
 /// Reads a response body, refusing anything over `max` bytes.
-async fn read_capped(what: &str, mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, ApiError> {
+async fn read_capped(
+    what: &str,
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, ApiError> {
     if response.content_length().is_some_and(|n| n > max as u64) {
         return Err(too_large(what, max));
     }
@@ -463,5 +542,9 @@ async fn read_capped(what: &str, mut response: reqwest::Response, max: usize) ->
 }
 
 fn too_large(what: &str, max: usize) -> ApiError {
-    ApiError::local(ErrorClass::Malformed, what, format!("the answer is larger than {max} bytes"))
+    ApiError::local(
+        ErrorClass::Malformed,
+        what,
+        format!("the answer is larger than {max} bytes"),
+    )
 }

@@ -108,9 +108,18 @@ mod tests {
     use super::*;
     use ErrorClass::*;
 
+    /// result, code, sub_code, message, expected class.
+    type Case = (
+        Option<i64>,
+        Option<&'static str>,
+        Option<&'static str>,
+        &'static str,
+        ErrorClass,
+    );
+
     #[test]
     fn documented_codes_classify() {
-        let cases: &[(Option<i64>, Option<&str>, Option<&str>, &str, ErrorClass)] = &[
+        let cases: &[Case] = &[
             (None, Some("802000"), Some("802005"), "", Throttled),
             (Some(1016), None, None, "", Throttled),
             (

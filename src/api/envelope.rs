@@ -132,7 +132,12 @@ pub fn decode(method: &str, http_status: u16, body: &[u8]) -> Result<Success, Ap
 }
 
 /// The error for a body that is not JSON: truncated, HTML, empty or broken.
-pub(crate) fn undecodable(method: &str, http_status: u16, body: &[u8], e: &serde_json::Error) -> ApiError {
+pub(crate) fn undecodable(
+    method: &str,
+    http_status: u16,
+    body: &[u8],
+    e: &serde_json::Error,
+) -> ApiError {
     let looks_like_html = body.trim_ascii_start().first() == Some(&b'<');
     // A cut connection ends early (EOF); a proxy or gateway answers with an HTML page; a 5xx is
     // the server's trouble. All three are worth another try. Anything else is a broken answer.

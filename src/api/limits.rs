@@ -37,7 +37,10 @@ impl RateLimits {
             limiters.insert(method, Arc::new(RateLimiter::direct(quota)));
             rates.insert(method, rate);
         }
-        Self { limiters, qps: rates }
+        Self {
+            limiters,
+            qps: rates,
+        }
     }
 
     /// Waits until one more call of `method` fits the limit.
@@ -116,7 +119,10 @@ impl UsageStore for MemoryUsage {
     }
 
     async fn pause_until(&self, shop: &str, until_ms: i64) -> Result<(), UsageError> {
-        self.pauses.lock().map_err(poisoned)?.insert(shop.to_string(), until_ms);
+        self.pauses
+            .lock()
+            .map_err(poisoned)?
+            .insert(shop.to_string(), until_ms);
         Ok(())
     }
 
@@ -138,7 +144,11 @@ mod tests {
             limits.acquire(Method::ItemList).await;
         }
         // Ten gaps of at least 1/97 s each: a burst would have let these through at once.
-        assert!(start.elapsed() >= Duration::from_millis(100), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test]

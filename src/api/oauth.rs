@@ -59,19 +59,31 @@ impl MemoryTokenStore {
 #[async_trait::async_trait]
 impl TokenStore for MemoryTokenStore {
     async fn load(&self, shop: &str) -> Result<Option<TokenSet>, TokenStoreError> {
-        let map = self.tokens.lock().map_err(|_| TokenStoreError("lock poisoned".into()))?;
+        let map = self
+            .tokens
+            .lock()
+            .map_err(|_| TokenStoreError("lock poisoned".into()))?;
         Ok(map.get(shop).cloned())
     }
 
     async fn save(&self, shop: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
-        let mut map = self.tokens.lock().map_err(|_| TokenStoreError("lock poisoned".into()))?;
+        let mut map = self
+            .tokens
+            .lock()
+            .map_err(|_| TokenStoreError("lock poisoned".into()))?;
         map.insert(shop.to_string(), tokens.clone());
         Ok(())
     }
 }
 
 /// The link a merchant opens to authorize the app (reference §7.1).
-pub fn authorize_url(authorize_base: &str, app_key: &str, redirect_uri: &str, scopes: &[&str], state: &str) -> String {
+pub fn authorize_url(
+    authorize_base: &str,
+    app_key: &str,
+    redirect_uri: &str,
+    scopes: &[&str],
+    state: &str,
+) -> String {
     let query = serde_urlencoded::to_string([
         ("app_id", app_key),
         ("redirect_uri", redirect_uri),
@@ -98,7 +110,9 @@ pub fn parse_token_response(
     let result = field("result").and_then(lenient_i64);
     if result != Some(RESULT_OK) {
         let error = field("error").and_then(lenient_text).unwrap_or_default();
-        let message = field("error_msg").and_then(lenient_text).unwrap_or_default();
+        let message = field("error_msg")
+            .and_then(lenient_text)
+            .unwrap_or_default();
         let class = if result.is_none() && http_status >= 500 {
             ErrorClass::Transient
         } else {
@@ -110,13 +124,23 @@ pub fn parse_token_response(
             result,
             code: (!error.is_empty()).then_some(error),
             sub_code: None,
-            message: if message.is_empty() { "no message".into() } else { message },
+            message: if message.is_empty() {
+                "no message".into()
+            } else {
+                message
+            },
             request_id: None,
             retry_at_ms: None,
         });
     }
     let text = |name: &str| field(name).and_then(lenient_text);
-    let missing = |what: &str| ApiError::local(ErrorClass::Malformed, endpoint, format!("the token answer has no {what}"));
+    let missing = |what: &str| {
+        ApiError::local(
+            ErrorClass::Malformed,
+            endpoint,
+            format!("the token answer has no {what}"),
+        )
+    };
     let access = text("access_token").ok_or_else(|| missing("access_token"))?;
     let refresh = text("refresh_token").ok_or_else(|| missing("refresh_token"))?;
     let expires_in = field("expires_in").and_then(lenient_i64).unwrap_or(172_800);
@@ -126,7 +150,11 @@ pub fn parse_token_response(
     };
     let scopes = match field("scopes") {
         Some(Value::Array(items)) => items.iter().filter_map(lenient_text).collect(),
-        Some(Value::String(s)) => s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         _ => Vec::new(),
     };
     Ok(TokenSet {
@@ -166,10 +194,13 @@ mod tests {
         assert_eq!(t.access_expires_at, 1_000 + 172_800_000);
         assert_eq!(t.refresh_expires_at, 1_000 + 1_000_000);
         assert_eq!(t.scopes, vec!["merchant_order"]);
-        let denied = br#"{"result":100200102,"error":"access_denied","error_msg":"refreshToken.discarded"}"#;
-        let e = parse_token_response("oauth2/refresh_token", denied, 200, 0, None).expect_err("denied");
+        let denied =
+            br#"{"result":100200102,"error":"access_denied","error_msg":"refreshToken.discarded"}"#;
+        let e =
+            parse_token_response("oauth2/refresh_token", denied, 200, 0, None).expect_err("denied");
         assert_eq!(e.class, ErrorClass::AuthorizationRevoked);
-        let e = parse_token_response("oauth2/refresh_token", b"<html>", 502, 0, None).expect_err("html");
+        let e = parse_token_response("oauth2/refresh_token", b"<html>", 502, 0, None)
+            .expect_err("html");
         assert_eq!(e.class, ErrorClass::Transient);
     }
 }

@@ -29,15 +29,20 @@ pub struct ConfigError {
 /// Every problem found, reported together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigErrors {
-    /// The file (or `environment`) the errors are about.
-    pub source: String,
+    /// The file the errors are about.
+    pub file: String,
     pub errors: Vec<ConfigError>,
 }
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        write!(f, "{} has {n} error{}:", self.source, if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{} has {n} error{}:",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.errors {
             write!(f, "\n  - {}: {}", e.field, e.message)?;
         }
@@ -160,13 +165,17 @@ impl Config {
 
     /// [`Config::load`] with an explicit environment (for tests).
     pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
-        let source = path.display().to_string();
+        let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-            source: source.clone(),
-            errors: vec![ConfigError { field: "(file)".into(), message: format!("cannot read it: {e}") }],
+            file: file.clone(),
+            errors: vec![ConfigError {
+                field: "(file)".into(),
+                message: format!("cannot read it: {e}"),
+            }],
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut config = raw::parse(&text, &base, env).map_err(|errors| ConfigErrors { source, errors })?;
+        let mut config =
+            raw::parse(&text, &base, env).map_err(|errors| ConfigErrors { file, errors })?;
         config.path = Some(path.to_path_buf());
         Ok(config)
     }
@@ -188,12 +197,21 @@ impl Config {
 }
 
 /// Deserializes one section, recording its errors under `field` instead of stopping.
-fn section<T: DeserializeOwned + Default>(value: Option<&toml::Value>, field: &str, errors: &mut Vec<ConfigError>) -> T {
-    let Some(value) = value else { return T::default() };
+fn section<T: DeserializeOwned + Default>(
+    value: Option<&toml::Value>,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    let Some(value) = value else {
+        return T::default();
+    };
     match T::deserialize(value.clone()) {
         Ok(v) => v,
         Err(e) => {
-            errors.push(ConfigError { field: field.to_string(), message: e.to_string().trim().to_string() });
+            errors.push(ConfigError {
+                field: field.to_string(),
+                message: e.to_string().trim().to_string(),
+            });
             T::default()
         }
     }

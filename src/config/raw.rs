@@ -15,7 +15,9 @@ use crate::api::{DEFAULT_AUTHORIZE_URL, DEFAULT_BASE_URL};
 /// sets `[database] url`; `KWAISHOP_SYNC__STREAMS__ORDERS__ENABLED=false` a stream's switch.
 pub const ENV_PREFIX: &str = "KWAISHOP_SYNC__";
 
-const SECTIONS: [&str; 9] = ["platform", "database", "limits", "retry", "sync", "streams", "push", "shops", "clock"];
+const SECTIONS: [&str; 9] = [
+    "platform", "database", "limits", "retry", "sync", "streams", "push", "shops", "clock",
+];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,17 +125,34 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError { field: field.into(), message: message.into() });
+        self.errors.push(ConfigError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn path(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
     }
 
     /// A secret: inline, from `<name>_file`, or from `$CREDENTIALS_DIRECTORY/<name>`.
-    fn secret(&mut self, name: &str, inline: Option<String>, file: Option<PathBuf>, required: bool) -> Option<Secret> {
+    fn secret(
+        &mut self,
+        name: &str,
+        inline: Option<String>,
+        file: Option<PathBuf>,
+        required: bool,
+    ) -> Option<Secret> {
         let field = format!("platform.{name}");
-        let credentials_dir = self.env.iter().find(|(k, _)| k == "CREDENTIALS_DIRECTORY").map(|(_, v)| PathBuf::from(v));
+        let credentials_dir = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "CREDENTIALS_DIRECTORY")
+            .map(|(_, v)| PathBuf::from(v));
         let value = match (inline, file) {
             (Some(_), Some(_)) => {
                 self.err(field, format!("set either {name} or {name}_file, not both"));
@@ -145,16 +164,28 @@ impl Ctx<'_> {
                 match std::fs::read_to_string(&path) {
                     Ok(v) => Some(v),
                     Err(e) => {
-                        self.err(format!("{field}_file"), format!("cannot read {}: {e}", path.display()));
+                        self.err(
+                            format!("{field}_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
                         return None;
                     }
                 }
             }
-            (None, None) => credentials_dir.and_then(|dir| std::fs::read_to_string(dir.join(name)).ok()),
+            (None, None) => {
+                credentials_dir.and_then(|dir| std::fs::read_to_string(dir.join(name)).ok())
+            }
         };
-        let value = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let value = value
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
         if value.is_none() && required {
-            self.err(field, format!("missing: set {name}_file (or {name}, or a systemd credential named {name})"));
+            self.err(
+                field,
+                format!(
+                    "missing: set {name}_file (or {name}, or a systemd credential named {name})"
+                ),
+            );
         }
         value.map(Secret::new)
     }
@@ -163,7 +194,9 @@ impl Ctx<'_> {
 /// Applies `KWAISHOP_SYNC__A__B=value` overrides; values are TOML when they parse as TOML.
 fn apply_env(root: &mut toml::Table, env: &[(String, String)], errors: &mut Vec<ConfigError>) {
     for (key, value) in env {
-        let Some(rest) = key.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
         let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
             .ok()
@@ -176,11 +209,16 @@ fn apply_env(root: &mut toml::Table, env: &[(String, String)], errors: &mut Vec<
                 table.insert(part.clone(), parsed.clone());
                 break;
             }
-            let entry = table.entry(part.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+            let entry = table
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
             match entry {
                 toml::Value::Table(t) => table = t,
                 _ => {
-                    errors.push(ConfigError { field: field.clone(), message: format!("{key}: {part} is not a section") });
+                    errors.push(ConfigError {
+                        field: field.clone(),
+                        message: format!("{key}: {part} is not a section"),
+                    });
                     break;
                 }
             }
@@ -189,14 +227,29 @@ fn apply_env(root: &mut toml::Table, env: &[(String, String)], errors: &mut Vec<
 }
 
 /// Parses, overrides and validates. Every error found is returned.
-pub(super) fn parse(text: &str, base: &Path, env: &[(String, String)]) -> Result<Config, Vec<ConfigError>> {
-    let mut root: toml::Table = toml::from_str(text)
-        .map_err(|e| vec![ConfigError { field: "(syntax)".into(), message: e.to_string().trim().to_string() }])?;
-    let mut cx = Ctx { base, env, errors: Vec::new() };
+pub(super) fn parse(
+    text: &str,
+    base: &Path,
+    env: &[(String, String)],
+) -> Result<Config, Vec<ConfigError>> {
+    let mut root: toml::Table = toml::from_str(text).map_err(|e| {
+        vec![ConfigError {
+            field: "(syntax)".into(),
+            message: e.to_string().trim().to_string(),
+        }]
+    })?;
+    let mut cx = Ctx {
+        base,
+        env,
+        errors: Vec::new(),
+    };
     apply_env(&mut root, env, &mut cx.errors);
     for key in root.keys() {
         if !SECTIONS.contains(&key.as_str()) {
-            cx.err(key.clone(), format!("unknown section; expected one of {}", SECTIONS.join(", ")));
+            cx.err(
+                key.clone(),
+                format!("unknown section; expected one of {}", SECTIONS.join(", ")),
+            );
         }
     }
     let platform: RawPlatform = section(root.get("platform"), "platform", &mut cx.errors);
@@ -206,7 +259,9 @@ pub(super) fn parse(text: &str, base: &Path, env: &[(String, String)]) -> Result
     let sync: RawSync = section(root.get("sync"), "sync", &mut cx.errors);
     let streams: RawStreams = section(root.get("streams"), "streams", &mut cx.errors);
     let push: RawPush = section(root.get("push"), "push", &mut cx.errors);
-    let clock: Option<RawClock> = root.get("clock").map(|v| section(Some(v), "clock", &mut cx.errors));
+    let clock: Option<RawClock> = root
+        .get("clock")
+        .map(|v| section(Some(v), "clock", &mut cx.errors));
     let shops: Vec<RawShop> = match root.get("shops") {
         None => Vec::new(),
         Some(toml::Value::Array(list)) => list
@@ -234,24 +289,37 @@ pub(super) fn parse(text: &str, base: &Path, env: &[(String, String)]) -> Result
         shops: build_shops(&mut cx, shops),
         clock: clock.and_then(|c| build_clock(&mut cx, c)),
     };
-    if cx.errors.is_empty() { Ok(config) } else { Err(cx.errors) }
+    if cx.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(cx.errors)
+    }
 }
 
 fn build_platform(cx: &mut Ctx, p: RawPlatform, push_enabled: bool) -> PlatformConfig {
     let app_key = p.app_key.unwrap_or_default();
     if app_key.trim().is_empty() {
-        cx.err("platform.app_key", "missing: the app key from the platform console (ks…)");
+        cx.err(
+            "platform.app_key",
+            "missing: the app key from the platform console (ks…)",
+        );
     }
     let sign_method = match p.sign_method.as_deref() {
         None => SignMethod::HmacSha256,
         Some(s) => SignMethod::parse(s).unwrap_or_else(|| {
-            cx.err("platform.sign_method", format!("{s:?}: expected HMAC_SHA256 or MD5"));
+            cx.err(
+                "platform.sign_method",
+                format!("{s:?}: expected HMAC_SHA256 or MD5"),
+            );
             SignMethod::HmacSha256
         }),
     };
     let base_url = p.base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-        cx.err("platform.base_url", format!("{base_url:?} is not an http(s) URL"));
+        cx.err(
+            "platform.base_url",
+            format!("{base_url:?} is not an http(s) URL"),
+        );
     }
     let timeout = p.timeout_secs.unwrap_or(30);
     if !(1..=600).contains(&timeout) {
@@ -259,11 +327,17 @@ fn build_platform(cx: &mut Ctx, p: RawPlatform, push_enabled: bool) -> PlatformC
     }
     PlatformConfig {
         base_url,
-        authorize_url: p.authorize_url.unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.to_string()),
+        authorize_url: p
+            .authorize_url
+            .unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.to_string()),
         redirect_uri: p.redirect_uri,
         app_key,
-        app_secret: cx.secret("app_secret", p.app_secret, p.app_secret_file, true).unwrap_or_else(|| Secret::new("")),
-        sign_secret: cx.secret("sign_secret", p.sign_secret, p.sign_secret_file, true).unwrap_or_else(|| Secret::new("")),
+        app_secret: cx
+            .secret("app_secret", p.app_secret, p.app_secret_file, true)
+            .unwrap_or_else(|| Secret::new("")),
+        sign_secret: cx
+            .secret("sign_secret", p.sign_secret, p.sign_secret_file, true)
+            .unwrap_or_else(|| Secret::new("")),
         msg_secret: cx.secret("msg_secret", p.msg_secret, p.msg_secret_file, push_enabled),
         sign_method,
         timeout: Duration::from_secs(timeout),
@@ -271,12 +345,19 @@ fn build_platform(cx: &mut Ctx, p: RawPlatform, push_enabled: bool) -> PlatformC
 }
 
 fn build_database(cx: &mut Ctx, d: RawDatabase) -> String {
-    let state_dir = cx.env.iter().find(|(k, _)| k == "STATE_DIRECTORY").map(|(_, v)| v.clone());
+    let state_dir = cx
+        .env
+        .iter()
+        .find(|(k, _)| k == "STATE_DIRECTORY")
+        .map(|(_, v)| v.clone());
     let url = d.url.unwrap_or_else(|| match state_dir {
         Some(dir) => format!("sqlite://{dir}/kwaishop-sync.db"),
         None => "sqlite://kwaishop-sync.db".to_string(),
     });
-    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         // A relative SQLite path is relative to the config file, like the secret files.
         let file = cx.path(Path::new(path));
         return format!("sqlite://{}", file.display());
@@ -289,7 +370,7 @@ fn build_database(cx: &mut Ctx, d: RawDatabase) -> String {
 
 fn build_limits(cx: &mut Ctx, l: RawLimits) -> LimitsConfig {
     let mut qps = BTreeMap::new();
-    let mut check = |cx: &mut Ctx, field: String, v: f64| {
+    let check = |cx: &mut Ctx, field: String, v: f64| {
         if !(v > 0.0 && v <= 5000.0) {
             cx.err(field, "must be above 0 and at most 5000");
         }
@@ -317,9 +398,15 @@ fn build_limits(cx: &mut Ctx, l: RawLimits) -> LimitsConfig {
         }
     }
     if l.daily_quota == Some(0) {
-        cx.err("limits.daily_quota", "must be at least 1 (omit it for no local limit)");
+        cx.err(
+            "limits.daily_quota",
+            "must be at least 1 (omit it for no local limit)",
+        );
     }
-    LimitsConfig { qps, daily_quota: l.daily_quota }
+    LimitsConfig {
+        qps,
+        daily_quota: l.daily_quota,
+    }
 }
 
 fn build_retry(cx: &mut Ctx, r: RawRetry) -> RetryConfig {
@@ -349,13 +436,18 @@ fn check_cron(cx: &mut Ctx, field: &str, expr: &str) {
 fn build_sync(cx: &mut Ctx, s: RawSync) -> SyncConfig {
     let backfill_days = s.backfill_days.unwrap_or(90);
     if !(1..=90).contains(&backfill_days) {
-        cx.err("sync.backfill_days", "must be between 1 and 90 (the platform keeps 90 days)");
+        cx.err(
+            "sync.backfill_days",
+            "must be between 1 and 90 (the platform keeps 90 days)",
+        );
     }
     let reconcile_days = s.reconcile_days.unwrap_or(7);
     if !(1..=90).contains(&reconcile_days) {
         cx.err("sync.reconcile_days", "must be between 1 and 90");
     }
-    let reconcile_schedule = s.reconcile_schedule.unwrap_or_else(|| "0 30 19 * * *".into());
+    let reconcile_schedule = s
+        .reconcile_schedule
+        .unwrap_or_else(|| "0 30 19 * * *".into());
     check_cron(cx, "sync.reconcile_schedule", &reconcile_schedule);
     SyncConfig {
         backfill_days,
@@ -374,9 +466,27 @@ struct StreamDefaults {
 }
 
 impl StreamDefaults {
-    const ORDERS: Self = Self { schedule: "0 */5 * * * *", window_minutes: 7 * 1440, max_window_minutes: 7 * 1440, page_size: 50, page_range: (1, 50) };
-    const REFUNDS: Self = Self { schedule: "30 */5 * * * *", window_minutes: 1440, max_window_minutes: 1440, page_size: 100, page_range: (1, 100) };
-    const ITEMS: Self = Self { schedule: "0 15 * * * *", window_minutes: 0, max_window_minutes: 0, page_size: 100, page_range: (10, 100) };
+    const ORDERS: Self = Self {
+        schedule: "0 */5 * * * *",
+        window_minutes: 7 * 1440,
+        max_window_minutes: 7 * 1440,
+        page_size: 50,
+        page_range: (1, 50),
+    };
+    const REFUNDS: Self = Self {
+        schedule: "30 */5 * * * *",
+        window_minutes: 1440,
+        max_window_minutes: 1440,
+        page_size: 100,
+        page_range: (1, 100),
+    };
+    const ITEMS: Self = Self {
+        schedule: "0 15 * * * *",
+        window_minutes: 0,
+        max_window_minutes: 0,
+        page_size: 100,
+        page_range: (10, 100),
+    };
 }
 
 fn build_stream(cx: &mut Ctx, name: &str, s: RawStream, d: StreamDefaults) -> StreamConfig {
@@ -384,15 +494,27 @@ fn build_stream(cx: &mut Ctx, name: &str, s: RawStream, d: StreamDefaults) -> St
     check_cron(cx, &format!("streams.{name}.schedule"), &schedule);
     let window = s.window_minutes.unwrap_or(d.window_minutes);
     if d.max_window_minutes > 0 && !(1..=d.max_window_minutes).contains(&window) {
-        cx.err(format!("streams.{name}.window_minutes"), format!("must be between 1 and {} (the platform's limit)", d.max_window_minutes));
+        cx.err(
+            format!("streams.{name}.window_minutes"),
+            format!(
+                "must be between 1 and {} (the platform's limit)",
+                d.max_window_minutes
+            ),
+        );
     }
     let page_size = s.page_size.unwrap_or(d.page_size);
     if !(d.page_range.0..=d.page_range.1).contains(&page_size) {
-        cx.err(format!("streams.{name}.page_size"), format!("must be between {} and {}", d.page_range.0, d.page_range.1));
+        cx.err(
+            format!("streams.{name}.page_size"),
+            format!("must be between {} and {}", d.page_range.0, d.page_range.1),
+        );
     }
     let sort = s.sort.unwrap_or(1);
     if sort != 1 && sort != 2 {
-        cx.err(format!("streams.{name}.sort"), "must be 1 (descending) or 2 (ascending)");
+        cx.err(
+            format!("streams.{name}.sort"),
+            "must be 1 (descending) or 2 (ascending)",
+        );
     }
     StreamConfig {
         enabled: s.enabled.unwrap_or(true),
@@ -417,9 +539,16 @@ fn build_shops(cx: &mut Ctx, shops: Vec<RawShop>) -> Vec<ShopConfig> {
     let mut out: Vec<ShopConfig> = Vec::new();
     for (i, s) in shops.into_iter().enumerate() {
         let id = s.id.unwrap_or_default();
-        let valid = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !valid {
-            cx.err(format!("shops[{i}].id"), "required: 1–64 characters of letters, digits, - _ .");
+            cx.err(
+                format!("shops[{i}].id"),
+                "required: 1–64 characters of letters, digits, - _ .",
+            );
         } else if out.iter().any(|o| o.id == id) {
             cx.err(format!("shops[{i}].id"), format!("{id:?} is used twice"));
         }
@@ -441,7 +570,11 @@ fn build_clock(cx: &mut Ctx, c: RawClock) -> Option<ClockConfig> {
         return None;
     }
     let now = crate::clock::wall_ms();
-    Some(ClockConfig { speed, wall_origin_ms: c.wall_origin_ms.unwrap_or(now), origin_ms: c.origin_ms.unwrap_or(now) })
+    Some(ClockConfig {
+        speed,
+        wall_origin_ms: c.wall_origin_ms.unwrap_or(now),
+        origin_ms: c.origin_ms.unwrap_or(now),
+    })
 }
 
 impl FromStr for Config {
@@ -450,7 +583,10 @@ impl FromStr for Config {
     /// Parses a config from text, with paths relative to the working directory and no
     /// environment overrides.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse(text, Path::new("."), &[]).map_err(|errors| ConfigErrors { source: "config".into(), errors })
+        parse(text, Path::new("."), &[]).map_err(|errors| ConfigErrors {
+            file: "config".into(),
+            errors,
+        })
     }
 }
 
@@ -516,24 +652,43 @@ mod tests {
             "shops[0].id",
             "shops[2].id",
         ] {
-            assert!(fields.contains(&want), "missing error for {want}: {fields:?}");
+            assert!(
+                fields.contains(&want),
+                "missing error for {want}: {fields:?}"
+            );
         }
         // The streams section failed to deserialize as a whole (unknown key), so its
         // other errors appear once that is fixed; each section reports independently.
         let text = text.replace("colour = \"red\"", "");
         let errors = parse(&text, Path::new("."), &[]).expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        for want in ["streams.orders.window_minutes", "streams.orders.page_size", "streams.orders.schedule"] {
-            assert!(fields.contains(&want), "missing error for {want}: {fields:?}");
+        for want in [
+            "streams.orders.window_minutes",
+            "streams.orders.page_size",
+            "streams.orders.schedule",
+        ] {
+            assert!(
+                fields.contains(&want),
+                "missing error for {want}: {fields:?}"
+            );
         }
     }
 
     #[test]
     fn environment_overrides_the_file() {
         let env = vec![
-            ("KWAISHOP_SYNC__DATABASE__URL".to_string(), "postgres://u@h/db".to_string()),
-            ("KWAISHOP_SYNC__STREAMS__ITEMS__ENABLED".to_string(), "false".to_string()),
-            ("KWAISHOP_SYNC__LIMITS__DAILY_QUOTA".to_string(), "2000".to_string()),
+            (
+                "KWAISHOP_SYNC__DATABASE__URL".to_string(),
+                "postgres://u@h/db".to_string(),
+            ),
+            (
+                "KWAISHOP_SYNC__STREAMS__ITEMS__ENABLED".to_string(),
+                "false".to_string(),
+            ),
+            (
+                "KWAISHOP_SYNC__LIMITS__DAILY_QUOTA".to_string(),
+                "2000".to_string(),
+            ),
         ];
         let c = parse(MINIMAL, Path::new("."), &env).expect("valid");
         assert_eq!(c.database_url, "postgres://u@h/db");
@@ -552,7 +707,10 @@ mod tests {
             app_key = "ks1"
             sign_secret_file = "sign"
         "#;
-        let env = vec![("CREDENTIALS_DIRECTORY".to_string(), dir.display().to_string())];
+        let env = vec![(
+            "CREDENTIALS_DIRECTORY".to_string(),
+            dir.display().to_string(),
+        )];
         let c = parse(text, &dir, &env).expect("valid");
         assert_eq!(c.platform.sign_secret.expose(), "from-file");
         assert_eq!(c.platform.app_secret.expose(), "from-credentials");

@@ -60,7 +60,9 @@ fn bad(msg: &str) -> Response {
 
 /// `GET /__sim/truth[?shop=N]`: every current order, refund and item as the platform holds them.
 async fn truth(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
-    let Ok(shops) = state.shops.lock() else { return bad("busy") };
+    let Ok(shops) = state.shops.lock() else {
+        return bad("busy");
+    };
     let only = shop_arg(&q);
     let list: Vec<Value> = shops
         .iter()
@@ -74,7 +76,9 @@ async fn truth(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
 /// `GET /__sim/calls[?since=SEQ]`: every request with its time, method, shop and outcome.
 async fn calls(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     let since: u64 = num(&q, "since").unwrap_or(0);
-    let Ok(calls) = state.calls.lock() else { return bad("busy") };
+    let Ok(calls) = state.calls.lock() else {
+        return bad("busy");
+    };
     let list: Vec<&super::CallRecord> = calls.iter().filter(|c| c.seq >= since).collect();
     Json(json!({ "calls": list })).into_response()
 }
@@ -92,7 +96,9 @@ async fn clock(State(state): State<Arc<SimState>>) -> Response {
 
 /// `POST /__sim/advance?ms=N`: jumps the simulator's clock forward.
 async fn advance_clock(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
-    let Some(ms) = num::<i64>(&q, "ms") else { return bad("ms required") };
+    let Some(ms) = num::<i64>(&q, "ms") else {
+        return bad("ms required");
+    };
     state.clock.advance(ms);
     Json(json!({ "now_ms": state.clock.now_ms() })).into_response()
 }
@@ -103,7 +109,10 @@ async fn get_faults(State(state): State<Arc<SimState>>) -> Response {
 }
 
 /// `POST /__sim/faults` with a JSON [`FaultConfig`]: replaces the fault shares.
-async fn set_faults(State(state): State<Arc<SimState>>, Json(faults): Json<FaultConfig>) -> Response {
+async fn set_faults(
+    State(state): State<Arc<SimState>>,
+    Json(faults): Json<FaultConfig>,
+) -> Response {
     if let Ok(mut f) = state.faults.write() {
         *f = faults.clone();
     }
@@ -112,7 +121,9 @@ async fn set_faults(State(state): State<Arc<SimState>>, Json(faults): Json<Fault
 
 /// `POST /__sim/revoke?shop=N`: the merchant revokes the app's authorization.
 async fn revoke(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
-    let Some(shop) = shop_arg(&q) else { return bad("shop required") };
+    let Some(shop) = shop_arg(&q) else {
+        return bad("shop required");
+    };
     if let Ok(mut auth) = state.auth.lock() {
         auth.revoke(shop);
     }
@@ -121,7 +132,9 @@ async fn revoke(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
 
 /// `POST /__sim/expire?shop=N`: the shop's access tokens expire now.
 async fn expire(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
-    let Some(shop) = shop_arg(&q) else { return bad("shop required") };
+    let Some(shop) = shop_arg(&q) else {
+        return bad("shop required");
+    };
     let now = state.clock.now_ms();
     if let Ok(mut auth) = state.auth.lock() {
         auth.expire_access(shop, now);
@@ -136,7 +149,9 @@ async fn code(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     };
     let now = state.clock.now_ms();
     match (state.rng.lock(), state.auth.lock()) {
-        (Ok(mut rng), Ok(mut auth)) => Json(json!({ "code": auth.new_code(&mut rng, shop, now) })).into_response(),
+        (Ok(mut rng), Ok(mut auth)) => {
+            Json(json!({ "code": auth.new_code(&mut rng, shop, now) })).into_response()
+        }
         _ => bad("busy"),
     }
 }
@@ -156,21 +171,37 @@ async fn mutation(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     } else {
         0
     };
-    Json(json!({ "mutating": state.mutating.load(Ordering::SeqCst), "applied": applied })).into_response()
+    Json(json!({ "mutating": state.mutating.load(Ordering::SeqCst), "applied": applied }))
+        .into_response()
 }
 
 /// `POST /__sim/stale?shop=N&count=K`: the K most recently updated orders are changed once more,
 /// and the next list pages that hold them serve their previous (older) versions.
 async fn stale(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
-    let Some(shop) = shop_arg(&q) else { return bad("shop required") };
+    let Some(shop) = shop_arg(&q) else {
+        return bad("shop required");
+    };
     let count: usize = num(&q, "count").unwrap_or(10);
     let now = state.clock.now_ms();
-    let (Ok(mut shops), Ok(mut stale)) = (state.shops.lock(), state.stale_orders.lock()) else { return bad("busy") };
-    let Some(data) = shops.get_mut(shop) else { return bad("no such shop") };
-    let latest: Vec<i64> = data.orders.index(super::model::TimeField::Update).iter().rev().take(count).map(|k| k.1).collect();
+    let (Ok(mut shops), Ok(mut stale)) = (state.shops.lock(), state.stale_orders.lock()) else {
+        return bad("busy");
+    };
+    let Some(data) = shops.get_mut(shop) else {
+        return bad("no such shop");
+    };
+    let latest: Vec<i64> = data
+        .orders
+        .time_index(super::model::TimeField::Update)
+        .iter()
+        .rev()
+        .take(count)
+        .map(|k| k.1)
+        .collect();
     let mut oids = Vec::new();
     for oid in latest {
-        let Some(old) = data.orders.get(oid).cloned() else { continue };
+        let Some(old) = data.orders.get(oid).cloned() else {
+            continue;
+        };
         let bumped = data.orders.update(oid, now, |v, t| {
             v["orderBaseInfo"]["updateTime"] = json!(t);
             v["orderBaseInfo"]["remark"] = json!(format!("changed at {t}"));
@@ -190,8 +221,12 @@ async fn ties(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
         return bad("shop and update_time required");
     };
     let count: usize = num(&q, "count").unwrap_or(300);
-    let Ok(mut shops) = state.shops.lock() else { return bad("busy") };
-    let Some(data) = shops.get_mut(shop) else { return bad("no such shop") };
+    let Ok(mut shops) = state.shops.lock() else {
+        return bad("busy");
+    };
+    let Some(data) = shops.get_mut(shop) else {
+        return bad("no such shop");
+    };
     let templates: Vec<Doc> = data.orders.iter().take(count.min(50)).cloned().collect();
     if templates.is_empty() {
         return bad("the shop has no orders to copy");

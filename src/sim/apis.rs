@@ -20,9 +20,19 @@ pub const REFUND_PAGE_MAX: i64 = 100;
 pub const ITEM_PAGE_MAX: i64 = 100;
 
 /// Runs one API for a shop. Returns the `data` JSON and how many records it holds.
-pub fn dispatch(state: &SimState, method: Method, shop: usize, p: &Value) -> Result<(String, usize), Failure> {
-    let shops = state.shops.lock().map_err(|_| Failure::business(500, "busy"))?;
-    let data = shops.get(shop).ok_or_else(|| Failure::business(RESULT_NO_MAIN_ACCOUNT, "主账号不存在"))?;
+pub fn dispatch(
+    state: &SimState,
+    method: Method,
+    shop: usize,
+    p: &Value,
+) -> Result<(String, usize), Failure> {
+    let shops = state
+        .shops
+        .lock()
+        .map_err(|_| Failure::business(500, "busy"))?;
+    let data = shops
+        .get(shop)
+        .ok_or_else(|| Failure::business(RESULT_NO_MAIN_ACCOUNT, "主账号不存在"))?;
     match method {
         Method::OrderCursorList => order_list(state, data, p),
         Method::OrderDetail => order_detail(state, &shops, shop, p),
@@ -42,15 +52,27 @@ fn required(p: &Value, key: &str) -> Result<i64, Failure> {
 
 /// begin < end, within `max_ms`, not older than the horizon. Orders and refunds use the
 /// refund codes of 返回码说明 (300003/300004/300005/300019), the only published ones.
-fn check_window(state: &SimState, begin: i64, end: i64, max_ms: i64, over_code: i64) -> Result<(), Failure> {
+fn check_window(
+    state: &SimState,
+    begin: i64,
+    end: i64,
+    max_ms: i64,
+    over_code: i64,
+) -> Result<(), Failure> {
     if begin >= end {
-        return Err(Failure::invalid(REFUND_END_BEFORE_BEGIN, "结束时间必须大于开始时间"));
+        return Err(Failure::invalid(
+            REFUND_END_BEFORE_BEGIN,
+            "结束时间必须大于开始时间",
+        ));
     }
     if end - begin > max_ms {
         return Err(Failure::invalid(over_code, "时间范围超过限制"));
     }
     if begin < state.clock.now_ms() - HORIZON_MS {
-        return Err(Failure::invalid(REFUND_OVER_90_DAYS, "只能查询90天内的数据"));
+        return Err(Failure::invalid(
+            REFUND_OVER_90_DAYS,
+            "只能查询90天内的数据",
+        ));
     }
     Ok(())
 }
@@ -62,7 +84,10 @@ fn parse_cursor(cursor: &str) -> Result<Option<(i64, i64)>, Failure> {
     }
     let bad = || Failure::invalid(RESULT_BAD_VALUE, "cursor无效");
     let (t, id) = cursor.trim().split_once('_').ok_or_else(bad)?;
-    Ok(Some((t.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?)))
+    Ok(Some((
+        t.parse().map_err(|_| bad())?,
+        id.parse().map_err(|_| bad())?,
+    )))
 }
 
 /// Up to `limit` keys of the window `[begin, end]` after `after`, in the requested direction,
@@ -77,7 +102,7 @@ fn window_keys(
     mut keep: impl FnMut(&Doc) -> bool,
 ) -> (Vec<i64>, bool) {
     use std::ops::Bound::{Excluded, Included};
-    let index = set.index(field);
+    let index = set.time_index(field);
     let lo = (begin, i64::MIN);
     let hi = (end, i64::MAX);
     let keys: Box<dyn Iterator<Item = &(i64, i64)>> = match (descending, after) {
@@ -135,28 +160,57 @@ fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<(String, u
     let descending = int(p, "sort").unwrap_or(1) != 2;
     let (begin, end) = (required(p, "beginTime")?, required(p, "endTime")?);
     check_window(state, begin, end, ORDER_WINDOW_MS, REFUND_OVER_7_DAYS)?;
-    let cursor = p.get("cursor").and_then(Value::as_str).ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "cursor无效"))?;
+    let cursor = p
+        .get("cursor")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "cursor无效"))?;
     let cps = int(p, "cpsType").unwrap_or(0);
     let (ids, more) = if cursor == "nomore" {
         (Vec::new(), false)
     } else {
         let statuses = view_statuses(view);
-        window_keys(&shop.orders, field, (begin, end), parse_cursor(cursor)?, descending, page_size as usize, |doc| {
-            let status_ok = statuses.is_none_or(|s| field_of(doc, &["orderBaseInfo", "status"]).is_some_and(|st| s.contains(&st)));
-            let cps_ok = cps == 0 || field_of(doc, &["orderBaseInfo", "cpsType"]) == Some(cps);
-            status_ok && cps_ok
-        })
+        window_keys(
+            &shop.orders,
+            field,
+            (begin, end),
+            parse_cursor(cursor)?,
+            descending,
+            page_size as usize,
+            |doc| {
+                let status_ok = statuses.is_none_or(|s| {
+                    field_of(doc, &["orderBaseInfo", "status"]).is_some_and(|st| s.contains(&st))
+                });
+                let cps_ok = cps == 0 || field_of(doc, &["orderBaseInfo", "cpsType"]) == Some(cps);
+                status_ok && cps_ok
+            },
+        )
     };
-    let mut stale = state.stale_orders.lock().map_err(|_| Failure::business(500, "busy"))?;
-    let docs: Vec<&str> = ids.iter().filter_map(|id| shop.orders.get(*id)).map(|d| d.json.get()).collect();
+    let mut stale = state
+        .stale_orders
+        .lock()
+        .map_err(|_| Failure::business(500, "busy"))?;
+    let docs: Vec<&str> = ids
+        .iter()
+        .filter_map(|id| shop.orders.get(*id))
+        .map(|d| d.json.get())
+        .collect();
     let served: Vec<String> = ids
         .iter()
         .zip(docs)
-        .map(|(id, current)| stale.remove(id).map(|d| d.json.get().to_string()).unwrap_or_else(|| current.to_string()))
+        .map(|(id, current)| {
+            stale
+                .remove(id)
+                .map(|d| d.json.get().to_string())
+                .unwrap_or_else(|| current.to_string())
+        })
         .collect();
     let next = match (more, ids.last().and_then(|id| shop.orders.get(*id))) {
         (true, Some(last)) => {
-            let t = if field == TimeField::Create { last.create_time } else { last.update_time };
+            let t = if field == TimeField::Create {
+                last.create_time
+            } else {
+                last.update_time
+            };
             format!("{t}_{}", last.id)
         }
         _ => "nomore".to_string(),
@@ -170,7 +224,12 @@ fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<(String, u
 
 /// The detail view: the list document plus the detail-only fields; some answers use the
 /// alternative spellings the Go SDK reads (reference §8.6).
-fn order_detail(state: &SimState, shops: &[ShopData], shop: usize, p: &Value) -> Result<(String, usize), Failure> {
+fn order_detail(
+    state: &SimState,
+    shops: &[ShopData],
+    shop: usize,
+    p: &Value,
+) -> Result<(String, usize), Failure> {
     let oid = required(p, "oid")?;
     let Some(doc) = shops[shop].orders.get(oid) else {
         return Err(Failure::business(RESULT_REJECTED, "order operation reject"));
@@ -180,7 +239,10 @@ fn order_detail(state: &SimState, shops: &[ShopData], shop: usize, p: &Value) ->
     if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), extra) {
         for (k, val) in extra {
             if k == "orderBaseInfoExtra" {
-                if let (Some(base), Value::Object(more)) = (obj.get_mut("orderBaseInfo").and_then(Value::as_object_mut), val) {
+                if let (Some(base), Value::Object(more)) = (
+                    obj.get_mut("orderBaseInfo").and_then(Value::as_object_mut),
+                    val,
+                ) {
                     base.extend(more);
                 }
             } else {
@@ -208,7 +270,12 @@ fn awaiting_refund(status: i64) -> bool {
     !matches!(status, 60 | 70)
 }
 
-fn refund_list(state: &SimState, shop: &ShopData, shop_index: usize, p: &Value) -> Result<(String, usize), Failure> {
+fn refund_list(
+    state: &SimState,
+    shop: &ShopData,
+    shop_index: usize,
+    p: &Value,
+) -> Result<(String, usize), Failure> {
     let kind = required(p, "type")?;
     if kind != 8 && kind != 9 {
         return Err(Failure::invalid(REFUND_BAD_TYPE, "type无效"));
@@ -222,8 +289,17 @@ fn refund_list(state: &SimState, shop: &ShopData, shop_index: usize, p: &Value) 
         .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "queryType无效"))?;
     let descending = int(p, "sort").unwrap_or(1) != 2;
     let (begin, end) = (required(p, "beginTime")?, required(p, "endTime")?);
-    check_window(state, begin, end, state.config.refund_window_ms, REFUND_RANGE_OVER_LIMIT)?;
-    let pcursor = p.get("pcursor").and_then(Value::as_str).ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "pcursor无效"))?;
+    check_window(
+        state,
+        begin,
+        end,
+        state.config.refund_window_ms,
+        REFUND_RANGE_OVER_LIMIT,
+    )?;
+    let pcursor = p
+        .get("pcursor")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "pcursor无效"))?;
     let negotiate = int(p, "negotiateStatus").filter(|n| *n != 0);
     let status = int(p, "status").filter(|n| *n != 0);
     let order_id = int(p, "orderId").filter(|n| *n != 0);
@@ -238,25 +314,53 @@ fn refund_list(state: &SimState, shop: &ShopData, shop_index: usize, p: &Value) 
     let (ids, more) = if pcursor == "nomore" {
         (Vec::new(), false)
     } else {
-        window_keys(&shop.refunds, field, (begin, end), parse_cursor(pcursor)?, descending, page_size as usize, keep)
+        window_keys(
+            &shop.refunds,
+            field,
+            (begin, end),
+            parse_cursor(pcursor)?,
+            descending,
+            page_size as usize,
+            keep,
+        )
     };
     // totalPage and totalSize are valid on the first page only (reference §9.2).
     let (total_size, total_page) = if first {
-        let (all, _) = window_keys(&shop.refunds, field, (begin, end), None, false, usize::MAX, keep);
+        let (all, _) = window_keys(
+            &shop.refunds,
+            field,
+            (begin, end),
+            None,
+            false,
+            usize::MAX,
+            keep,
+        );
         let n = all.len() as i64;
         (n, (n + page_size - 1) / page_size)
     } else {
         (0, 0)
     };
-    let docs: Vec<&str> = ids.iter().filter_map(|id| shop.refunds.get(*id)).map(|d| d.json.get()).collect();
+    let docs: Vec<&str> = ids
+        .iter()
+        .filter_map(|id| shop.refunds.get(*id))
+        .map(|d| d.json.get())
+        .collect();
     let next = match (more, ids.last().and_then(|id| shop.refunds.get(*id))) {
         (true, Some(last)) => {
-            let t = if field == TimeField::Create { last.create_time } else { last.update_time };
+            let t = if field == TimeField::Create {
+                last.create_time
+            } else {
+                last.update_time
+            };
             format!("{t}_{}", last.id)
         }
         _ => "nomore".to_string(),
     };
-    let list_key = if state.config.quirks && shop_index % 2 == 1 { "dataList" } else { "refundOrderInfoList" };
+    let list_key = if state.config.quirks && shop_index % 2 == 1 {
+        "dataList"
+    } else {
+        "refundOrderInfoList"
+    };
     let data = format!(
         r#"{{"currentPage":{current_page},"pageSize":{page_size},"totalPage":{total_page},"totalSize":{total_size},"beginTime":{begin},"endTime":{end},"pcursor":"{next}","{list_key}":[{}]}}"#,
         docs.join(",")
@@ -296,13 +400,20 @@ fn item_list(shop: &ShopData, p: &Value) -> Result<(String, usize), Failure> {
         let v = doc.value();
         (!only_on_shelf || v.get("shelfStatus").and_then(lenient_i64) == Some(1))
             && single.is_none_or(|id| doc.id == id)
-            && rel.as_ref().is_none_or(|r| v.get("relItemId").and_then(lenient_text).as_ref() == Some(r))
+            && rel
+                .as_ref()
+                .is_none_or(|r| v.get("relItemId").and_then(lenient_text).as_ref() == Some(r))
     };
     let all: Vec<&Doc> = shop.items.values().filter(|d| matches(d)).collect();
     let total = all.len() as i64;
     let total_page = (total + page_size - 1) / page_size;
     let start = ((page - 1) * page_size) as usize;
-    let docs: Vec<&str> = all.iter().skip(start).take(page_size as usize).map(|d| d.json.get()).collect();
+    let docs: Vec<&str> = all
+        .iter()
+        .skip(start)
+        .take(page_size as usize)
+        .map(|d| d.json.get())
+        .collect();
     let data = format!(
         r#"{{"totalItemCount":{total},"currentPageItemCount":{},"currentPageNumber":{page},"totalPage":{total_page},"items":[{}]}}"#,
         docs.len(),

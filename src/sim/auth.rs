@@ -95,7 +95,10 @@ impl AuthState {
     fn token(rng: &mut StdRng, prefix: &str) -> String {
         let mut bytes = [0u8; 48];
         rng.fill_bytes(&mut bytes);
-        format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+        format!(
+            "{prefix}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        )
     }
 
     /// Grants a shop a new token pair, as after a merchant's authorization.
@@ -113,11 +116,19 @@ impl AuthState {
         let access_expires_at = now + self.lifetimes.access_ms;
         self.access.insert(
             access_token.clone(),
-            AccessInfo { shop: Some(shop), expires_at: access_expires_at, seq: self.seq },
+            AccessInfo {
+                shop: Some(shop),
+                expires_at: access_expires_at,
+                seq: self.seq,
+            },
         );
         self.refresh.insert(
             refresh_token.clone(),
-            RefreshInfo { shop, expires_at: refresh_expires_at, discarded_at: None },
+            RefreshInfo {
+                shop,
+                expires_at: refresh_expires_at,
+                discarded_at: None,
+            },
         );
         Grant {
             shop,
@@ -135,7 +146,11 @@ impl AuthState {
         let token = Self::token(rng, "ChFvYXV0aC5hY2Nlc3NUb2tlbh");
         self.access.insert(
             token.clone(),
-            AccessInfo { shop: None, expires_at: now + self.lifetimes.access_ms, seq: self.seq },
+            AccessInfo {
+                shop: None,
+                expires_at: now + self.lifetimes.access_ms,
+                seq: self.seq,
+            },
         );
         (token, self.lifetimes.access_ms / 1000)
     }
@@ -143,13 +158,23 @@ impl AuthState {
     /// A new single-use authorization code for a shop.
     pub fn new_code(&mut self, rng: &mut StdRng, shop: usize, now: i64) -> String {
         let code = Self::token(rng, "code_");
-        self.codes.insert(code.clone(), (shop, now + self.lifetimes.code_ms));
+        self.codes
+            .insert(code.clone(), (shop, now + self.lifetimes.code_ms));
         code
     }
 
     /// Exchanges a code (single use, short-lived) for a grant.
-    pub fn exchange(&mut self, rng: &mut StdRng, code: &str, now: i64) -> Result<Grant, OAuthRefusal> {
-        let invalid = OAuthRefusal { result: OAUTH_INVALID_GRANT, error: "invalid_grant", message: "code invalid or expired" };
+    pub fn exchange(
+        &mut self,
+        rng: &mut StdRng,
+        code: &str,
+        now: i64,
+    ) -> Result<Grant, OAuthRefusal> {
+        let invalid = OAuthRefusal {
+            result: OAUTH_INVALID_GRANT,
+            error: "invalid_grant",
+            message: "code invalid or expired",
+        };
         let (shop, expires_at) = self.codes.remove(code).ok_or(invalid.clone())?;
         if now > expires_at {
             return Err(invalid);
@@ -158,9 +183,22 @@ impl AuthState {
     }
 
     /// Rotates a refresh token: a new pair, the old refresh token discarded after the grace.
-    pub fn refresh(&mut self, rng: &mut StdRng, refresh_token: &str, now: i64) -> Result<Grant, OAuthRefusal> {
-        let denied = |message| OAuthRefusal { result: OAUTH_ACCESS_DENIED, error: "access_denied", message };
-        let info = self.refresh.get(refresh_token).cloned().ok_or(denied("invalid refresh_token"))?;
+    pub fn refresh(
+        &mut self,
+        rng: &mut StdRng,
+        refresh_token: &str,
+        now: i64,
+    ) -> Result<Grant, OAuthRefusal> {
+        let denied = |message| OAuthRefusal {
+            result: OAUTH_ACCESS_DENIED,
+            error: "access_denied",
+            message,
+        };
+        let info = self
+            .refresh
+            .get(refresh_token)
+            .cloned()
+            .ok_or(denied("invalid refresh_token"))?;
         if self.revoked.contains(&info.shop) {
             return Err(denied("refreshToken.revokedAuthorization"));
         }
@@ -214,15 +252,26 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let mut auth = AuthState::new(Lifetimes::default());
         let first = auth.grant(&mut rng, 0, 0);
-        let second = auth.refresh(&mut rng, &first.refresh_token, 1_000).expect("rotates");
+        let second = auth
+            .refresh(&mut rng, &first.refresh_token, 1_000)
+            .expect("rotates");
         assert_eq!(second.refresh_expires_in_s, (15_552_000_000 - 1_000) / 1000);
         // Within the grace the old refresh token still works, after it not.
-        assert!(auth.refresh(&mut rng, &first.refresh_token, 200_000).is_ok());
+        assert!(
+            auth.refresh(&mut rng, &first.refresh_token, 200_000)
+                .is_ok()
+        );
         let late = auth.refresh(&mut rng, &first.refresh_token, 1_000 + 300_001);
-        assert_eq!(late.map(|_| ()).expect_err("discarded").message, "refreshToken.discarded");
+        assert_eq!(
+            late.map(|_| ()).expect_err("discarded").message,
+            "refreshToken.discarded"
+        );
         auth.revoke(0);
         let revoked = auth.refresh(&mut rng, &second.refresh_token, 2_000);
-        assert_eq!(revoked.map(|_| ()).expect_err("revoked").message, "refreshToken.revokedAuthorization");
+        assert_eq!(
+            revoked.map(|_| ()).expect_err("revoked").message,
+            "refreshToken.revokedAuthorization"
+        );
     }
 
     #[test]

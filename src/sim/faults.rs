@@ -39,11 +39,19 @@ impl FaultConfig {
     }
 
     pub fn slow_ms(&self) -> u64 {
-        if self.slow_ms == 0 { 1_500 } else { self.slow_ms }
+        if self.slow_ms == 0 {
+            1_500
+        } else {
+            self.slow_ms
+        }
     }
 
     pub fn timeout_ms(&self) -> u64 {
-        if self.timeout_ms == 0 { 60_000 } else { self.timeout_ms }
+        if self.timeout_ms == 0 {
+            60_000
+        } else {
+            self.timeout_ms
+        }
     }
 
     /// Picks the fault for one call from a uniform draw in [0, 1).
@@ -68,7 +76,7 @@ impl FaultConfig {
 }
 
 /// One injected fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
     ServerError,
@@ -85,7 +93,11 @@ mod tests {
 
     #[test]
     fn pick_follows_the_shares() {
-        let f = FaultConfig { error_5xx: 0.1, cut: 0.1, ..Default::default() };
+        let f = FaultConfig {
+            error_5xx: 0.1,
+            cut: 0.1,
+            ..Default::default()
+        };
         assert_eq!(f.pick(0.05), Some(Fault::ServerError));
         assert_eq!(f.pick(0.15), Some(Fault::Cut));
         assert_eq!(f.pick(0.25), None);

@@ -65,7 +65,14 @@ pub struct Failure {
 impl Failure {
     /// A business refusal (legacy `result` only).
     pub fn business(result: i64, error_msg: impl Into<String>) -> Self {
-        Self { result, code: None, msg: None, sub_code: None, error_msg: error_msg.into(), outcome: "business" }
+        Self {
+            result,
+            code: None,
+            msg: None,
+            sub_code: None,
+            error_msg: error_msg.into(),
+            outcome: "business",
+        }
     }
 
     /// A parameter the platform would refuse (807000 + the given sub-code).
@@ -120,7 +127,9 @@ impl Failure {
             code: Some(CODE_FLOW_CONTROL),
             msg: Some("限流"),
             sub_code: Some(SUB_THROTTLED.into()),
-            error_msg: format!("Exceed qps limit, KEY [apiId:{method};appkey:{app_key}], MAX_QPS [{qps:.1}]"),
+            error_msg: format!(
+                "Exceed qps limit, KEY [apiId:{method};appkey:{app_key}], MAX_QPS [{qps:.1}]"
+            ),
             outcome: "throttled",
         }
     }
@@ -131,7 +140,9 @@ impl Failure {
             code: Some(CODE_FLOW_CONTROL),
             msg: Some("限流"),
             sub_code: Some(SUB_QUOTA.into()),
-            error_msg: format!("Exceed quota limit, KEY [appkey:{app_key};primaryUserId:{seller_id}]"),
+            error_msg: format!(
+                "Exceed quota limit, KEY [appkey:{app_key};primaryUserId:{seller_id}]"
+            ),
             outcome: "quota_exhausted",
         }
     }
@@ -150,15 +161,26 @@ impl Failure {
 
 fn request_id_key(state: &SimState, seq: u64) -> &'static str {
     // Both spellings are seen in the wild (reference §6).
-    if state.config.quirks && seq % 2 == 1 { "requestId" } else { "request_id" }
+    if state.config.quirks && seq % 2 == 1 {
+        "requestId"
+    } else {
+        "request_id"
+    }
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json;charset=UTF-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        body,
+    )
+        .into_response()
 }
 
 fn html_response(status: StatusCode) -> Response {
-    let page = format!("<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>gateway</body></html>");
+    let page = format!(
+        "<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>gateway</body></html>"
+    );
     (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
 }
 
@@ -166,7 +188,10 @@ fn html_response(status: StatusCode) -> Response {
 fn cut_response(body: String) -> Response {
     let half = Bytes::from(body.into_bytes()).slice(..);
     let first = half.slice(..half.len() / 2);
-    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(first), Err(std::io::Error::other("connection cut by the simulator"))];
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(first),
+        Err(std::io::Error::other("connection cut by the simulator")),
+    ];
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json;charset=UTF-8")
@@ -204,7 +229,10 @@ fn log_call(state: &SimState, record: CallRecord) {
 /// Every platform API path: the pipeline, then the API itself.
 async fn api(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Response {
     let Some(method) = Method::ALL.into_iter().find(|m| m.path() == uri.path()) else {
-        return json_response(StatusCode::NOT_FOUND, r#"{"result":404,"error_msg":"no such API"}"#.into());
+        return json_response(
+            StatusCode::NOT_FOUND,
+            r#"{"result":404,"error_msg":"no such API"}"#.into(),
+        );
     };
     let params = parse_params(uri.query(), &body);
     let seq = state.seq.fetch_add(1, Ordering::SeqCst);
@@ -231,7 +259,11 @@ async fn api(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Respo
         Some(Fault::ServerError) => {
             record.outcome = "server_error".into();
             log_call(&state, record);
-            let status = if draw < faults.error_5xx / 2.0 { StatusCode::BAD_GATEWAY } else { StatusCode::SERVICE_UNAVAILABLE };
+            let status = if draw < faults.error_5xx / 2.0 {
+                StatusCode::BAD_GATEWAY
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
             return html_response(status);
         }
         Some(Fault::Timeout) => {
@@ -244,7 +276,11 @@ async fn api(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Respo
         _ => {}
     }
     let outcome = match fault {
-        Some(Fault::Throttle) => Err(Failure::throttled(method.name(), &state.credentials.app_key, state.qps(method))),
+        Some(Fault::Throttle) => Err(Failure::throttled(
+            method.name(),
+            &state.credentials.app_key,
+            state.qps(method),
+        )),
         Some(Fault::InternalTimeout) => Err(Failure::internal_timeout()),
         _ => process(&state, method, &params, &mut record),
     };
@@ -273,15 +309,26 @@ async fn api(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Respo
 }
 
 /// Checks in the platform's order, then runs the API. Returns the `data` JSON and its record count.
-fn process(state: &SimState, method: Method, params: &Params, record: &mut CallRecord) -> Result<(String, usize), Failure> {
+fn process(
+    state: &SimState,
+    method: Method,
+    params: &Params,
+    record: &mut CallRecord,
+) -> Result<(String, usize), Failure> {
     verify_system(state, method, params)?;
-    let (shop, token_seq) = check_token(state, params.get("access_token").map(String::as_str).unwrap_or(""))?;
+    let (shop, token_seq) = check_token(
+        state,
+        params.get("access_token").map(String::as_str).unwrap_or(""),
+    )?;
     record.shop = Some(shop);
     record.token_seq = Some(token_seq);
     check_qps(state, method)?;
     check_quota(state, shop)?;
-    let param = params.get("param").ok_or_else(|| Failure::bad_param("param缺失"))?;
-    let value: Value = serde_json::from_str(param).map_err(|_| Failure::bad_param("param不是合法的JSON"))?;
+    let param = params
+        .get("param")
+        .ok_or_else(|| Failure::bad_param("param缺失"))?;
+    let value: Value =
+        serde_json::from_str(param).map_err(|_| Failure::bad_param("param不是合法的JSON"))?;
     if !value.is_object() {
         return Err(Failure::bad_param("param必须是JSON对象"));
     }
@@ -293,7 +340,10 @@ fn verify_system(state: &SimState, method: Method, params: &Params) -> Result<()
     let get = |k: &str| params.get(k).map(String::as_str);
     let appkey = get("appkey").ok_or_else(|| Failure::bad_param("appkey缺失"))?;
     if appkey != state.credentials.app_key {
-        return Err(Failure { outcome: "invalid", ..Failure::bad_param("appkey无效") });
+        return Err(Failure {
+            outcome: "invalid",
+            ..Failure::bad_param("appkey无效")
+        });
     }
     if get("method") != Some(method.name()) {
         return Err(Failure::bad_param("method与请求路径不一致"));
@@ -302,7 +352,9 @@ fn verify_system(state: &SimState, method: Method, params: &Params) -> Result<()
         return Err(Failure::bad_param("version无效"));
     }
     let timestamp = get("timestamp").ok_or_else(|| Failure::bad_param("timestamp缺失"))?;
-    let ts: i64 = timestamp.parse().map_err(|_| Failure::bad_param("timestamp无效"))?;
+    let ts: i64 = timestamp
+        .parse()
+        .map_err(|_| Failure::bad_param("timestamp无效"))?;
     if let Some(tolerance) = state.config.timestamp_tolerance_ms
         && (ts - state.clock.now_ms()).abs() > tolerance
     {
@@ -331,10 +383,16 @@ fn check_token(state: &SimState, token: &str) -> Result<(usize, u64), Failure> {
     let auth = state.auth.lock().map_err(|_| Failure::internal_timeout())?;
     let info = auth.access(token).ok_or_else(Failure::token_expired)?;
     let Some(shop) = info.shop else {
-        return Err(Failure { outcome: "revoked", ..Failure::business(RESULT_NO_MAIN_ACCOUNT, "主账号不存在") });
+        return Err(Failure {
+            outcome: "revoked",
+            ..Failure::business(RESULT_NO_MAIN_ACCOUNT, "主账号不存在")
+        });
     };
     if auth.is_revoked(shop) {
-        return Err(Failure { outcome: "revoked", ..Failure::business(RESULT_REVOKED, "AUTHORIZATION_REVOKED") });
+        return Err(Failure {
+            outcome: "revoked",
+            ..Failure::business(RESULT_REVOKED, "AUTHORIZATION_REVOKED")
+        });
     }
     if state.clock.now_ms() >= info.expires_at {
         return Err(Failure::token_expired());
@@ -346,13 +404,23 @@ fn check_token(state: &SimState, token: &str) -> Result<(usize, u64), Failure> {
 fn check_qps(state: &SimState, method: Method) -> Result<(), Failure> {
     let limit = state.qps(method).floor().max(1.0) as usize;
     let now = Instant::now();
-    let mut windows = state.windows.lock().map_err(|_| Failure::internal_timeout())?;
+    let mut windows = state
+        .windows
+        .lock()
+        .map_err(|_| Failure::internal_timeout())?;
     let window = windows.entry(method.name().to_string()).or_default();
-    while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+    while window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+    {
         window.pop_front();
     }
     if window.len() >= limit {
-        return Err(Failure::throttled(method.name(), &state.credentials.app_key, state.qps(method)));
+        return Err(Failure::throttled(
+            method.name(),
+            &state.credentials.app_key,
+            state.qps(method),
+        ));
     }
     window.push_back(now);
     Ok(())
@@ -360,12 +428,22 @@ fn check_qps(state: &SimState, method: Method) -> Result<(), Failure> {
 
 /// The shop's calls this China-time day (simulator clock) against the daily quota.
 fn check_quota(state: &SimState, shop: usize) -> Result<(), Failure> {
-    let Some(limit) = state.config.daily_quota else { return Ok(()) };
+    let Some(limit) = state.config.daily_quota else {
+        return Ok(());
+    };
     let day = beijing_day(state.clock.now_ms());
-    let mut usage = state.usage.lock().map_err(|_| Failure::internal_timeout())?;
+    let mut usage = state
+        .usage
+        .lock()
+        .map_err(|_| Failure::internal_timeout())?;
     let used = usage.entry((shop, day)).or_insert(0);
     if *used >= limit {
-        let seller = state.credentials.shops.get(shop).map(|s| s.seller_id).unwrap_or(0);
+        let seller = state
+            .credentials
+            .shops
+            .get(shop)
+            .map(|s| s.seller_id)
+            .unwrap_or(0);
         return Err(Failure::quota(&state.credentials.app_key, seller));
     }
     *used += 1;
@@ -373,7 +451,10 @@ fn check_quota(state: &SimState, shop: usize) -> Result<(), Failure> {
 }
 
 fn oauth_error(result: i64, error: &str, message: &str) -> Response {
-    json_response(StatusCode::OK, json!({ "result": result, "error": error, "error_msg": message }).to_string())
+    json_response(
+        StatusCode::OK,
+        json!({ "result": result, "error": error, "error_msg": message }).to_string(),
+    )
 }
 
 fn log_oauth(state: &SimState, endpoint: &str, shop: Option<usize>, result: i64, seq: Option<u64>) {
@@ -385,7 +466,11 @@ fn log_oauth(state: &SimState, endpoint: &str, shop: Option<usize>, result: i64,
             sim_ms: state.clock.now_ms(),
             method: endpoint.into(),
             shop,
-            outcome: if result == RESULT_OK { "ok".into() } else { "refused".into() },
+            outcome: if result == RESULT_OK {
+                "ok".into()
+            } else {
+                "refused".into()
+            },
             result,
             code: None,
             sub_code: None,
@@ -399,10 +484,18 @@ fn log_oauth(state: &SimState, endpoint: &str, shop: Option<usize>, result: i64,
 
 fn check_app(state: &SimState, params: &Params) -> Result<(), Response> {
     if params.get("app_id").map(String::as_str) != Some(state.credentials.app_key.as_str()) {
-        return Err(oauth_error(OAUTH_UNAUTHORIZED_CLIENT, "unauthorized_client", "app_id invalid"));
+        return Err(oauth_error(
+            OAUTH_UNAUTHORIZED_CLIENT,
+            "unauthorized_client",
+            "app_id invalid",
+        ));
     }
     if params.get("app_secret").map(String::as_str) != Some(state.credentials.app_secret.as_str()) {
-        return Err(oauth_error(OAUTH_UNAUTHORIZED_CLIENT, "unauthorized_client", "app_secret invalid"));
+        return Err(oauth_error(
+            OAUTH_UNAUTHORIZED_CLIENT,
+            "unauthorized_client",
+            "app_secret invalid",
+        ));
     }
     Ok(())
 }
@@ -424,12 +517,22 @@ fn grant_body(grant: &super::auth::Grant, open_id: &str) -> Response {
 async fn access_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Response {
     let params = parse_params(uri.query(), &body);
     if let Err(refusal) = check_app(&state, &params) {
-        log_oauth(&state, "oauth2/access_token", None, OAUTH_UNAUTHORIZED_CLIENT, None);
+        log_oauth(
+            &state,
+            "oauth2/access_token",
+            None,
+            OAUTH_UNAUTHORIZED_CLIENT,
+            None,
+        );
         return refusal;
     }
     let now = state.clock.now_ms();
-    let Ok(mut rng) = state.rng.lock() else { return oauth_error(OAUTH_SERVER_ERROR, "server_error", "busy") };
-    let Ok(mut auth) = state.auth.lock() else { return oauth_error(OAUTH_SERVER_ERROR, "server_error", "busy") };
+    let Ok(mut rng) = state.rng.lock() else {
+        return oauth_error(OAUTH_SERVER_ERROR, "server_error", "busy");
+    };
+    let Ok(mut auth) = state.auth.lock() else {
+        return oauth_error(OAUTH_SERVER_ERROR, "server_error", "busy");
+    };
     match params.get("grant_type").map(String::as_str) {
         Some("code") => {
             let Some(code) = params.get("code") else {
@@ -437,8 +540,19 @@ async fn access_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes)
             };
             match auth.exchange(&mut rng, code, now) {
                 Ok(grant) => {
-                    log_oauth(&state, "oauth2/access_token", Some(grant.shop), RESULT_OK, Some(grant.seq));
-                    let open_id = state.credentials.shops.get(grant.shop).map(|s| s.open_id.clone()).unwrap_or_default();
+                    log_oauth(
+                        &state,
+                        "oauth2/access_token",
+                        Some(grant.shop),
+                        RESULT_OK,
+                        Some(grant.seq),
+                    );
+                    let open_id = state
+                        .credentials
+                        .shops
+                        .get(grant.shop)
+                        .map(|s| s.open_id.clone())
+                        .unwrap_or_default();
                     grant_body(&grant, &open_id)
                 }
                 Err(r) => {
@@ -453,7 +567,11 @@ async fn access_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes)
             let body = json!({ "result": 1, "access_token": token, "token_type": "bearer", "expires_in": expires_in });
             json_response(StatusCode::OK, body.to_string())
         }
-        _ => oauth_error(OAUTH_UNSUPPORTED_GRANT, "unsupported_grant_type", "grant_type invalid"),
+        _ => oauth_error(
+            OAUTH_UNSUPPORTED_GRANT,
+            "unsupported_grant_type",
+            "grant_type invalid",
+        ),
     }
 }
 
@@ -461,22 +579,51 @@ async fn access_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes)
 async fn refresh_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Response {
     let params = parse_params(uri.query(), &body);
     if let Err(refusal) = check_app(&state, &params) {
-        log_oauth(&state, "oauth2/refresh_token", None, OAUTH_UNAUTHORIZED_CLIENT, None);
+        log_oauth(
+            &state,
+            "oauth2/refresh_token",
+            None,
+            OAUTH_UNAUTHORIZED_CLIENT,
+            None,
+        );
         return refusal;
     }
     if params.get("grant_type").map(String::as_str) != Some("refresh_token") {
-        return oauth_error(OAUTH_UNSUPPORTED_GRANT, "unsupported_grant_type", "grant_type invalid");
+        return oauth_error(
+            OAUTH_UNSUPPORTED_GRANT,
+            "unsupported_grant_type",
+            "grant_type invalid",
+        );
     }
     let Some(token) = params.get("refresh_token") else {
-        return oauth_error(OAUTH_INVALID_REQUEST, "invalid_request", "refresh_token missing");
+        return oauth_error(
+            OAUTH_INVALID_REQUEST,
+            "invalid_request",
+            "refresh_token missing",
+        );
     };
     let now = state.clock.now_ms();
-    let Ok(mut rng) = state.rng.lock() else { return oauth_error(OAUTH_SERVER_ERROR, "server_error", "busy") };
-    let Ok(mut auth) = state.auth.lock() else { return oauth_error(OAUTH_SERVER_ERROR, "server_error", "busy") };
+    let Ok(mut rng) = state.rng.lock() else {
+        return oauth_error(OAUTH_SERVER_ERROR, "server_error", "busy");
+    };
+    let Ok(mut auth) = state.auth.lock() else {
+        return oauth_error(OAUTH_SERVER_ERROR, "server_error", "busy");
+    };
     match auth.refresh(&mut rng, token, now) {
         Ok(grant) => {
-            log_oauth(&state, "oauth2/refresh_token", Some(grant.shop), RESULT_OK, Some(grant.seq));
-            let open_id = state.credentials.shops.get(grant.shop).map(|s| s.open_id.clone()).unwrap_or_default();
+            log_oauth(
+                &state,
+                "oauth2/refresh_token",
+                Some(grant.shop),
+                RESULT_OK,
+                Some(grant.seq),
+            );
+            let open_id = state
+                .credentials
+                .shops
+                .get(grant.shop)
+                .map(|s| s.open_id.clone())
+                .unwrap_or_default();
             grant_body(&grant, &open_id)
         }
         Err(r) => {
@@ -491,13 +638,25 @@ async fn refresh_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes
 async fn authorize(State(state): State<Arc<SimState>>, uri: Uri) -> Response {
     let params = parse_params(uri.query(), &[]);
     if params.get("app_id").map(String::as_str) != Some(state.credentials.app_key.as_str()) {
-        return oauth_error(OAUTH_UNAUTHORIZED_CLIENT, "unauthorized_client", "app_id invalid");
+        return oauth_error(
+            OAUTH_UNAUTHORIZED_CLIENT,
+            "unauthorized_client",
+            "app_id invalid",
+        );
     }
     if params.get("response_type").map(String::as_str) != Some("code") {
-        return oauth_error(100200103, "unsupported_response_type", "response_type must be code");
+        return oauth_error(
+            100200103,
+            "unsupported_response_type",
+            "response_type must be code",
+        );
     }
     let Some(redirect) = params.get("redirect_uri") else {
-        return oauth_error(OAUTH_INVALID_REQUEST, "invalid_request", "redirect_uri missing");
+        return oauth_error(
+            OAUTH_INVALID_REQUEST,
+            "invalid_request",
+            "redirect_uri missing",
+        );
     };
     let shop: usize = params.get("shop").and_then(|s| s.parse().ok()).unwrap_or(0);
     if shop >= state.credentials.shops.len() {
@@ -510,9 +669,16 @@ async fn authorize(State(state): State<Arc<SimState>>, uri: Uri) -> Response {
     };
     let query = serde_urlencoded::to_string([
         ("code", code.as_str()),
-        ("state", params.get("state").map(String::as_str).unwrap_or("")),
+        (
+            "state",
+            params.get("state").map(String::as_str).unwrap_or(""),
+        ),
     ])
     .unwrap_or_default();
     let sep = if redirect.contains('?') { '&' } else { '?' };
-    (StatusCode::FOUND, [(header::LOCATION, format!("{redirect}{sep}{query}"))]).into_response()
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, format!("{redirect}{sep}{query}"))],
+    )
+        .into_response()
 }

@@ -7,9 +7,16 @@
 pub mod admin;
 pub mod apis;
 pub mod auth;
+mod catalog;
+#[cfg(test)]
+mod checks;
+pub mod docs;
+mod factory;
 pub mod faults;
 pub mod gateway;
 pub mod generate;
+mod lifecycle;
+pub mod messages;
 pub mod model;
 pub mod mutate;
 pub mod push;
@@ -172,7 +179,10 @@ impl SimState {
 
     /// Finds a shop by its open id.
     pub fn shop_by_open_id(&self, open_id: &str) -> Option<usize> {
-        self.credentials.shops.iter().position(|s| s.open_id == open_id)
+        self.credentials
+            .shops
+            .iter()
+            .position(|s| s.open_id == open_id)
     }
 }
 
@@ -206,11 +216,15 @@ impl SimHandle {
 }
 
 fn random_digits(rng: &mut StdRng, n: usize) -> String {
-    (0..n).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
+    (0..n)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
 }
 
 fn random_hex(rng: &mut StdRng, n: usize) -> String {
-    (0..n).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16usize)])).collect()
+    (0..n)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16usize)]))
+        .collect()
 }
 
 /// Builds the simulator's state: the generated data, the app, each shop's first grant.
@@ -234,7 +248,9 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
     };
     let mutator = Mutator::new(config.seed.wrapping_add(1), mutation, &shops, now);
     let mut auth = AuthState::new(config.lifetimes.clone());
-    let grants: Vec<Grant> = (0..shops.len()).map(|i| auth.grant(&mut rng, i, now)).collect();
+    let grants: Vec<Grant> = (0..shops.len())
+        .map(|i| auth.grant(&mut rng, i, now))
+        .collect();
     let mut key = [0u8; 16];
     rng.fill(&mut key);
     let credentials = SimCredentials {
@@ -279,14 +295,19 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
 }
 
 /// Starts the simulator on `listener` with its own clock.
-pub async fn start(config: SimConfig, listener: TcpListener, clock: Arc<ScaledClock>) -> std::io::Result<SimHandle> {
+pub async fn start(
+    config: SimConfig,
+    listener: TcpListener,
+    clock: Arc<ScaledClock>,
+) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
     let state = build_state(config, clock);
     let shutdown = CancellationToken::new();
     let app = gateway::router(state.clone());
     let stop = shutdown.clone();
     let mut tasks = vec![tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "simulator server stopped");
         }
@@ -295,7 +316,12 @@ pub async fn start(config: SimConfig, listener: TcpListener, clock: Arc<ScaledCl
     if let Some(pusher) = &state.pusher {
         tasks.extend(pusher.spawn(state.clone(), shutdown.clone()));
     }
-    Ok(SimHandle { addr, state, shutdown, tasks })
+    Ok(SimHandle {
+        addr,
+        state,
+        shutdown,
+        tasks,
+    })
 }
 
 /// Advances the mutation clock about ten times a second and hands changes to the pusher.

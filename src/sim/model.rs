@@ -133,7 +133,7 @@ impl DocSet {
     }
 
     /// The (time, id) index on the chosen field.
-    pub fn index(&self, field: TimeField) -> &BTreeSet<(i64, i64)> {
+    pub fn time_index(&self, field: TimeField) -> &BTreeSet<(i64, i64)> {
         match field {
             TimeField::Create => &self.by_create,
             TimeField::Update => &self.by_update,
@@ -159,16 +159,31 @@ impl DocSet {
     /// strictly above the old one so every change is a new version. Returns the new update time,
     /// or `None` when there is no such document.
     pub fn update(&mut self, id: i64, now: i64, edit: impl FnOnce(&mut Value, i64)) -> Option<i64> {
+        self.restamp(id, now, |doc, update_time| {
+            let mut value = doc.value();
+            edit(&mut value, update_time);
+            (to_raw(&value), doc.detail_extra.clone())
+        })
+    }
+
+    /// Replaces a document's JSON and extras with what `make` builds from the old document and the
+    /// new update time (kept strictly above the old one). Returns the new update time, or `None`
+    /// when there is no such document.
+    pub fn restamp(
+        &mut self,
+        id: i64,
+        now: i64,
+        make: impl FnOnce(&Doc, i64) -> (Box<RawValue>, Box<RawValue>),
+    ) -> Option<i64> {
         let doc = self.docs.get(&id)?;
         let update_time = now.max(doc.update_time + 1);
-        let mut value = doc.value();
-        edit(&mut value, update_time);
+        let (json, detail_extra) = make(doc, update_time);
         let new = Doc {
             id,
             create_time: doc.create_time,
             update_time,
-            json: to_raw(&value),
-            detail_extra: doc.detail_extra.clone(),
+            json,
+            detail_extra,
         };
         self.put(new);
         Some(update_time)
@@ -216,7 +231,7 @@ pub struct Change {
 }
 
 /// The kinds of record a change can touch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     Order,

@@ -102,9 +102,14 @@ pub struct Pusher {
 impl Pusher {
     pub fn new(config: PushConfig, credentials: &SimCredentials, seed: u64) -> Self {
         Self {
-            key: MessageKey::from_secret(&credentials.msg_secret).expect("the simulator generates a 16-byte key"),
+            key: MessageKey::from_secret(&credentials.msg_secret)
+                .expect("the simulator generates a 16-byte key"),
             app_key: credentials.app_key.clone(),
-            shops: credentials.shops.iter().map(|s| (s.open_id.clone(), s.seller_id)).collect(),
+            shops: credentials
+                .shops
+                .iter()
+                .map(|s| (s.open_id.clone(), s.seller_id))
+                .collect(),
             config,
             queue: Mutex::new(BinaryHeap::new()),
             wake: Notify::new(),
@@ -143,7 +148,9 @@ impl Pusher {
             return;
         }
         let now = Instant::now();
-        let (Ok(mut queue), Ok(mut rng), Ok(mut stats)) = (self.queue.lock(), self.rng.lock(), self.stats.lock()) else {
+        let (Ok(mut queue), Ok(mut rng), Ok(mut stats)) =
+            (self.queue.lock(), self.rng.lock(), self.stats.lock())
+        else {
             return;
         };
         for change in changes {
@@ -164,22 +171,46 @@ impl Pusher {
             }
             if rng.random::<f64>() < self.config.duplicate {
                 stats.duplicated += 1;
-                let copy_due = if rng.random::<bool>() { due } else { due + Duration::from_millis(rng.random_range(10..500)) };
-                queue.push(Reverse(Delivery { due: copy_due, seq: seq * 2 + 1, attempt: 0, event_id: event_id.clone(), body: body.clone() }));
+                let copy_due = if rng.random::<bool>() {
+                    due
+                } else {
+                    due + Duration::from_millis(rng.random_range(10..500))
+                };
+                queue.push(Reverse(Delivery {
+                    due: copy_due,
+                    seq: seq * 2 + 1,
+                    attempt: 0,
+                    event_id: event_id.clone(),
+                    body: body.clone(),
+                }));
             }
-            queue.push(Reverse(Delivery { due, seq: seq * 2, attempt: 0, event_id, body }));
+            queue.push(Reverse(Delivery {
+                due,
+                seq: seq * 2,
+                attempt: 0,
+                event_id,
+                body,
+            }));
         }
         drop((queue, rng, stats));
         self.wake.notify_one();
     }
 
     /// Starts the delivery loop and the heartbeat loop.
-    pub fn spawn(&self, state: Arc<SimState>, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn(
+        &self,
+        state: Arc<SimState>,
+        shutdown: CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .build()
             .expect("a plain HTTP client builds");
-        let mut tasks = vec![tokio::spawn(delivery_loop(state.clone(), http.clone(), shutdown.clone()))];
+        let mut tasks = vec![tokio::spawn(delivery_loop(
+            state.clone(),
+            http.clone(),
+            shutdown.clone(),
+        ))];
         if self.config.heartbeat_ms > 0 {
             tasks.push(tokio::spawn(heartbeat_loop(state, http, shutdown)));
         }
@@ -192,11 +223,17 @@ impl Pusher {
 
     fn pop_due(&self, now: Instant) -> Option<Delivery> {
         let mut queue = self.queue.lock().ok()?;
-        if queue.peek().is_some_and(|d| d.0.due <= now) { queue.pop().map(|d| d.0) } else { None }
+        if queue.peek().is_some_and(|d| d.0.due <= now) {
+            queue.pop().map(|d| d.0)
+        } else {
+            None
+        }
     }
 
     fn record(&self, delivery: Delivery, acked: bool) {
-        let Ok(mut stats) = self.stats.lock() else { return };
+        let Ok(mut stats) = self.stats.lock() else {
+            return;
+        };
         stats.deliveries += 1;
         if acked {
             stats.acked += 1;
@@ -209,9 +246,14 @@ impl Pusher {
             return;
         };
         drop(stats);
-        let delay = Duration::from_secs_f64(*minutes as f64 * 60.0 * self.config.retry_scale.max(0.0));
+        let delay =
+            Duration::from_secs_f64(*minutes as f64 * 60.0 * self.config.retry_scale.max(0.0));
         if let Ok(mut queue) = self.queue.lock() {
-            queue.push(Reverse(Delivery { due: Instant::now() + delay, attempt: delivery.attempt + 1, ..delivery }));
+            queue.push(Reverse(Delivery {
+                due: Instant::now() + delay,
+                attempt: delivery.attempt + 1,
+                ..delivery
+            }));
         }
         self.wake.notify_one();
     }
@@ -229,7 +271,9 @@ async fn post(http: &reqwest::Client, url: &str, body: String) -> bool {
     if response.status() != reqwest::StatusCode::OK {
         return false;
     }
-    let Ok(bytes) = response.bytes().await else { return false };
+    let Ok(bytes) = response.bytes().await else {
+        return false;
+    };
     serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v.get("result").and_then(crate::api::envelope::lenient_i64))
@@ -237,7 +281,9 @@ async fn post(http: &reqwest::Client, url: &str, body: String) -> bool {
 }
 
 async fn delivery_loop(state: Arc<SimState>, http: reqwest::Client, shutdown: CancellationToken) {
-    let Some(pusher) = state.pusher.as_ref() else { return };
+    let Some(pusher) = state.pusher.as_ref() else {
+        return;
+    };
     let slots = Arc::new(Semaphore::new(pusher.config.concurrency.max(1)));
     loop {
         let wait = pusher
@@ -250,11 +296,15 @@ async fn delivery_loop(state: Arc<SimState>, http: reqwest::Client, shutdown: Ca
             _ = tokio::time::sleep(wait) => {}
         }
         while let Some(delivery) = pusher.pop_due(Instant::now()) {
-            let Ok(permit) = slots.clone().acquire_owned().await else { return };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let (state, http) = (state.clone(), http.clone());
             tokio::spawn(async move {
                 let _permit = permit;
-                let Some(pusher) = state.pusher.as_ref() else { return };
+                let Some(pusher) = state.pusher.as_ref() else {
+                    return;
+                };
                 let acked = post(&http, &pusher.config.url, delivery.body.clone()).await;
                 pusher.record(delivery, acked);
             });
@@ -263,7 +313,9 @@ async fn delivery_loop(state: Arc<SimState>, http: reqwest::Client, shutdown: Ca
 }
 
 async fn heartbeat_loop(state: Arc<SimState>, http: reqwest::Client, shutdown: CancellationToken) {
-    let Some(pusher) = state.pusher.as_ref() else { return };
+    let Some(pusher) = state.pusher.as_ref() else {
+        return;
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(pusher.config.heartbeat_ms));
     loop {
         tokio::select! {
@@ -271,7 +323,11 @@ async fn heartbeat_loop(state: Arc<SimState>, http: reqwest::Client, shutdown: C
             _ = tick.tick() => {}
         }
         let plain = r#"{"test":true}"#;
-        let body = if pusher.config.plaintext_heartbeat { plain.to_string() } else { pusher.key.encrypt(plain.as_bytes()) };
+        let body = if pusher.config.plaintext_heartbeat {
+            plain.to_string()
+        } else {
+            pusher.key.encrypt(plain.as_bytes())
+        };
         post(&http, &pusher.config.url, body).await;
         if let Ok(mut stats) = pusher.stats.lock() {
             stats.heartbeats += 1;

@@ -24,23 +24,39 @@ pub struct SimOutputs {
 #[derive(Debug, thiserror::Error)]
 pub enum SimRunError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Binds `listen`, starts the simulator and writes the requested files.
-pub async fn launch(config: SimConfig, listen: &str, outputs: &SimOutputs) -> Result<SimHandle, SimRunError> {
+pub async fn launch(
+    config: SimConfig,
+    listen: &str,
+    outputs: &SimOutputs,
+) -> Result<SimHandle, SimRunError> {
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|source| SimRunError::Listen { addr: listen.to_string(), source })?;
+        .map_err(|source| SimRunError::Listen {
+            addr: listen.to_string(),
+            source,
+        })?;
     let now = wall_ms();
     let clock = Arc::new(ScaledClock::new(now, now, config.speed));
     let qps = config.qps;
     let quota = config.daily_quota;
     let handle = start(config, listener, clock)
         .await
-        .map_err(|source| SimRunError::Listen { addr: listen.to_string(), source })?;
+        .map_err(|source| SimRunError::Listen {
+            addr: listen.to_string(),
+            source,
+        })?;
     if let Some(path) = &outputs.credentials_out {
         let json = serde_json::to_string_pretty(handle.credentials()).unwrap_or_default();
         write_private(path, json.as_bytes())?;
@@ -55,7 +71,10 @@ pub async fn launch(config: SimConfig, listen: &str, outputs: &SimOutputs) -> Re
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), SimRunError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| SimRunError::Write { path: path.to_path_buf(), source };
+    let err = |source| SimRunError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -69,8 +88,9 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), SimRunError> {
     file.write_all(contents).map_err(err)
 }
 
+/// A TOML basic string: JSON's string escapes are valid TOML.
 fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// The config file, with each secret in its own file under `<name>.secrets/`.
@@ -82,14 +102,23 @@ fn write_config(
     quota: Option<u64>,
 ) -> Result<(), SimRunError> {
     let creds: &SimCredentials = handle.credentials();
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("kwaishop-sync");
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("kwaishop-sync");
     let secrets = format!("{stem}.secrets");
-    let put = |name: &str, value: &str| write_private(&dir.join(&secrets).join(name), value.as_bytes());
+    let put =
+        |name: &str, value: &str| write_private(&dir.join(&secrets).join(name), value.as_bytes());
     put("app_secret", &creds.app_secret)?;
     put("sign_secret", &creds.sign_secret)?;
     put("msg_secret", &creds.msg_secret)?;
-    let db = db.map(str::to_string).unwrap_or_else(|| format!("sqlite://{stem}.db"));
+    let db = db
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("sqlite://{stem}.db"));
     let (wall_origin, origin) = handle.state.clock.origin();
     let mut out = format!(
         "# Written by `kwaishop-sync sim --config-out`: kwaishop-sync against the local simulator.\n\

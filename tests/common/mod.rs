@@ -15,9 +15,13 @@ use serde_json::Value;
 
 /// Starts a simulator on 127.0.0.1:0 with its own clock.
 pub async fn start_sim(config: SimConfig) -> SimHandle {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let clock = Arc::new(ScaledClock::starting_now(config.speed));
-    sim::start(config, listener, clock).await.expect("simulator starts")
+    sim::start(config, listener, clock)
+        .await
+        .expect("simulator starts")
 }
 
 /// The shop id used for the simulator's shop `i`.
@@ -79,9 +83,20 @@ pub fn app(handle: &SimHandle) -> AppCredentials {
 }
 
 /// A client of the simulator with the given options and a token store.
-pub fn client_with(handle: &SimHandle, opts: ClientOptions, tokens: Arc<dyn TokenStore>) -> ApiClient {
+pub fn client_with(
+    handle: &SimHandle,
+    opts: ClientOptions,
+    tokens: Arc<dyn TokenStore>,
+) -> ApiClient {
     let clock: SharedClock = handle.state.clock.clone();
-    ApiClient::new(app(handle), opts, clock, tokens, Arc::new(MemoryUsage::default())).expect("client builds")
+    ApiClient::new(
+        app(handle),
+        opts,
+        clock,
+        tokens,
+        Arc::new(MemoryUsage::default()),
+    )
+    .expect("client builds")
 }
 
 /// A client with fast options and the simulator's first tokens.
@@ -130,7 +145,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
