@@ -12,6 +12,7 @@ pub mod config;
 pub mod push;
 pub mod secret;
 pub mod sim;
+pub mod store;
 // pub mod sync;
 
 pub use clock::{Clock, SharedClock, SystemClock};

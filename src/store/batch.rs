@@ -1,0 +1,185 @@
+//! The version-guarded batch upsert every record table uses (I2, I4): one multi-row
+//! `INSERT … ON CONFLICT … DO UPDATE … WHERE excluded.<version> >= <table>.<version>` per chunk,
+//! never one statement per row.
+
+use std::collections::BTreeMap;
+
+use super::StoreError;
+use super::db::{MAX_BINDS, Tx, Val, placeholders};
+
+/// Declares a record type's columns: `$names`, the column names (the record's field names, in
+/// this order), and `$vals`, which pushes a record's values in the same order. One list for
+/// both, so a column can never receive its neighbour's value.
+macro_rules! record_fields {
+    ($names:ident, $vals:ident, $record:ty { $($field:ident),* $(,)? }) => {
+        const $names: &[&str] = &[$(stringify!($field)),*];
+
+        fn $vals<'a>(record: &'a $record, out: &mut Vec<Val<'a>>) {
+            $(out.push(Val::from(&record.$field));)*
+        }
+    };
+}
+pub(crate) use record_fields;
+
+/// How a record table is written. Its columns are `shop_id`, the record's `fields` (the id
+/// first), `source`, `synced_at`, then the table's `extra` columns; every row's values come in
+/// that order.
+pub(crate) struct Table {
+    pub name: &'static str,
+    /// The record's fields, starting with its id (the second key column).
+    pub fields: &'static [&'static str],
+    /// Columns after `synced_at` that are not record fields.
+    pub extra: &'static [&'static str],
+    /// The version column of the guard.
+    pub version: &'static str,
+    /// Columns that keep their stored value when the new row has NULL there.
+    pub keep_when_null: &'static [&'static str],
+}
+
+impl Table {
+    /// The record's id column.
+    pub(crate) fn id(&self) -> &'static str {
+        self.fields.first().copied().unwrap_or("id")
+    }
+
+    /// Every column, in value order.
+    pub(crate) fn columns(&self) -> impl Iterator<Item = &'static str> + '_ {
+        std::iter::once("shop_id")
+            .chain(self.fields.iter().copied())
+            .chain(["source", "synced_at"])
+            .chain(self.extra.iter().copied())
+    }
+
+    fn width(&self) -> usize {
+        self.fields.len() + self.extra.len() + 3
+    }
+
+    /// The statement for `rows` rows, returning the id of each row it inserted or replaced
+    /// (a row whose stored version is newer is left alone and not returned).
+    fn upsert_sql(&self, rows: usize) -> String {
+        let width = self.width();
+        let values: Vec<String> = (0..rows)
+            .map(|r| format!("({})", placeholders(r * width + 1, width)))
+            .collect();
+        let id = self.id();
+        let sets: Vec<String> = self
+            .columns()
+            .filter(|c| *c != "shop_id" && *c != id)
+            .map(|c| match self.keep_when_null.contains(&c) {
+                true => format!("{c} = COALESCE(excluded.{c}, {}.{c})", self.name),
+                false => format!("{c} = excluded.{c}"),
+            })
+            .collect();
+        format!(
+            "INSERT INTO {table} ({columns}) VALUES {values} \
+             ON CONFLICT (shop_id, {id}) DO UPDATE SET {sets} \
+             WHERE excluded.{v} >= {table}.{v} RETURNING {id}",
+            table = self.name,
+            columns = self.columns().collect::<Vec<_>>().join(", "),
+            values = values.join(", "),
+            sets = sets.join(", "),
+            v = self.version,
+        )
+    }
+
+    /// `SELECT <every column> FROM <table> WHERE shop_id = $1 ORDER BY <id>`.
+    pub(crate) fn select_sql(&self) -> String {
+        format!(
+            "SELECT {} FROM {} WHERE shop_id = $1 ORDER BY {}",
+            self.columns().collect::<Vec<_>>().join(", "),
+            self.name,
+            self.id()
+        )
+    }
+
+    /// Upserts `rows` (each one value per column, keys distinct) in as few statements as the
+    /// bind limit allows; returns the ids written, in no particular order.
+    pub(crate) async fn upsert(
+        &self,
+        tx: &mut Tx,
+        op: &'static str,
+        rows: Vec<Vec<Val<'_>>>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let per_statement = (MAX_BINDS / self.width()).max(1);
+        let mut written = Vec::with_capacity(rows.len());
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Val<'_>>> = rows.by_ref().take(per_statement).collect();
+            debug_assert!(chunk.iter().all(|r| r.len() == self.width()));
+            let sql = self.upsert_sql(chunk.len());
+            let vals: Vec<Val<'_>> = chunk.into_iter().flatten().collect();
+            let ids: Vec<(i64,)> = tx.fetch_all(op, sql, &vals).await?;
+            written.extend(ids.into_iter().map(|r| r.0));
+        }
+        Ok(written)
+    }
+}
+
+/// One record per key, the one with the highest version (the later one on a tie), in key
+/// order. Postgres refuses to touch a row twice in one statement, and a fixed order keeps two
+/// writers from deadlocking on each other's rows.
+pub(crate) fn newest<T>(
+    records: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> i64,
+    version: impl Fn(&T) -> i64,
+) -> Vec<T> {
+    let mut by_key: BTreeMap<i64, T> = BTreeMap::new();
+    for record in records {
+        let keep = by_key
+            .get(&key(&record))
+            .is_some_and(|kept| version(kept) > version(&record));
+        if !keep {
+            by_key.insert(key(&record), record);
+        }
+    }
+    by_key.into_values().collect()
+}
+
+/// `ids` in chunks that fit one statement's bind limit beside `reserved` other values.
+pub(crate) fn id_chunks(ids: &[i64], reserved: usize) -> impl Iterator<Item = &[i64]> {
+    ids.chunks((MAX_BINDS - reserved).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_keeps_the_highest_version_in_key_order() {
+        let records = [
+            (2, 5, "a"),
+            (1, 1, "b"),
+            (2, 7, "c"),
+            (2, 7, "d"),
+            (2, 6, "e"),
+        ];
+        let kept: Vec<&str> = newest(&records, |r| r.0, |r| r.1)
+            .into_iter()
+            .map(|r| r.2)
+            .collect();
+        assert_eq!(kept, ["b", "d"]);
+    }
+
+    #[test]
+    fn upsert_sql_guards_on_the_version() {
+        let table = Table {
+            name: "t",
+            fields: &["id", "v"],
+            extra: &["x"],
+            version: "v",
+            keep_when_null: &["x"],
+        };
+        assert_eq!(
+            table.upsert_sql(2),
+            "INSERT INTO t (shop_id, id, v, source, synced_at, x) \
+             VALUES ($1, $2, $3, $4, $5, $6), ($7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (shop_id, id) DO UPDATE SET v = excluded.v, source = excluded.source, \
+             synced_at = excluded.synced_at, x = COALESCE(excluded.x, t.x) \
+             WHERE excluded.v >= t.v RETURNING id"
+        );
+        assert_eq!(
+            table.select_sql(),
+            "SELECT shop_id, id, v, source, synced_at, x FROM t WHERE shop_id = $1 ORDER BY id"
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! The one place that talks to either backend: bound values, statements, the pool and write
+//! transactions. Everything above it writes SQL once, with numbered `$n` placeholders (which
+//! SQLite reads too; built batch statements reach it with plain `?`), and a list of [`Val`]s.
+
+use std::borrow::Cow;
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use super::StoreError;
+
+/// One bound parameter: every column of the schema is a 64-bit integer or text.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Val<'a> {
+    Int(Option<i64>),
+    Text(Option<Cow<'a, str>>),
+}
+
+impl From<i64> for Val<'_> {
+    fn from(v: i64) -> Self {
+        Val::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Val<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Val::Int(v)
+    }
+}
+
+impl<'a> From<&'a str> for Val<'a> {
+    fn from(v: &'a str) -> Self {
+        Val::Text(Some(Cow::Borrowed(v)))
+    }
+}
+
+impl<'a> From<&'a String> for Val<'a> {
+    fn from(v: &'a String) -> Self {
+        Val::Text(Some(Cow::Borrowed(v)))
+    }
+}
+
+impl From<String> for Val<'_> {
+    fn from(v: String) -> Self {
+        Val::Text(Some(Cow::Owned(v)))
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Val<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        Val::Text(v.as_deref().map(Cow::Borrowed))
+    }
+}
+
+impl From<&i64> for Val<'_> {
+    fn from(v: &i64) -> Self {
+        Val::Int(Some(*v))
+    }
+}
+
+impl From<&Option<i64>> for Val<'_> {
+    fn from(v: &Option<i64>) -> Self {
+        Val::Int(*v)
+    }
+}
+
+/// A list of integers (`activity_types`) is stored as its JSON text.
+impl From<&Vec<i64>> for Val<'_> {
+    fn from(v: &Vec<i64>) -> Self {
+        Val::Text(Some(Cow::Owned(
+            serde_json::Value::from(v.clone()).to_string(),
+        )))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Val<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Val::Text(v.map(Cow::Borrowed))
+    }
+}
+
+/// A statement's text. Fixed SQL (`&'static str`) stays prepared on the connection; SQL built
+/// for one batch (`String`) is prepared once and dropped, so batches of every size do not
+/// crowd the statement cache.
+pub(crate) struct Stmt {
+    sql: Cow<'static, str>,
+    persistent: bool,
+}
+
+impl From<&'static str> for Stmt {
+    fn from(sql: &'static str) -> Self {
+        Stmt {
+            sql: Cow::Borrowed(sql),
+            persistent: true,
+        }
+    }
+}
+
+impl From<String> for Stmt {
+    fn from(sql: String) -> Self {
+        Stmt {
+            sql: Cow::Owned(sql),
+            persistent: false,
+        }
+    }
+}
+
+impl Stmt {
+    fn text(self) -> AssertSqlSafe<String> {
+        // Safe: statement text is assembled only from this module's constant table and column
+        // names and `$n` placeholders; every value is bound.
+        AssertSqlSafe(self.sql.into_owned())
+    }
+
+    /// The text for SQLite. A built statement's `$n` become plain `?`: SQLite keeps named
+    /// parameters in a list it scans for each one, which makes a 30 000-value batch quadratic
+    /// (seconds per statement), while `?` is numbered as it is read. Built statements therefore
+    /// use each `$n` once, in increasing order.
+    fn sqlite_text(self) -> AssertSqlSafe<String> {
+        if self.persistent {
+            return self.text();
+        }
+        AssertSqlSafe(positional(&self.sql))
+    }
+}
+
+/// `sql` with `$1, $2, …` (each once, in order) replaced by `?`.
+fn positional(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut expected = 1;
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.next_if(char::is_ascii_digit) {
+            digits.push(d);
+        }
+        debug_assert_eq!(
+            digits,
+            expected.to_string(),
+            "placeholders out of order in {sql}"
+        );
+        expected += 1;
+        out.push('?');
+    }
+    out
+}
+
+/// A query (`sqlx::query` or `query_as`) with `vals` bound in order.
+macro_rules! bound {
+    ($query:expr, $vals:expr) => {{
+        let mut query = $query;
+        for val in $vals {
+            query = match val {
+                Val::Int(v) => query.bind(*v),
+                Val::Text(v) => query.bind(v.as_deref()),
+            };
+        }
+        query
+    }};
+}
+
+/// A row type both backends can decode.
+pub(crate) trait AnyRow:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> AnyRow for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+/// The pool of one backend.
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    /// Reads every row of a query.
+    pub(crate) async fn fetch_all<T: AnyRow>(
+        &self,
+        op: &'static str,
+        stmt: impl Into<Stmt>,
+        vals: &[Val<'_>],
+    ) -> Result<Vec<T>, StoreError> {
+        let stmt = stmt.into();
+        let persistent = stmt.persistent;
+        let rows = match self {
+            Pool::Sqlite(pool) => {
+                bound!(sqlx::query_as::<_, T>(stmt.sqlite_text()), vals)
+                    .persistent(persistent)
+                    .fetch_all(pool)
+                    .await
+            }
+            Pool::Postgres(pool) => {
+                bound!(sqlx::query_as::<_, T>(stmt.text()), vals)
+                    .persistent(persistent)
+                    .fetch_all(pool)
+                    .await
+            }
+        };
+        rows.map_err(|e| StoreError::query(op, e))
+    }
+
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken
+    /// up front (waiting up to the busy timeout), so a transaction that read first can never
+    /// fail to upgrade to a writer half-way.
+    pub(crate) async fn write_tx(&self, op: &'static str) -> Result<Tx, StoreError> {
+        let tx = match self {
+            Pool::Sqlite(pool) => pool.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite),
+            Pool::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
+        };
+        tx.map_err(|e| StoreError::query(op, e))
+    }
+}
+
+/// An open write transaction; dropped without [`Tx::commit`], it rolls back.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    /// Which backend the transaction runs on.
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    pub(crate) async fn execute(
+        &mut self,
+        op: &'static str,
+        stmt: impl Into<Stmt>,
+        vals: &[Val<'_>],
+    ) -> Result<u64, StoreError> {
+        let stmt = stmt.into();
+        let persistent = stmt.persistent;
+        let done = match self {
+            Tx::Sqlite(tx) => bound!(sqlx::query(stmt.sqlite_text()), vals)
+                .persistent(persistent)
+                .execute(&mut **tx)
+                .await
+                .map(|r| r.rows_affected()),
+            Tx::Postgres(tx) => bound!(sqlx::query(stmt.text()), vals)
+                .persistent(persistent)
+                .execute(&mut **tx)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        done.map_err(|e| StoreError::query(op, e))
+    }
+
+    /// Reads every row of a query (or of a statement's `RETURNING`).
+    pub(crate) async fn fetch_all<T: AnyRow>(
+        &mut self,
+        op: &'static str,
+        stmt: impl Into<Stmt>,
+        vals: &[Val<'_>],
+    ) -> Result<Vec<T>, StoreError> {
+        let stmt = stmt.into();
+        let persistent = stmt.persistent;
+        let rows = match self {
+            Tx::Sqlite(tx) => {
+                bound!(sqlx::query_as::<_, T>(stmt.sqlite_text()), vals)
+                    .persistent(persistent)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+            Tx::Postgres(tx) => {
+                bound!(sqlx::query_as::<_, T>(stmt.text()), vals)
+                    .persistent(persistent)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+        };
+        rows.map_err(|e| StoreError::query(op, e))
+    }
+
+    /// Commits; on error nothing of the transaction is kept.
+    pub(crate) async fn commit(self, op: &'static str) -> Result<(), StoreError> {
+        let done = match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        };
+        done.map_err(|e| StoreError::query(op, e))
+    }
+}
+
+/// Placeholders `$from, $from+1, …` for `n` values, comma-separated.
+pub(crate) fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The most values one statement binds. SQLite allows 32 766, Postgres 65 535; staying under
+/// both keeps one batch size for the two backends.
+pub(crate) const MAX_BINDS: usize = 30_000;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn built_statements_become_positional_for_sqlite() {
+        assert_eq!(
+            super::positional("UPDATE t SET a = $1 WHERE s = $2 AND id IN ($3, $4)"),
+            "UPDATE t SET a = ? WHERE s = ? AND id IN (?, ?)"
+        );
+    }
+}

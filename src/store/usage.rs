@@ -1,0 +1,127 @@
+//! The persisted daily call counter (`api_usage`) and quota pauses (`shops.quota_paused_until`):
+//! the client's [`UsageStore`] (I7).
+
+use super::db::{Tx, Val};
+use super::shops::ensure_shop_row;
+use super::{Store, StoreError};
+use crate::api::Method;
+use crate::api::limits::{UsageError, UsageStore};
+use crate::clock::wall_ms;
+
+/// The shop's calls on `day`, summed over methods. Postgres sums BIGINT into NUMERIC; the cast
+/// keeps the result an integer on both backends.
+const DAY_TOTAL: &str = "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM api_usage \
+     WHERE shop_id = $1 AND day = $2";
+
+/// [`DAY_TOTAL`] inside `tx`.
+async fn day_total(tx: &mut Tx, shop_id: &str, day: i64) -> Result<i64, StoreError> {
+    let rows: Vec<(i64,)> = tx
+        .fetch_all(
+            "reading the call count",
+            DAY_TOTAL,
+            &[shop_id.into(), day.into()],
+        )
+        .await?;
+    Ok(rows.first().map_or(0, |r| r.0))
+}
+
+impl Store {
+    /// Counts one call unless the shop already made `limit` calls on `day` (all methods
+    /// together); returns the new total, or `None` when the limit is reached. Check and count
+    /// are one transaction that holds the shop's lock: the write lock on SQLite
+    /// (`BEGIN IMMEDIATE`), the shop's row lock on Postgres, so concurrent callers queue.
+    pub async fn count_call(
+        &self,
+        shop_id: &str,
+        day: i64,
+        method: Method,
+        limit: Option<u64>,
+    ) -> Result<Option<u64>, StoreError> {
+        const LOCK: &str = "SELECT 1 FROM shops WHERE shop_id = $1 FOR UPDATE";
+        const COUNT: &str = "INSERT INTO api_usage (shop_id, day, method, calls) \
+             VALUES ($1, $2, $3, 1) ON CONFLICT (shop_id, day, method) \
+             DO UPDATE SET calls = api_usage.calls + 1";
+        let op = "counting a call";
+        let mut tx = self.pool.write_tx(op).await?;
+        ensure_shop_row(&mut tx, shop_id).await?;
+        if tx.is_postgres() {
+            tx.fetch_all::<(i32,)>(op, LOCK, &[shop_id.into()]).await?;
+        }
+        let total = u64::try_from(day_total(&mut tx, shop_id, day).await?).unwrap_or(0);
+        if limit.is_some_and(|limit| total >= limit) {
+            return Ok(None); // dropping the transaction rolls it back
+        }
+        let vals = [Val::from(shop_id), day.into(), method.name().into()];
+        tx.execute(op, COUNT, &vals).await?;
+        tx.commit(op).await?;
+        Ok(Some(total + 1))
+    }
+
+    /// The shop's calls on `day`, all methods together.
+    pub async fn calls_on(&self, shop_id: &str, day: i64) -> Result<u64, StoreError> {
+        let rows: Vec<(i64,)> = self
+            .pool
+            .fetch_all(
+                "reading the call count",
+                DAY_TOTAL,
+                &[shop_id.into(), day.into()],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| u64::try_from(r.0).unwrap_or(0)))
+    }
+
+    /// Records that the shop may not call again before `until_ms`.
+    pub async fn set_quota_pause(&self, shop_id: &str, until_ms: i64) -> Result<(), StoreError> {
+        const SQL: &str =
+            "UPDATE shops SET quota_paused_until = $2, updated_at = $3 WHERE shop_id = $1";
+        let op = "pausing a shop's calls";
+        let mut tx = self.pool.write_tx(op).await?;
+        ensure_shop_row(&mut tx, shop_id).await?;
+        let vals = [Val::from(shop_id), until_ms.into(), wall_ms().into()];
+        tx.execute(op, SQL, &vals).await?;
+        tx.commit(op).await
+    }
+
+    /// When the shop's quota pause ends, if one was recorded.
+    pub async fn quota_pause(&self, shop_id: &str) -> Result<Option<i64>, StoreError> {
+        const SQL: &str = "SELECT quota_paused_until FROM shops WHERE shop_id = $1";
+        let rows: Vec<(Option<i64>,)> = self
+            .pool
+            .fetch_all("reading a shop's pause", SQL, &[shop_id.into()])
+            .await?;
+        Ok(rows.first().and_then(|r| r.0))
+    }
+}
+
+fn usage_error(e: StoreError) -> UsageError {
+    UsageError(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl UsageStore for Store {
+    async fn try_add_call(
+        &self,
+        shop: &str,
+        day: i64,
+        method: Method,
+        limit: Option<u64>,
+    ) -> Result<Option<u64>, UsageError> {
+        self.count_call(shop, day, method, limit)
+            .await
+            .map_err(usage_error)
+    }
+
+    async fn calls(&self, shop: &str, day: i64) -> Result<u64, UsageError> {
+        self.calls_on(shop, day).await.map_err(usage_error)
+    }
+
+    async fn pause_until(&self, shop: &str, until_ms: i64) -> Result<(), UsageError> {
+        self.set_quota_pause(shop, until_ms)
+            .await
+            .map_err(usage_error)
+    }
+
+    async fn paused_until(&self, shop: &str) -> Result<Option<i64>, UsageError> {
+        self.quota_pause(shop).await.map_err(usage_error)
+    }
+}
