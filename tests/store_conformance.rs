@@ -1,0 +1,962 @@
+//! The store's conformance suite: every test body is written once and runs on a fresh SQLite
+//! file and, when `KWAISHOP_TEST_PG_URL` is set, on a fresh Postgres database.
+
+mod common_db;
+
+use common_db::{add_shop, item, order, refund};
+use kwaishop_sync::api::Method;
+use kwaishop_sync::api::limits::UsageStore;
+use kwaishop_sync::api::oauth::{TokenSet, TokenStore};
+use kwaishop_sync::secret::Secret;
+use kwaishop_sync::store::{
+    PageOutcome, ShopRow, ShopStatus, Source, Store, StoreError, Stream, StreamState,
+};
+
+const SHOP: &str = "shop-1";
+const NOW: i64 = 1_700_100_000_000;
+
+/// Runs each named body on both backends: `on_sqlite::name` and `on_postgres::name`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::common_db::on_sqlite(super::$name).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::common_db::on_postgres(super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrating_twice_is_fine,
+    orders_read_back_field_by_field_with_gifts_as_rows,
+    refunds_read_back_field_by_field,
+    items_and_skus_read_back_field_by_field,
+    an_older_version_never_replaces_a_newer_row,
+    duplicates_within_a_batch_keep_the_newest,
+    a_page_commit_writes_records_and_state_together,
+    a_failed_page_commit_leaves_neither_records_nor_state,
+    an_item_scan_soft_deletes_only_unseen_items,
+    skus_dropped_from_a_newer_item_are_soft_deleted,
+    a_push_write_during_a_scan_counts_as_seen,
+    deleting_an_item_is_soft,
+    tokens_round_trip_and_rotation_replaces_both,
+    usage_counts_per_shop_and_day,
+    usage_limit_holds_under_concurrency,
+    quota_pause_round_trip,
+    run_log_round_trip,
+    states_round_trip,
+    shops_keep_their_status,
+    a_thousand_orders_commit_in_one_page,
+    a_closed_database_gives_errors_not_panics,
+);
+
+async fn migrating_twice_is_fine(store: Store) {
+    store.migrate().await.expect("second migrate");
+    store.migrate().await.expect("third migrate");
+    store.ping().await.expect("ping");
+}
+
+async fn orders_read_back_field_by_field_with_gifts_as_rows(store: Store) {
+    add_shop(&store, SHOP).await;
+    let orders = [order(1_001, 500, 2), order(1_002, 600, 0)];
+    let outcome = store
+        .upsert_orders(SHOP, &orders, Source::Push, NOW)
+        .await
+        .expect("upsert");
+    assert_eq!(
+        outcome,
+        PageOutcome {
+            received: 4,
+            written: 4
+        }
+    );
+
+    let rows = store.order_rows(SHOP).await.expect("read back");
+    let mut expected: Vec<_> = orders
+        .iter()
+        .flat_map(|o| {
+            let main = kwaishop_sync::api::records::Order {
+                gifts: Vec::new(),
+                ..o.clone()
+            };
+            std::iter::once(main).chain(o.gifts.clone())
+        })
+        .collect();
+    expected.sort_by_key(|o| o.oid);
+    assert_eq!(rows.len(), expected.len());
+    for (row, want) in rows.iter().zip(&expected) {
+        assert_eq!(&row.to_order().expect("readable"), want);
+        assert_eq!(row.raw.as_bytes(), want.raw.as_bytes(), "raw byte for byte");
+        assert_eq!(row.shop_id, SHOP);
+        assert_eq!(row.source, Source::Push);
+        assert_eq!(row.synced_at, NOW);
+    }
+    let gifts: Vec<_> = rows.iter().filter(|r| r.parent_oid.is_some()).collect();
+    assert_eq!(gifts.len(), 2);
+    assert!(gifts.iter().all(|g| g.parent_oid == Some(1_001)));
+    assert_eq!(store.count_rows("orders", SHOP).await.expect("count"), 4);
+    assert_eq!(store.count_rows("orders", "other").await.expect("count"), 0);
+}
+
+async fn refunds_read_back_field_by_field(store: Store) {
+    add_shop(&store, SHOP).await;
+    let refunds = [refund(7, 100), refund(3, 200)];
+    let outcome = store
+        .upsert_refunds(SHOP, &refunds, Source::Detail, NOW)
+        .await
+        .expect("upsert");
+    assert_eq!(
+        outcome,
+        PageOutcome {
+            received: 2,
+            written: 2
+        }
+    );
+    let rows = store.refund_rows(SHOP).await.expect("read back");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].to_refund(), refunds[1]);
+    assert_eq!(rows[1].to_refund(), refunds[0]);
+    assert!(
+        rows.iter()
+            .all(|r| r.source == Source::Detail && r.synced_at == NOW)
+    );
+}
+
+async fn items_and_skus_read_back_field_by_field(store: Store) {
+    add_shop(&store, SHOP).await;
+    let items = [item(20, 100, &[201, 202]), item(10, 100, &[101])];
+    let outcome = store
+        .upsert_items(SHOP, &items, Source::Poll, NOW)
+        .await
+        .expect("upsert");
+    assert_eq!(
+        outcome,
+        PageOutcome {
+            received: 5,
+            written: 5
+        }
+    );
+    let rows = store.item_rows(SHOP).await.expect("items");
+    assert_eq!(rows.len(), 2);
+    for (row, want) in rows.iter().zip([&items[1], &items[0]]) {
+        let bare = kwaishop_sync::api::records::Item {
+            skus: Vec::new(),
+            ..want.clone()
+        };
+        assert_eq!(row.to_item(), bare);
+        assert_eq!(row.deleted_at, None);
+    }
+    let skus = store.sku_rows(SHOP).await.expect("skus");
+    let want: Vec<_> = [&items[1].skus[0], &items[0].skus[0], &items[0].skus[1]]
+        .into_iter()
+        .cloned()
+        .collect();
+    let got: Vec<_> = skus.iter().map(|s| s.to_sku()).collect();
+    assert_eq!(got, want);
+    assert!(
+        skus.iter()
+            .all(|s| s.version == 100 && s.deleted_at.is_none())
+    );
+}
+
+async fn an_older_version_never_replaces_a_newer_row(store: Store) {
+    add_shop(&store, SHOP).await;
+    let newer = order(1, 200, 1);
+    store
+        .upsert_orders(SHOP, std::slice::from_ref(&newer), Source::Push, NOW)
+        .await
+        .expect("newer");
+    let mut older = order(1, 100, 1);
+    older.status = 10;
+    older.gifts[0].update_time = 100;
+    let outcome = store
+        .upsert_orders(SHOP, &[older], Source::Poll, NOW + 1)
+        .await
+        .expect("older");
+    assert_eq!(
+        outcome.written, 0,
+        "nothing replaced by an older version (I4)"
+    );
+    let rows = store.order_rows(SHOP).await.expect("rows");
+    assert_eq!(rows[0].update_time, 200);
+    assert_eq!(rows[0].status, 30);
+    assert_eq!(rows[0].source, Source::Push);
+    assert_eq!(rows[0].raw, newer.raw);
+
+    // An equal version is accepted: the same version re-read may carry more detail.
+    let mut same = order(1, 200, 0);
+    same.remark = Some("detail".into());
+    let outcome = store
+        .upsert_orders(SHOP, &[same], Source::Detail, NOW + 2)
+        .await
+        .expect("same");
+    assert_eq!(outcome.written, 1);
+    let rows = store.order_rows(SHOP).await.expect("rows");
+    assert_eq!(rows[0].remark.as_deref(), Some("detail"));
+
+    store
+        .upsert_refunds(SHOP, &[refund(9, 50)], Source::Push, NOW)
+        .await
+        .expect("refund");
+    let stale = store
+        .upsert_refunds(SHOP, &[refund(9, 40)], Source::Resync, NOW)
+        .await
+        .expect("stale refund");
+    assert_eq!(stale.written, 0);
+    assert_eq!(
+        store.refund_rows(SHOP).await.expect("rows")[0].update_time,
+        50
+    );
+
+    store
+        .upsert_items(SHOP, &[item(5, 50, &[51])], Source::Push, NOW)
+        .await
+        .expect("item");
+    let mut old_item = item(5, 40, &[51]);
+    old_item.title = Some("stale".into());
+    old_item.skus[0].sku_stock = 0;
+    let stale = store
+        .upsert_items(SHOP, &[old_item], Source::Poll, NOW)
+        .await
+        .expect("stale item");
+    assert_eq!(stale.written, 0);
+    assert_eq!(
+        store.item_rows(SHOP).await.expect("items")[0].update_time,
+        50
+    );
+    assert_eq!(store.sku_rows(SHOP).await.expect("skus")[0].sku_stock, 10);
+}
+
+async fn duplicates_within_a_batch_keep_the_newest(store: Store) {
+    add_shop(&store, SHOP).await;
+    let orders = [order(1, 100, 0), order(1, 300, 0), order(1, 200, 0)];
+    let outcome = store
+        .upsert_orders(SHOP, &orders, Source::Poll, NOW)
+        .await
+        .expect("orders");
+    assert_eq!(
+        outcome,
+        PageOutcome {
+            received: 3,
+            written: 1
+        }
+    );
+    let rows = store.order_rows(SHOP).await.expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].update_time, 300);
+
+    let refunds = [refund(2, 9), refund(2, 7)];
+    store
+        .upsert_refunds(SHOP, &refunds, Source::Poll, NOW)
+        .await
+        .expect("refunds");
+    assert_eq!(
+        store.refund_rows(SHOP).await.expect("rows")[0].update_time,
+        9
+    );
+
+    let items = [item(3, 5, &[31]), item(3, 8, &[31, 32]), item(3, 6, &[])];
+    store
+        .upsert_items(SHOP, &items, Source::Poll, NOW)
+        .await
+        .expect("items");
+    assert_eq!(
+        store.item_rows(SHOP).await.expect("items")[0].update_time,
+        8
+    );
+    assert_eq!(store.count_rows("skus", SHOP).await.expect("skus"), 2);
+}
+
+fn orders_state(checkpoint: i64) -> StreamState {
+    StreamState {
+        checkpoint_ms: Some(checkpoint),
+        window_begin_ms: Some(checkpoint - 600_000),
+        window_end_ms: Some(checkpoint + 3_600_000),
+        cursor: Some("cursor-2".into()),
+        rows_total: 2,
+        ..StreamState::new(SHOP, Stream::Orders)
+    }
+}
+
+async fn a_page_commit_writes_records_and_state_together(store: Store) {
+    add_shop(&store, SHOP).await;
+    let state = orders_state(1_000);
+    let outcome = store
+        .commit_order_page(
+            SHOP,
+            &[order(1, 10, 1), order(2, 10, 0)],
+            Source::Poll,
+            &state,
+            NOW,
+        )
+        .await
+        .expect("commit");
+    assert_eq!(
+        outcome,
+        PageOutcome {
+            received: 3,
+            written: 3
+        }
+    );
+    assert_eq!(store.count_rows("orders", SHOP).await.expect("count"), 3);
+    let saved = store
+        .load_state(SHOP, Stream::Orders)
+        .await
+        .expect("load")
+        .expect("saved");
+    assert_eq!(
+        saved,
+        StreamState {
+            updated_at_ms: NOW,
+            ..state
+        }
+    );
+
+    let refunds_state = StreamState {
+        cursor: Some("nomore".into()),
+        ..StreamState::new(SHOP, Stream::Refunds)
+    };
+    store
+        .commit_refund_page(SHOP, &[refund(1, 1)], Source::Poll, &refunds_state, NOW)
+        .await
+        .expect("refund page");
+    let saved = store
+        .load_state(SHOP, Stream::Refunds)
+        .await
+        .expect("load")
+        .expect("saved");
+    assert_eq!(saved.cursor.as_deref(), Some("nomore"));
+    assert_eq!(store.count_rows("refunds", SHOP).await.expect("count"), 1);
+}
+
+async fn a_failed_page_commit_leaves_neither_records_nor_state(store: Store) {
+    add_shop(&store, SHOP).await;
+    let good = orders_state(1_000);
+    store
+        .commit_order_page(SHOP, &[order(1, 10, 0)], Source::Poll, &good, NOW)
+        .await
+        .expect("first page");
+
+    // The state write fails inside the transaction (rows_total must not be negative), after
+    // the records were written: the whole page must roll back.
+    let bad = StreamState {
+        rows_total: -1,
+        ..orders_state(2_000)
+    };
+    let err = store
+        .commit_order_page(
+            SHOP,
+            &[order(2, 20, 1), order(1, 30, 0)],
+            Source::Poll,
+            &bad,
+            NOW + 1,
+        )
+        .await
+        .expect_err("the state violates a constraint");
+    assert!(matches!(err, StoreError::Query { .. }), "{err}");
+    let rows = store.order_rows(SHOP).await.expect("rows");
+    assert_eq!(rows.len(), 1, "no record of the failed page");
+    assert_eq!(rows[0].update_time, 10, "no update of the failed page");
+    let saved = store
+        .load_state(SHOP, Stream::Orders)
+        .await
+        .expect("load")
+        .expect("saved");
+    assert_eq!(
+        saved.checkpoint_ms,
+        Some(1_000),
+        "checkpoint not moved (I3)"
+    );
+
+    let items_state = StreamState {
+        rows_total: -5,
+        ..StreamState::new(SHOP, Stream::Items)
+    };
+    store
+        .commit_item_page(SHOP, &[item(1, 1, &[11])], 7, &items_state, NOW)
+        .await
+        .expect_err("bad item state");
+    assert_eq!(store.count_rows("items", SHOP).await.expect("count"), 0);
+    assert_eq!(store.count_rows("skus", SHOP).await.expect("count"), 0);
+
+    // A state of another stream or shop is refused before anything is written.
+    let err = store
+        .commit_refund_page(SHOP, &[refund(1, 1)], Source::Poll, &good, NOW)
+        .await
+        .expect_err("orders state on a refund page");
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert_eq!(store.count_rows("refunds", SHOP).await.expect("count"), 0);
+}
+
+fn items_state(scan_id: i64, page: &str) -> StreamState {
+    StreamState {
+        scan_id: Some(scan_id),
+        cursor: Some(page.into()),
+        ..StreamState::new(SHOP, Stream::Items)
+    }
+}
+
+async fn an_item_scan_soft_deletes_only_unseen_items(store: Store) {
+    add_shop(&store, SHOP).await;
+    let (a, b, c) = (
+        item(1, 10, &[11]),
+        item(2, 10, &[21, 22]),
+        item(3, 10, &[31]),
+    );
+    let page1 = [a.clone(), b.clone()];
+    store
+        .commit_item_page(SHOP, &page1, 1, &items_state(1, "2"), NOW)
+        .await
+        .expect("page 1");
+    store
+        .commit_item_page(SHOP, std::slice::from_ref(&c), 1, &items_state(1, "3"), NOW)
+        .await
+        .expect("2");
+    assert!(
+        store
+            .unseen_items(SHOP, 1)
+            .await
+            .expect("unseen")
+            .is_empty()
+    );
+    let deleted = store
+        .finish_item_scan(SHOP, 1, &items_state(1, "done"), NOW)
+        .await
+        .expect("end");
+    assert_eq!(deleted, 0);
+
+    // Scan 2 lists A (unchanged version: still seen) and C, not B.
+    let page = [a.clone(), c.clone()];
+    store
+        .commit_item_page(SHOP, &page, 2, &items_state(2, "2"), NOW + 1)
+        .await
+        .expect("scan 2");
+    assert_eq!(store.unseen_items(SHOP, 2).await.expect("unseen"), vec![2]);
+    let later = NOW + 10;
+    let deleted = store
+        .finish_item_scan(SHOP, 2, &items_state(2, "done"), later)
+        .await
+        .expect("end");
+    assert_eq!(deleted, 1);
+    let items = store.item_rows(SHOP).await.expect("items");
+    let deleted_at: Vec<_> = items
+        .iter()
+        .map(|i| (i.kwai_item_id, i.deleted_at))
+        .collect();
+    assert_eq!(deleted_at, vec![(1, None), (2, Some(later)), (3, None)]);
+    let skus = store.sku_rows(SHOP).await.expect("skus");
+    let sku_deleted: Vec<_> = skus.iter().map(|s| (s.kwai_sku_id, s.deleted_at)).collect();
+    assert_eq!(
+        sku_deleted,
+        vec![(11, None), (21, Some(later)), (22, Some(later)), (31, None)]
+    );
+    let state = store
+        .load_state(SHOP, Stream::Items)
+        .await
+        .expect("load")
+        .expect("state");
+    assert_eq!(state.cursor.as_deref(), Some("done"));
+    assert_eq!(
+        store.count_rows("items", SHOP).await.expect("count"),
+        3,
+        "never hard-deleted"
+    );
+
+    // Scan 3 lists B again, same version: it and its SKUs are live again.
+    store
+        .commit_item_page(SHOP, &[b], 3, &items_state(3, "2"), NOW + 20)
+        .await
+        .expect("scan 3");
+    let items = store.item_rows(SHOP).await.expect("items");
+    assert_eq!(items[1].deleted_at, None);
+    assert_eq!(items[1].seen_scan, Some(3));
+    let skus = store.sku_rows(SHOP).await.expect("skus");
+    assert!(skus.iter().all(|s| s.deleted_at.is_none()), "{skus:?}");
+}
+
+async fn skus_dropped_from_a_newer_item_are_soft_deleted(store: Store) {
+    add_shop(&store, SHOP).await;
+    store
+        .upsert_items(SHOP, &[item(1, 10, &[11, 12, 13])], Source::Poll, NOW)
+        .await
+        .expect("v1");
+    // An older version without SKU 13 is ignored, SKUs included.
+    store
+        .upsert_items(SHOP, &[item(1, 5, &[11])], Source::Poll, NOW)
+        .await
+        .expect("old");
+    assert!(
+        store
+            .sku_rows(SHOP)
+            .await
+            .expect("skus")
+            .iter()
+            .all(|s| s.deleted_at.is_none())
+    );
+
+    let outcome = store
+        .upsert_items(SHOP, &[item(1, 20, &[11, 12])], Source::Push, NOW + 1)
+        .await
+        .expect("v2");
+    assert_eq!(
+        outcome,
+        PageOutcome {
+            received: 3,
+            written: 3
+        }
+    );
+    let skus = store.sku_rows(SHOP).await.expect("skus");
+    let state: Vec<_> = skus
+        .iter()
+        .map(|s| (s.kwai_sku_id, s.deleted_at, s.version))
+        .collect();
+    assert_eq!(
+        state,
+        vec![(11, None, 20), (12, None, 20), (13, Some(NOW + 1), 10)]
+    );
+
+    // A SKU's own updateTime is its version: an older one is not written.
+    let mut v3 = item(1, 30, &[11, 12]);
+    v3.skus[0].update_time = Some(1);
+    v3.skus[0].sku_stock = 0;
+    let outcome = store
+        .upsert_items(SHOP, &[v3], Source::Push, NOW + 2)
+        .await
+        .expect("v3");
+    assert_eq!(outcome.written, 2, "item and SKU 12");
+    assert_eq!(store.sku_rows(SHOP).await.expect("skus")[0].sku_stock, 10);
+}
+
+async fn a_push_write_during_a_scan_counts_as_seen(store: Store) {
+    add_shop(&store, SHOP).await;
+    store
+        .commit_item_page(SHOP, &[item(1, 10, &[])], 4, &items_state(4, "2"), NOW)
+        .await
+        .expect("p");
+    // Created while scan 4 runs, after the page that would have listed it.
+    store
+        .upsert_items(SHOP, &[item(2, 10, &[21])], Source::Detail, NOW)
+        .await
+        .expect("detail");
+    assert!(
+        store
+            .unseen_items(SHOP, 4)
+            .await
+            .expect("unseen")
+            .is_empty()
+    );
+    let deleted = store
+        .finish_item_scan(SHOP, 4, &items_state(4, "done"), NOW)
+        .await
+        .expect("end");
+    assert_eq!(deleted, 0);
+}
+
+async fn deleting_an_item_is_soft(store: Store) {
+    add_shop(&store, SHOP).await;
+    store
+        .upsert_items(SHOP, &[item(1, 10, &[11, 12])], Source::Poll, NOW)
+        .await
+        .expect("item");
+    assert!(store.delete_item(SHOP, 1, NOW + 5).await.expect("delete"));
+    assert!(!store.delete_item(SHOP, 1, NOW + 6).await.expect("again"));
+    assert!(
+        !store
+            .delete_item(SHOP, 404, NOW + 6)
+            .await
+            .expect("unknown")
+    );
+    let items = store.item_rows(SHOP).await.expect("items");
+    assert_eq!(items[0].deleted_at, Some(NOW + 5));
+    let skus = store.sku_rows(SHOP).await.expect("skus");
+    assert!(skus.iter().all(|s| s.deleted_at == Some(NOW + 5)));
+    // The platform returns it again (a detail fetch): live again, SKUs too.
+    store
+        .upsert_items(SHOP, &[item(1, 10, &[11, 12])], Source::Detail, NOW + 7)
+        .await
+        .expect("back");
+    assert_eq!(
+        store.item_rows(SHOP).await.expect("items")[0].deleted_at,
+        None
+    );
+    assert!(
+        store
+            .sku_rows(SHOP)
+            .await
+            .expect("skus")
+            .iter()
+            .all(|s| s.deleted_at.is_none())
+    );
+}
+
+fn tokens(access: &str, refresh: &str, expires: i64) -> TokenSet {
+    TokenSet {
+        access_token: Secret::new(access),
+        access_expires_at: expires,
+        refresh_token: Secret::new(refresh),
+        refresh_expires_at: expires * 10,
+        open_id: "open-1".into(),
+        scopes: vec!["merchant_order".into(), "merchant_item".into()],
+    }
+}
+
+async fn tokens_round_trip_and_rotation_replaces_both(store: Store) {
+    let tokens_store: &dyn TokenStore = &store;
+    assert_eq!(tokens_store.load(SHOP).await.expect("load"), None);
+    // No shop row yet: saving tokens adds one (authorization can come first).
+    let first = tokens("AT1", "RT1", 1_000);
+    tokens_store.save(SHOP, &first).await.expect("save");
+    assert_eq!(tokens_store.load(SHOP).await.expect("load"), Some(first));
+    let rotated = TokenSet {
+        scopes: vec![],
+        ..tokens("AT2", "RT2", 2_000)
+    };
+    tokens_store.save(SHOP, &rotated).await.expect("rotate");
+    assert_eq!(tokens_store.load(SHOP).await.expect("load"), Some(rotated));
+    assert_eq!(store.shops().await.expect("shops").len(), 1);
+    let debug = format!("{store:?}");
+    assert!(!debug.contains("AT2") && !debug.contains("RT2"), "{debug}");
+}
+
+async fn usage_counts_per_shop_and_day(store: Store) {
+    let usage: &dyn UsageStore = &store;
+    let add = |shop, day, method, limit| usage.try_add_call(shop, day, method, limit);
+    assert_eq!(
+        add(SHOP, 1, Method::OrderCursorList, Some(3))
+            .await
+            .expect("1"),
+        Some(1)
+    );
+    assert_eq!(
+        add(SHOP, 1, Method::RefundList, Some(3)).await.expect("2"),
+        Some(2)
+    );
+    assert_eq!(
+        add(SHOP, 1, Method::ItemList, Some(3)).await.expect("3"),
+        Some(3)
+    );
+    assert_eq!(
+        add(SHOP, 1, Method::ItemList, Some(3)).await.expect("4"),
+        None,
+        "over the limit"
+    );
+    assert_eq!(
+        usage.calls(SHOP, 1).await.expect("calls"),
+        3,
+        "summed over methods"
+    );
+    assert_eq!(
+        add(SHOP, 2, Method::ItemList, Some(3))
+            .await
+            .expect("day 2"),
+        Some(1)
+    );
+    assert_eq!(
+        add("shop-2", 1, Method::ItemList, None)
+            .await
+            .expect("other"),
+        Some(1)
+    );
+    assert_eq!(usage.calls("shop-2", 1).await.expect("calls"), 1);
+    assert_eq!(usage.calls("nobody", 1).await.expect("calls"), 0);
+}
+
+async fn usage_limit_holds_under_concurrency(store: Store) {
+    const LIMIT: u64 = 7;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            let method = if i % 2 == 0 {
+                Method::OrderDetail
+            } else {
+                Method::RefundDetail
+            };
+            tokio::spawn(async move { store.try_add_call(SHOP, 9, method, Some(LIMIT)).await })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for task in tasks {
+        let answer = task.await.expect("task").expect("no storage error");
+        granted.extend(answer);
+    }
+    granted.sort_unstable();
+    assert_eq!(
+        granted,
+        (1..=LIMIT).collect::<Vec<_>>(),
+        "each total handed out once"
+    );
+    assert_eq!(
+        UsageStore::calls(&store, SHOP, 9).await.expect("calls"),
+        LIMIT
+    );
+}
+
+async fn quota_pause_round_trip(store: Store) {
+    assert_eq!(store.paused_until(SHOP).await.expect("none"), None);
+    store.pause_until(SHOP, NOW + 99).await.expect("pause");
+    assert_eq!(
+        store.paused_until(SHOP).await.expect("read"),
+        Some(NOW + 99)
+    );
+    let shops = store.shops().await.expect("shops");
+    assert_eq!(shops[0].quota_paused_until, Some(NOW + 99));
+}
+
+async fn run_log_round_trip(store: Store) {
+    add_shop(&store, SHOP).await;
+    add_shop(&store, "shop-2").await;
+    let first = store
+        .start_run(SHOP, Stream::Orders, "poll", NOW)
+        .await
+        .expect("start");
+    let second = store
+        .start_run("shop-2", Stream::Items, "scan", NOW + 1)
+        .await
+        .expect("start");
+    assert!(second > first);
+    store
+        .finish_run(first, NOW + 5, "error", 3, 120, 4, Some("window failed"))
+        .await
+        .expect("finish");
+    let runs = store.recent_runs(None, 10).await.expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].id, second, "newest first");
+    assert_eq!(runs[0].finished_at_ms, None);
+    let run = &runs[1];
+    assert_eq!(
+        (run.shop_id.as_str(), run.stream, run.kind.as_str()),
+        (SHOP, Stream::Orders, "poll")
+    );
+    assert_eq!(
+        (run.started_at_ms, run.finished_at_ms),
+        (NOW, Some(NOW + 5))
+    );
+    assert_eq!((run.pages, run.rows, run.calls), (3, 120, 4));
+    assert_eq!(
+        (run.outcome.as_deref(), run.error.as_deref()),
+        (Some("error"), Some("window failed"))
+    );
+    let mine = store.recent_runs(Some(SHOP), 10).await.expect("mine");
+    assert_eq!(mine.iter().map(|r| r.id).collect::<Vec<_>>(), vec![first]);
+    assert_eq!(store.recent_runs(None, 1).await.expect("one").len(), 1);
+    assert!(
+        store
+            .finish_run(9_999, NOW, "ok", 0, 0, 0, None)
+            .await
+            .is_err()
+    );
+}
+
+async fn states_round_trip(store: Store) {
+    add_shop(&store, SHOP).await;
+    add_shop(&store, "shop-0").await;
+    assert_eq!(
+        store.load_state(SHOP, Stream::Refunds).await.expect("none"),
+        None
+    );
+    let full = StreamState {
+        shop_id: SHOP.into(),
+        stream: Stream::Refunds,
+        checkpoint_ms: Some(1),
+        window_begin_ms: Some(2),
+        window_end_ms: Some(3),
+        cursor: Some("c".into()),
+        scan_id: Some(4),
+        last_success_ms: Some(5),
+        last_error: Some("throttled: 请稍后".into()),
+        last_error_at_ms: Some(6),
+        paused_until_ms: Some(7),
+        rows_total: 8,
+        updated_at_ms: 9,
+    };
+    store.save_state(&full).await.expect("save");
+    assert_eq!(
+        store.load_state(SHOP, Stream::Refunds).await.expect("load"),
+        Some(full.clone())
+    );
+    let cleared = StreamState {
+        last_error: None,
+        paused_until_ms: None,
+        ..full.clone()
+    };
+    store.save_state(&cleared).await.expect("overwrite");
+    assert_eq!(
+        store.load_state(SHOP, Stream::Refunds).await.expect("load"),
+        Some(cleared.clone())
+    );
+    let other = StreamState::new("shop-0", Stream::Items);
+    store.save_state(&other).await.expect("save other");
+    let orders = StreamState::new(SHOP, Stream::Orders);
+    store.save_state(&orders).await.expect("save orders");
+    let all = store.all_states().await.expect("all");
+    assert_eq!(all, vec![other, orders, cleared]);
+}
+
+async fn shops_keep_their_status(store: Store) {
+    let shop = ShopRow {
+        open_id: Some("open-1".into()),
+        seller_id: Some(42),
+        name: Some("小店".into()),
+        ..ShopRow::new(SHOP)
+    };
+    store.ensure_shop(&shop).await.expect("add");
+    store
+        .set_shop_status(SHOP, ShopStatus::NeedsReauth, Some("refresh token revoked"))
+        .await
+        .expect("status");
+    let renamed = ShopRow {
+        name: Some("新名字".into()),
+        open_id: None,
+        ..ShopRow::new(SHOP)
+    };
+    store.ensure_shop(&renamed).await.expect("update");
+    let shops = store.shops().await.expect("shops");
+    assert_eq!(
+        shops,
+        vec![ShopRow {
+            name: Some("新名字".into()),
+            status: ShopStatus::NeedsReauth,
+            status_reason: Some("refresh token revoked".into()),
+            ..shop
+        }]
+    );
+    let err = store
+        .set_shop_status("nobody", ShopStatus::Active, None)
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, StoreError::UnknownShop(_)), "{err}");
+    // Records of a shop that was never added are refused (foreign key), not orphaned.
+    assert!(
+        store
+            .upsert_orders("nobody", &[order(1, 1, 0)], Source::Poll, NOW)
+            .await
+            .is_err()
+    );
+}
+
+async fn a_thousand_orders_commit_in_one_page(store: Store) {
+    add_shop(&store, SHOP).await;
+    let orders: Vec<_> = (0..1_000)
+        .map(|i| order(10_000 + i, 5, (i % 3) as usize))
+        .collect();
+    let state = orders_state(5_000);
+    let outcome = store
+        .commit_order_page(SHOP, &orders, Source::Resync, &state, NOW)
+        .await
+        .expect("commit");
+    assert_eq!(outcome.received, 1_999);
+    assert_eq!(outcome.written, 1_999);
+    assert_eq!(
+        store.count_rows("orders", SHOP).await.expect("count"),
+        1_999
+    );
+    // Again: all equal versions, all accepted, still one row each.
+    let again = store
+        .commit_order_page(SHOP, &orders, Source::Poll, &state, NOW + 1)
+        .await
+        .expect("again");
+    assert_eq!(again.written, 1_999);
+    assert_eq!(
+        store.count_rows("orders", SHOP).await.expect("count"),
+        1_999
+    );
+}
+
+async fn a_closed_database_gives_errors_not_panics(store: Store) {
+    add_shop(&store, SHOP).await;
+    store
+        .upsert_orders(SHOP, &[order(1, 1, 0)], Source::Poll, NOW)
+        .await
+        .expect("before");
+    store.close().await;
+    let err = store.ping().await.expect_err("closed");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    assert!(err.is_transient());
+    let state = orders_state(1);
+    let err = store
+        .commit_order_page(SHOP, &[order(2, 1, 0)], Source::Poll, &state, NOW)
+        .await
+        .expect_err("closed");
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    assert!(store.count_rows("bogus", SHOP).await.is_err());
+}
+
+#[tokio::test]
+async fn sqlite_file_is_owner_only_and_keeps_commits_across_reopening() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kw.db");
+    let url = format!("sqlite:{}", path.display());
+    let store = Store::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+    add_shop(&store, SHOP).await;
+    store
+        .upsert_orders(SHOP, &[order(1, 1, 1)], Source::Poll, NOW)
+        .await
+        .expect("write");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600, "the database holds tokens");
+    let wal = dir.path().join("kw.db-wal");
+    assert!(wal.exists(), "journal_mode=WAL");
+    assert_eq!(mode(&wal), 0o600);
+    store.close().await;
+
+    let reopened = Store::connect(&url).await.expect("reopen");
+    reopened.migrate().await.expect("migrate again");
+    assert_eq!(reopened.count_rows("orders", SHOP).await.expect("count"), 2);
+    assert_eq!(mode(&path), 0o600);
+}
+
+#[tokio::test]
+async fn sqlite_open_errors_name_the_path() {
+    let err = Store::connect("sqlite:///nonexistent-kwaishop-dir/sub/mirror.db")
+        .await
+        .expect_err("no such directory");
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent-kwaishop-dir/sub/mirror.db"),
+        "{err}"
+    );
+    let err = Store::connect("sqlite::memory:").await.expect_err("memory");
+    assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn connection_errors_never_show_the_password() {
+    for url in [
+        "postgres://kw:hunter2secret@127.0.0.1:1/kw",
+        "postgresql://kw@127.0.0.1:1/kw?password=hunter2secret",
+        "mysql://kw:hunter2secret@127.0.0.1/kw",
+    ] {
+        let err = Store::connect(url)
+            .await
+            .expect_err("nothing listens on port 1");
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_shows_no_url() {
+    let Ok(url) = std::env::var(common_db::PG_URL_VAR) else {
+        eprintln!("skipped: {} not set", common_db::PG_URL_VAR);
+        return;
+    };
+    let store = Store::connect(&url).await.expect("connect");
+    let shown = format!("{store:?}");
+    assert_eq!(shown, "Store { backend: Postgres, .. }");
+}
