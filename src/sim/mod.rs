@@ -300,6 +300,7 @@ pub async fn start(
     listener: TcpListener,
     clock: Arc<ScaledClock>,
 ) -> std::io::Result<SimHandle> {
+    crate::api::client::install_crypto_provider();
     let addr = listener.local_addr()?;
     let state = build_state(config, clock);
     let shutdown = CancellationToken::new();
