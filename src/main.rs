@@ -56,6 +56,9 @@ struct SimArgs {
     /// Items per shop (default: orders / 30, between 20 and 2000).
     #[arg(long)]
     items: Option<usize>,
+    /// Share of paid orders that get a refund.
+    #[arg(long)]
+    refund_rate: Option<f64>,
     /// QPS limit per API method (default: the platform's 100, and 300 for the order list).
     #[arg(long)]
     qps: Option<f64>,
@@ -114,6 +117,7 @@ impl SimArgs {
             days: self.days.max(1),
             orders: self.orders,
             items: self.items,
+            refund_rate: self.refund_rate,
             qps: self.qps,
             daily_quota: self.daily_quota,
             speed: self.speed,

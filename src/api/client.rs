@@ -118,8 +118,10 @@ struct Inner {
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// Installs rustls' ring provider once per process (reqwest is built without a default one).
-fn install_crypto_provider() {
+/// Installs rustls' ring provider once per process. reqwest is built without a default
+/// provider (the default one needs a C toolchain for aws-lc), so anything that builds an HTTP
+/// client calls this first; a second call does nothing.
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

@@ -36,6 +36,7 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/__sim/stale", post(stale))
         .route("/__sim/ties", post(ties))
         .route("/__sim/push", get(push_stats))
+        .route("/__sim/corrupt", post(corrupt))
 }
 
 /// `GET /__sim/push`: the push sender's counters and the acknowledged event ids.
@@ -252,4 +253,23 @@ async fn ties(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
         oids.push(oid);
     }
     Json(json!({ "oids": oids })).into_response()
+}
+
+/// `POST /__sim/corrupt?shop=N&oid=X`: the order's `updateTime` becomes a string that is not a
+/// number, so the page holding it cannot be parsed (`&undo=true` restores a number).
+async fn corrupt(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
+    let (Some(shop), Some(oid)) = (shop_arg(&q), num::<i64>(&q, "oid")) else {
+        return bad("shop and oid required");
+    };
+    let undo = num::<bool>(&q, "undo") == Some(true);
+    let now = state.clock.now_ms();
+    let Ok(mut shops) = state.shops.lock() else { return bad("busy") };
+    let Some(data) = shops.get_mut(shop) else { return bad("no such shop") };
+    let stamped = data.orders.update(oid, now, |v, t| {
+        v["orderBaseInfo"]["updateTime"] = if undo { json!(t) } else { json!(format!("not-a-time-{t}")) };
+    });
+    match stamped {
+        Some(t) => Json(json!({ "oid": oid, "update_time": t, "corrupt": !undo })).into_response(),
+        None => bad("no such order"),
+    }
 }

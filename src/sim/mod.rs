@@ -53,6 +53,8 @@ pub struct SimConfig {
     pub orders: usize,
     /// Items per shop (default from the order count).
     pub items: Option<usize>,
+    /// Share of paid orders that get a refund (default 0.12).
+    pub refund_rate: Option<f64>,
     /// QPS per (app, method); `None` uses the platform's defaults (100; 300 for the order list).
     pub qps: Option<f64>,
     /// Calls per shop per China-time day; `None` for no limit.
@@ -82,6 +84,7 @@ impl Default for SimConfig {
             days: 30,
             orders: 2_000,
             items: None,
+            refund_rate: None,
             qps: None,
             daily_quota: None,
             speed: 1.0,
@@ -236,6 +239,9 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
     if let Some(items) = config.items {
         params.items = items;
     }
+    if let Some(rate) = config.refund_rate {
+        params.refund_rate = rate.clamp(0.0, 1.0);
+    }
     let shops = generate::generate(&params);
     let mutation = MutationParams {
         orders_per_day: config
@@ -300,6 +306,7 @@ pub async fn start(
     listener: TcpListener,
     clock: Arc<ScaledClock>,
 ) -> std::io::Result<SimHandle> {
+    crate::api::client::install_crypto_provider();
     let addr = listener.local_addr()?;
     let state = build_state(config, clock);
     let shutdown = CancellationToken::new();
