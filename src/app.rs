@@ -24,7 +24,11 @@ pub enum AppError {
     #[error("the platform client: {0}")]
     Client(#[from] ApiError),
     #[error("shop {shop}: cannot import tokens from {path}: {message}")]
-    TokenFile { shop: String, path: String, message: String },
+    TokenFile {
+        shop: String,
+        path: String,
+        message: String,
+    },
     #[error("no shop {0:?} in the config")]
     UnknownShop(String),
 }
@@ -91,8 +95,19 @@ impl App {
             sign_secret: config.platform.sign_secret.clone(),
         };
         let store_arc = Arc::new(store.clone());
-        let client = ApiClient::new(app, client_options(&config), clock.clone(), store_arc.clone(), store_arc)?;
-        let app = App { config: Arc::new(config), store, client, clock };
+        let client = ApiClient::new(
+            app,
+            client_options(&config),
+            clock.clone(),
+            store_arc.clone(),
+            store_arc,
+        )?;
+        let app = App {
+            config: Arc::new(config),
+            store,
+            client,
+            clock,
+        };
         app.register_shops().await?;
         Ok(app)
     }
@@ -110,13 +125,26 @@ impl App {
                     quota_paused_until: None,
                 })
                 .await?;
-            let Some(path) = &shop.token_file else { continue };
-            if self.store.load(&shop.id).await.map_err(|e| StoreError::Other(e.to_string()))?.is_some() {
+            let Some(path) = &shop.token_file else {
+                continue;
+            };
+            if self
+                .store
+                .load(&shop.id)
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?
+                .is_some()
+            {
                 continue;
             }
-            let err = |message: String| AppError::TokenFile { shop: shop.id.clone(), path: path.display().to_string(), message };
+            let err = |message: String| AppError::TokenFile {
+                shop: shop.id.clone(),
+                path: path.display().to_string(),
+                message,
+            };
             let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-            let file: TokenFile = serde_json::from_str(&text).map_err(|e| err(format!("not a token file: {e}")))?;
+            let file: TokenFile =
+                serde_json::from_str(&text).map_err(|e| err(format!("not a token file: {e}")))?;
             let tokens = TokenSet {
                 access_token: Secret::new(file.access_token),
                 access_expires_at: file.access_expires_at,
@@ -125,21 +153,36 @@ impl App {
                 open_id: file.open_id,
                 scopes: file.scopes,
             };
-            self.store.save(&shop.id, &tokens).await.map_err(|e| StoreError::Other(e.to_string()))?;
-            info!(shop = shop.id, "imported the shop's tokens from its token file");
+            self.store
+                .save(&shop.id, &tokens)
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            info!(
+                shop = shop.id,
+                "imported the shop's tokens from its token file"
+            );
         }
         Ok(())
     }
 
     /// The sync context over this application.
     pub fn sync_context(&self) -> SyncContext {
-        SyncContext { client: self.client.clone(), store: self.store.clone(), config: self.config.clone(), clock: self.clock.clone() }
+        SyncContext {
+            client: self.client.clone(),
+            store: self.store.clone(),
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
     /// The configured shops, or just the one named.
     pub fn shops(&self, only: Option<&str>) -> Result<Vec<String>, AppError> {
         match only {
-            Some(id) => self.config.shop(id).map(|s| vec![s.id.clone()]).ok_or_else(|| AppError::UnknownShop(id.to_string())),
+            Some(id) => self
+                .config
+                .shop(id)
+                .map(|s| vec![s.id.clone()])
+                .ok_or_else(|| AppError::UnknownShop(id.to_string())),
             None => Ok(self.config.shops.iter().map(|s| s.id.clone()).collect()),
         }
     }

@@ -5,15 +5,15 @@
 //! See `design.md` for the architecture and the invariants I1–I8 the tests name.
 
 pub mod api;
-// pub mod app;
+pub mod app;
 pub mod clock;
-// pub mod commands;
+pub mod commands;
 pub mod config;
 pub mod push;
 pub mod secret;
 pub mod sim;
 pub mod store;
-// pub mod sync;
+pub mod sync;
 
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use secret::Secret;

@@ -27,17 +27,26 @@ pub async fn status_lines(store: &Store, now_ms: i64) -> Result<Vec<StatusLine>,
     let mut lines = Vec::new();
     for shop in &shops {
         for stream in Stream::ALL {
-            let state = states.iter().find(|s| s.shop_id == shop.shop_id && s.stream == stream);
-            let run = runs.iter().find(|r| r.shop_id == shop.shop_id && r.stream == stream.as_str());
+            let state = states
+                .iter()
+                .find(|s| s.shop_id == shop.shop_id && s.stream == stream);
+            let run = runs
+                .iter()
+                .find(|r| r.shop_id == shop.shop_id && r.stream == stream.as_str());
             let table = stream.as_str();
             let rows = store.count_rows(table, &shop.shop_id).await.unwrap_or(0);
-            let paused = state.and_then(|s| s.paused_until_ms).or(shop.quota_paused_until).filter(|t| *t > now_ms);
+            let paused = state
+                .and_then(|s| s.paused_until_ms)
+                .or(shop.quota_paused_until)
+                .filter(|t| *t > now_ms);
             lines.push(StatusLine {
                 shop_id: shop.shop_id.clone(),
                 shop_status: shop.status.as_str().to_string(),
                 stream: stream.as_str().to_string(),
                 checkpoint_ms: state.and_then(|s| s.checkpoint_ms),
-                lag_ms: state.and_then(|s| s.checkpoint_ms).map(|c| (now_ms - c).max(0)),
+                lag_ms: state
+                    .and_then(|s| s.checkpoint_ms)
+                    .map(|c| (now_ms - c).max(0)),
                 last_run_ms: run.map(|r| r.finished_at_ms.unwrap_or(r.started_at_ms)),
                 last_outcome: run.and_then(|r| r.outcome.clone()),
                 rows,
@@ -71,14 +80,19 @@ pub fn render(lines: &[StatusLine]) -> String {
             l.shop_id,
             l.shop_status,
             l.stream,
-            l.checkpoint_ms.map(format_ms).unwrap_or_else(|| "never".into()),
+            l.checkpoint_ms
+                .map(format_ms)
+                .unwrap_or_else(|| "never".into()),
             l.lag_ms.map(human_lag).unwrap_or_else(|| "-".into()),
             l.rows,
             l.last_run_ms.map(format_ms).unwrap_or_else(|| "-".into()),
             l.last_outcome.clone().unwrap_or_else(|| "-".into()),
         ));
         if let Some(until) = l.paused_until_ms {
-            out.push_str(&format!("    paused: daily quota spent until {}\n", format_ms(until)));
+            out.push_str(&format!(
+                "    paused: daily quota spent until {}\n",
+                format_ms(until)
+            ));
         }
         if let Some(e) = &l.last_error {
             out.push_str(&format!("    last error: {e}\n"));

@@ -23,7 +23,10 @@ pub struct Bars {
 
 impl Bars {
     pub fn new() -> Self {
-        Self { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
+        Self {
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 
     fn bar(&self, shop: &str, stream: Stream) -> ProgressBar {
@@ -31,9 +34,10 @@ impl Bars {
         bars.entry((shop.to_string(), stream))
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new(1000));
-                let style = ProgressStyle::with_template("{prefix:>18} [{bar:30}] {percent:>3}% {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
+                let style =
+                    ProgressStyle::with_template("{prefix:>18} [{bar:30}] {percent:>3}% {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> ");
                 bar.set_style(style);
                 bar.set_prefix(format!("{shop} {}", stream.as_str()));
                 (bar, 0)
@@ -44,10 +48,12 @@ impl Bars {
 
     fn add_rows(&self, shop: &str, stream: Stream, rows: usize) -> u64 {
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-        bars.get_mut(&(shop.to_string(), stream)).map(|(_, n)| {
-            *n += rows as u64;
-            *n
-        }).unwrap_or(0)
+        bars.get_mut(&(shop.to_string(), stream))
+            .map(|(_, n)| {
+                *n += rows as u64;
+                *n
+            })
+            .unwrap_or(0)
     }
 }
 
@@ -62,7 +68,11 @@ impl SyncProgress for Bars {
         let bar = self.bar(shop, stream);
         let span = (to - from).max(1) as f64;
         bar.set_position((((begin - from) as f64 / span) * 1000.0).clamp(0.0, 1000.0) as u64);
-        bar.set_message(format!("window {} → {}", short_date(begin), short_date(end)));
+        bar.set_message(format!(
+            "window {} → {}",
+            short_date(begin),
+            short_date(end)
+        ));
     }
 
     fn page(&self, shop: &str, stream: Stream, rows: usize, page: i64, of: Option<i64>) {
@@ -101,7 +111,9 @@ impl SyncProgress for LogLines {
 }
 
 fn short_date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%m-%d %H:%M").to_string()).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%m-%d %H:%M").to_string())
+        .unwrap_or_default()
 }
 
 /// A one-line description of an outcome.
@@ -109,23 +121,46 @@ pub fn outcome_text(outcome: &RunOutcome) -> String {
     match outcome {
         RunOutcome::CaughtUp => "caught up".into(),
         RunOutcome::Stopped => "stopped (resumes from the last page)".into(),
-        RunOutcome::Paused { until_ms } => format!("quota spent, paused until {}", format_ms(*until_ms)),
-        RunOutcome::NeedsReauth => "authorization revoked: run `kwaishop-sync auth url` and authorize again".into(),
+        RunOutcome::Paused { until_ms } => {
+            format!("quota spent, paused until {}", format_ms(*until_ms))
+        }
+        RunOutcome::NeedsReauth => {
+            "authorization revoked: run `kwaishop-sync auth url` and authorize again".into()
+        }
         RunOutcome::Failed { message, .. } => format!("failed: {message}"),
     }
 }
 
 /// Runs the selected streams of the selected shops concurrently (the client's limiters keep the
 /// pace) and returns their summaries.
-pub async fn sync_once(app: &App, shops: &[String], streams: &[Stream], progress: std::sync::Arc<dyn SyncProgress>, cancel: CancellationToken) -> Vec<RunSummary> {
+pub async fn sync_once(
+    app: &App,
+    shops: &[String],
+    streams: &[Stream],
+    progress: std::sync::Arc<dyn SyncProgress>,
+    cancel: CancellationToken,
+) -> Vec<RunSummary> {
     let mut tasks = JoinSet::new();
     for shop in shops {
         for stream in streams {
-            if !app.config.stream(stream.as_str()).is_some_and(|c| c.enabled) {
+            if !app
+                .config
+                .stream(stream.as_str())
+                .is_some_and(|c| c.enabled)
+            {
                 continue;
             }
-            let (cx, shop, stream, progress, cancel) = (app.sync_context(), shop.clone(), *stream, progress.clone(), cancel.clone());
-            tasks.spawn(async move { cx.sync_stream(&shop, stream, progress.as_ref(), &cancel).await });
+            let (cx, shop, stream, progress, cancel) = (
+                app.sync_context(),
+                shop.clone(),
+                *stream,
+                progress.clone(),
+                cancel.clone(),
+            );
+            tasks.spawn(async move {
+                cx.sync_stream(&shop, stream, progress.as_ref(), &cancel)
+                    .await
+            });
         }
     }
     let mut out = Vec::new();
@@ -140,12 +175,19 @@ pub async fn sync_once(app: &App, shops: &[String], streams: &[Stream], progress
 
 /// The progress reporter for this process: bars on a terminal, log lines otherwise.
 pub fn progress_for_terminal() -> std::sync::Arc<dyn SyncProgress> {
-    if std::io::stderr().is_terminal() { std::sync::Arc::new(Bars::new()) } else { std::sync::Arc::new(LogLines) }
+    if std::io::stderr().is_terminal() {
+        std::sync::Arc::new(Bars::new())
+    } else {
+        std::sync::Arc::new(LogLines)
+    }
 }
 
 /// The summary table printed at the end.
 pub fn summary_table(summaries: &[RunSummary]) -> String {
-    let mut out = format!("{:<16} {:<8} {:>7} {:>9} {:>9}  {:<24} {}\n", "shop", "stream", "pages", "received", "written", "checkpoint", "outcome");
+    let mut out = format!(
+        "{:<16} {:<8} {:>7} {:>9} {:>9}  {:<24} {}\n",
+        "shop", "stream", "pages", "received", "written", "checkpoint", "outcome"
+    );
     for s in summaries {
         out.push_str(&format!(
             "{:<16} {:<8} {:>7} {:>9} {:>9}  {:<24} {}\n",

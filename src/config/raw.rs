@@ -724,10 +724,19 @@ mod example {
     #[test]
     fn the_example_config_parses() {
         let text = include_str!("../../config/kwaishop-sync.example.toml")
-            .replace("app_secret_file = \"secrets/app_secret\"", "app_secret = \"x\"")
-            .replace("sign_secret_file = \"secrets/sign_secret\"", "sign_secret = \"y\"");
+            .replace(
+                "app_secret_file = \"secrets/app_secret\"",
+                "app_secret = \"x\"",
+            )
+            .replace(
+                "sign_secret_file = \"secrets/sign_secret\"",
+                "sign_secret = \"y\"",
+            );
         let c: super::Config = text.parse().expect("the example config is valid");
         assert_eq!(c.shops[0].id, "main");
-        assert_eq!(c.limits.qps.get(&crate::api::Method::OrderCursorList), Some(&300.0));
+        assert_eq!(
+            c.limits.qps.get(&crate::api::Method::OrderCursorList),
+            Some(&300.0)
+        );
     }
 }

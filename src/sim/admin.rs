@@ -263,10 +263,18 @@ async fn corrupt(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     };
     let undo = num::<bool>(&q, "undo") == Some(true);
     let now = state.clock.now_ms();
-    let Ok(mut shops) = state.shops.lock() else { return bad("busy") };
-    let Some(data) = shops.get_mut(shop) else { return bad("no such shop") };
+    let Ok(mut shops) = state.shops.lock() else {
+        return bad("busy");
+    };
+    let Some(data) = shops.get_mut(shop) else {
+        return bad("no such shop");
+    };
     let stamped = data.orders.update(oid, now, |v, t| {
-        v["orderBaseInfo"]["updateTime"] = if undo { json!(t) } else { json!(format!("not-a-time-{t}")) };
+        v["orderBaseInfo"]["updateTime"] = if undo {
+            json!(t)
+        } else {
+            json!(format!("not-a-time-{t}"))
+        };
     });
     match stamped {
         Some(t) => Json(json!({ "oid": oid, "update_time": t, "corrupt": !undo })).into_response(),

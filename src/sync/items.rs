@@ -17,9 +17,20 @@ pub(super) async fn run(
     counts: &mut Counts,
 ) -> Result<RunOutcome, SyncError> {
     let page_size = cx.config.items.page_size;
-    let mut state = cx.store.load_state(shop, Stream::Items).await?.unwrap_or_else(|| StreamState::new(shop, Stream::Items));
+    let mut state = cx
+        .store
+        .load_state(shop, Stream::Items)
+        .await?
+        .unwrap_or_else(|| StreamState::new(shop, Stream::Items));
     let (scan_id, mut page) = match state.scan_id {
-        Some(id) => (id, state.cursor.as_deref().and_then(|c| c.parse::<i64>().ok()).unwrap_or(1)),
+        Some(id) => (
+            id,
+            state
+                .cursor
+                .as_deref()
+                .and_then(|c| c.parse::<i64>().ok())
+                .unwrap_or(1),
+        ),
         None => (cx.clock.now_ms(), 1),
     };
     state.scan_id = Some(scan_id);
@@ -32,12 +43,21 @@ pub(super) async fn run(
         state.cursor = Some((page + 1).to_string());
         let now = cx.clock.now_ms();
         state.updated_at_ms = now;
-        let outcome = cx.store.commit_item_page(shop, &fetched.items, scan_id, &state, now).await?;
+        let outcome = cx
+            .store
+            .commit_item_page(shop, &fetched.items, scan_id, &state, now)
+            .await?;
         state.rows_total += outcome.written as i64;
         counts.pages += 1;
         counts.received += outcome.received as u64;
         counts.written += outcome.written;
-        progress.page(shop, Stream::Items, fetched.items.len(), page, Some(fetched.total_page.max(page)));
+        progress.page(
+            shop,
+            Stream::Items,
+            fetched.items.len(),
+            page,
+            Some(fetched.total_page.max(page)),
+        );
         if last {
             break;
         }
@@ -53,7 +73,9 @@ pub(super) async fn run(
         let now = cx.clock.now_ms();
         match cx.client.item(shop, *id).await? {
             Some(item) => {
-                cx.store.commit_item_page(shop, std::slice::from_ref(&item), scan_id, &state, now).await?;
+                cx.store
+                    .commit_item_page(shop, std::slice::from_ref(&item), scan_id, &state, now)
+                    .await?;
             }
             None => gone += 1,
         }
@@ -64,7 +86,17 @@ pub(super) async fn run(
     state.scan_id = None;
     state.cursor = None;
     state.updated_at_ms = now;
-    let deleted = cx.store.finish_item_scan(shop, scan_id, &state, now).await?;
-    info!(shop, pages = counts.pages, unseen = unseen.len(), gone, deleted, "item scan complete");
+    let deleted = cx
+        .store
+        .finish_item_scan(shop, scan_id, &state, now)
+        .await?;
+    info!(
+        shop,
+        pages = counts.pages,
+        unseen = unseen.len(),
+        gone,
+        deleted,
+        "item scan complete"
+    );
     Ok(RunOutcome::CaughtUp)
 }

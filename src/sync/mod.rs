@@ -42,7 +42,10 @@ pub enum RunOutcome {
     /// The shop's authorization is gone: it is marked `needs_reauth`.
     NeedsReauth,
     /// The window (or scan) failed; its checkpoint did not move.
-    Failed { class: Option<ErrorClass>, message: String },
+    Failed {
+        class: Option<ErrorClass>,
+        message: String,
+    },
 }
 
 impl RunOutcome {
@@ -100,10 +103,16 @@ impl SyncContext {
         cancel: &CancellationToken,
     ) -> RunSummary {
         let started = self.clock.now_ms();
-        let run_id = self.store.start_run(shop_id, stream, "poll", started).await.ok();
+        let run_id = self
+            .store
+            .start_run(shop_id, stream, "poll", started)
+            .await
+            .ok();
         let mut counts = Counts::default();
         let result = match stream {
-            Stream::Orders | Stream::Refunds => windowed::run(self, shop_id, stream, progress, cancel, &mut counts).await,
+            Stream::Orders | Stream::Refunds => {
+                windowed::run(self, shop_id, stream, progress, cancel, &mut counts).await
+            }
             Stream::Items => items::run(self, shop_id, progress, cancel, &mut counts).await,
         };
         let outcome = self.outcome_of(shop_id, stream, result).await;
@@ -116,7 +125,15 @@ impl SyncContext {
             let finished = self.clock.now_ms();
             if let Err(e) = self
                 .store
-                .finish_run(id, finished, outcome.as_str(), counts.pages as i64, counts.written as i64, counts.pages as i64, error)
+                .finish_run(
+                    id,
+                    finished,
+                    outcome.as_str(),
+                    counts.pages as i64,
+                    counts.written as i64,
+                    counts.pages as i64,
+                    error,
+                )
                 .await
             {
                 warn!(shop = shop_id, stream = stream.as_str(), error = %e, "could not record the run");
@@ -135,12 +152,20 @@ impl SyncContext {
     }
 
     /// Turns a run's result into its outcome and records it in the stream's state.
-    async fn outcome_of(&self, shop_id: &str, stream: Stream, result: Result<RunOutcome, SyncError>) -> RunOutcome {
+    async fn outcome_of(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+        result: Result<RunOutcome, SyncError>,
+    ) -> RunOutcome {
         let now = self.clock.now_ms();
         let mut state = match self.store.load_state(shop_id, stream).await {
             Ok(s) => s.unwrap_or_else(|| StreamState::new(shop_id, stream)),
             Err(e) => {
-                return RunOutcome::Failed { class: None, message: format!("database: {e}") };
+                return RunOutcome::Failed {
+                    class: None,
+                    message: format!("database: {e}"),
+                };
             }
         };
         let outcome = match result {
@@ -153,19 +178,29 @@ impl SyncContext {
                 }
                 ErrorClass::AuthorizationRevoked => {
                     error!(shop = shop_id, error = %e, "authorization revoked: the shop needs to authorize the app again");
-                    if let Err(se) = self.store.set_shop_status(shop_id, ShopStatus::NeedsReauth, Some(&e.message)).await {
+                    if let Err(se) = self
+                        .store
+                        .set_shop_status(shop_id, ShopStatus::NeedsReauth, Some(&e.message))
+                        .await
+                    {
                         warn!(shop = shop_id, error = %se, "could not mark the shop needs_reauth");
                     }
                     RunOutcome::NeedsReauth
                 }
                 class => {
                     error!(shop = shop_id, stream = stream.as_str(), class = %class, error = %e, "window failed; its checkpoint stays");
-                    RunOutcome::Failed { class: Some(class), message: e.to_string() }
+                    RunOutcome::Failed {
+                        class: Some(class),
+                        message: e.to_string(),
+                    }
                 }
             },
             Err(e) => {
                 error!(shop = shop_id, stream = stream.as_str(), error = %e, "window failed; its checkpoint stays");
-                RunOutcome::Failed { class: None, message: e.to_string() }
+                RunOutcome::Failed {
+                    class: None,
+                    message: e.to_string(),
+                }
             }
         };
         match &outcome {

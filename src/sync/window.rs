@@ -36,7 +36,10 @@ pub fn plan_window(
     if end <= begin || checkpoint.is_some_and(|c| end <= c) {
         return None;
     }
-    Some(Window { begin_ms: begin, end_ms: end })
+    Some(Window {
+        begin_ms: begin,
+        end_ms: end,
+    })
 }
 
 #[cfg(test)]
@@ -64,9 +67,13 @@ mod tests {
         assert_eq!(w.begin_ms, checkpoint - 600_000);
         assert_eq!(w.end_ms, now - 60_000);
         // Caught up: nothing beyond the checkpoint yet.
-        assert_eq!(plan_window(Some(now - 60_000), now, 90, WEEK, 10 * MIN, MIN), None);
+        assert_eq!(
+            plan_window(Some(now - 60_000), now, 90, WEEK, 10 * MIN, MIN),
+            None
+        );
         // A checkpoint older than the horizon restarts at the horizon.
-        let w = plan_window(Some(now - 200 * DAY_MS), now, 90, WEEK, 10 * MIN, MIN).expect("window");
+        let w =
+            plan_window(Some(now - 200 * DAY_MS), now, 90, WEEK, 10 * MIN, MIN).expect("window");
         assert_eq!(w.begin_ms, now - HORIZON_MS);
     }
 }

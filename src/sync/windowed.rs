@@ -33,20 +33,41 @@ pub(super) async fn run(
     cancel: &CancellationToken,
     counts: &mut Counts,
 ) -> Result<RunOutcome, SyncError> {
-    let cfg = cx.config.stream(stream.as_str()).cloned().ok_or_else(|| SyncError::Protocol(format!("no settings for stream {stream:?}")))?;
-    let backfill_from = cx.clock.now_ms() - i64::from(cx.config.sync.backfill_days) * crate::clock::DAY_MS;
+    let cfg = cx
+        .config
+        .stream(stream.as_str())
+        .cloned()
+        .ok_or_else(|| SyncError::Protocol(format!("no settings for stream {stream:?}")))?;
+    let backfill_from =
+        cx.clock.now_ms() - i64::from(cx.config.sync.backfill_days) * crate::clock::DAY_MS;
     loop {
         if cancel.is_cancelled() {
             return Ok(RunOutcome::Stopped);
         }
         let now = cx.clock.now_ms();
-        let mut state = cx.store.load_state(shop, stream).await?.unwrap_or_else(|| StreamState::new(shop, stream));
+        let mut state = cx
+            .store
+            .load_state(shop, stream)
+            .await?
+            .unwrap_or_else(|| StreamState::new(shop, stream));
         let (window, cursor) = match (state.window_begin_ms, state.window_end_ms) {
             // A window older than the horizon can no longer be read: plan afresh.
-            (Some(b), Some(e)) if b >= now - HORIZON_MS => (Window { begin_ms: b, end_ms: e }, state.cursor.clone().unwrap_or_default()),
+            (Some(b), Some(e)) if b >= now - HORIZON_MS => (
+                Window {
+                    begin_ms: b,
+                    end_ms: e,
+                },
+                state.cursor.clone().unwrap_or_default(),
+            ),
             (Some(b), Some(_)) => {
                 warn!(shop, stream = stream.as_str(), begin = %format_ms(b), "an unfinished window fell past the 90-day horizon; starting over at the horizon");
-                (plan(&state, now, cx, &cfg).unwrap_or(Window { begin_ms: now - HORIZON_MS, end_ms: now - HORIZON_MS }), String::new())
+                (
+                    plan(&state, now, cx, &cfg).unwrap_or(Window {
+                        begin_ms: now - HORIZON_MS,
+                        end_ms: now - HORIZON_MS,
+                    }),
+                    String::new(),
+                )
             }
             _ => match plan(&state, now, cx, &cfg) {
                 Some(w) => (w, String::new()),
@@ -56,17 +77,40 @@ pub(super) async fn run(
         if window.end_ms <= window.begin_ms {
             return Ok(RunOutcome::CaughtUp);
         }
-        progress.window(shop, stream, window.begin_ms, window.end_ms, backfill_from.min(window.begin_ms), now);
+        progress.window(
+            shop,
+            stream,
+            window.begin_ms,
+            window.end_ms,
+            backfill_from.min(window.begin_ms),
+            now,
+        );
         state.window_begin_ms = Some(window.begin_ms);
         state.window_end_ms = Some(window.end_ms);
-        if !read_window(cx, shop, stream, &cfg, window, cursor, &mut state, progress, cancel, counts).await? {
+        if !read_window(
+            cx, shop, stream, &cfg, window, cursor, &mut state, progress, cancel, counts,
+        )
+        .await?
+        {
             return Ok(RunOutcome::Stopped);
         }
     }
 }
 
-fn plan(state: &StreamState, now: i64, cx: &SyncContext, cfg: &crate::config::StreamConfig) -> Option<Window> {
-    plan_window(state.checkpoint_ms, now, cx.config.sync.backfill_days, cfg.window, cfg.lookback, cfg.settle)
+fn plan(
+    state: &StreamState,
+    now: i64,
+    cx: &SyncContext,
+    cfg: &crate::config::StreamConfig,
+) -> Option<Window> {
+    plan_window(
+        state.checkpoint_ms,
+        now,
+        cx.config.sync.backfill_days,
+        cfg.window,
+        cfg.lookback,
+        cfg.settle,
+    )
 }
 
 /// Reads one window to its end. Returns false when stopped in the middle (resumable).
@@ -91,10 +135,22 @@ async fn read_window(
         }
         let page = fetch(cx, shop, stream, cfg, window, &cursor).await?;
         pages_here += 1;
-        check_page(stream, window, &cursor, &page, &mut seen_cursors, pages_here, cx.config.sync.max_pages_per_window)?;
+        check_page(
+            stream,
+            window,
+            &cursor,
+            &page,
+            &mut seen_cursors,
+            pages_here,
+            cx.config.sync.max_pages_per_window,
+        )?;
         let last = page.next_cursor == NOMORE;
         if last {
-            state.checkpoint_ms = Some(state.checkpoint_ms.map_or(window.end_ms, |c| c.max(window.end_ms)));
+            state.checkpoint_ms = Some(
+                state
+                    .checkpoint_ms
+                    .map_or(window.end_ms, |c| c.max(window.end_ms)),
+            );
             state.window_begin_ms = None;
             state.window_end_ms = None;
             state.cursor = None;
@@ -104,15 +160,30 @@ async fn read_window(
         let now = cx.clock.now_ms();
         state.updated_at_ms = now;
         let outcome = match stream {
-            Stream::Orders => cx.store.commit_order_page(shop, &page.orders, Source::Poll, state, now).await?,
-            _ => cx.store.commit_refund_page(shop, &page.refunds, Source::Poll, state, now).await?,
+            Stream::Orders => {
+                cx.store
+                    .commit_order_page(shop, &page.orders, Source::Poll, state, now)
+                    .await?
+            }
+            _ => {
+                cx.store
+                    .commit_refund_page(shop, &page.refunds, Source::Poll, state, now)
+                    .await?
+            }
         };
         state.rows_total += outcome.written as i64;
         counts.pages += 1;
         counts.received += outcome.received as u64;
         counts.written += outcome.written;
         progress.page(shop, stream, page.rows, i64::from(pages_here), None);
-        debug!(shop, stream = stream.as_str(), rows = page.rows, written = outcome.written, last, "page committed");
+        debug!(
+            shop,
+            stream = stream.as_str(),
+            rows = page.rows,
+            written = outcome.written,
+            last,
+            "page committed"
+        );
         if last {
             return Ok(true);
         }
@@ -120,17 +191,50 @@ async fn read_window(
     }
 }
 
-async fn fetch(cx: &SyncContext, shop: &str, stream: Stream, cfg: &crate::config::StreamConfig, w: Window, cursor: &str) -> Result<Page, SyncError> {
+async fn fetch(
+    cx: &SyncContext,
+    shop: &str,
+    stream: Stream,
+    cfg: &crate::config::StreamConfig,
+    w: Window,
+    cursor: &str,
+) -> Result<Page, SyncError> {
     Ok(match stream {
         Stream::Orders => {
-            let q = OrderQuery { begin_ms: w.begin_ms, end_ms: w.end_ms, cursor: cursor.to_string(), page_size: cfg.page_size, query_type: QueryType::UpdateTime, sort: cfg.sort };
+            let q = OrderQuery {
+                begin_ms: w.begin_ms,
+                end_ms: w.end_ms,
+                cursor: cursor.to_string(),
+                page_size: cfg.page_size,
+                query_type: QueryType::UpdateTime,
+                sort: cfg.sort,
+            };
             let p = cx.client.order_page(shop, &q).await?;
-            Page { next_cursor: p.cursor, rows: p.orders.len(), update_times: p.orders.iter().map(|o| o.update_time).collect(), orders: p.orders, refunds: Vec::new() }
+            Page {
+                next_cursor: p.cursor,
+                rows: p.orders.len(),
+                update_times: p.orders.iter().map(|o| o.update_time).collect(),
+                orders: p.orders,
+                refunds: Vec::new(),
+            }
         }
         _ => {
-            let q = RefundQuery { begin_ms: w.begin_ms, end_ms: w.end_ms, pcursor: cursor.to_string(), page_size: cfg.page_size, query_type: QueryType::UpdateTime, sort: cfg.sort };
+            let q = RefundQuery {
+                begin_ms: w.begin_ms,
+                end_ms: w.end_ms,
+                pcursor: cursor.to_string(),
+                page_size: cfg.page_size,
+                query_type: QueryType::UpdateTime,
+                sort: cfg.sort,
+            };
             let p = cx.client.refund_page(shop, &q).await?;
-            Page { next_cursor: p.pcursor, rows: p.refunds.len(), update_times: p.refunds.iter().map(|r| r.update_time).collect(), orders: Vec::new(), refunds: p.refunds }
+            Page {
+                next_cursor: p.pcursor,
+                rows: p.refunds.len(),
+                update_times: p.refunds.iter().map(|r| r.update_time).collect(),
+                orders: Vec::new(),
+                refunds: p.refunds,
+            }
         }
     })
 }
@@ -146,27 +250,47 @@ fn check_page(
     pages: u32,
     max_pages: u32,
 ) -> Result<(), SyncError> {
-    let what = format!("{} window {}..{}", stream.as_str(), format_ms(window.begin_ms), format_ms(window.end_ms));
+    let what = format!(
+        "{} window {}..{}",
+        stream.as_str(),
+        format_ms(window.begin_ms),
+        format_ms(window.end_ms)
+    );
     let next = page.next_cursor.as_str();
     if next.trim().is_empty() || next == "no_more" {
-        return Err(SyncError::Protocol(format!("{what}: unexpected end marker {next:?} (expected \"nomore\")")));
+        return Err(SyncError::Protocol(format!(
+            "{what}: unexpected end marker {next:?} (expected \"nomore\")"
+        )));
     }
     if next != NOMORE && (next == cursor || !seen.insert(next.to_string())) {
-        return Err(SyncError::Protocol(format!("{what}: the cursor {next:?} repeated")));
+        return Err(SyncError::Protocol(format!(
+            "{what}: the cursor {next:?} repeated"
+        )));
     }
     if page.rows == 0 && next != NOMORE {
-        return Err(SyncError::Protocol(format!("{what}: an empty page claims there is more")));
+        return Err(SyncError::Protocol(format!(
+            "{what}: an empty page claims there is more"
+        )));
     }
     if pages > max_pages {
-        return Err(SyncError::Protocol(format!("{what}: more than {max_pages} pages; stopping this window")));
+        return Err(SyncError::Protocol(format!(
+            "{what}: more than {max_pages} pages; stopping this window"
+        )));
     }
-    if let Some(out) = page.update_times.iter().find(|t| **t < window.begin_ms || **t > window.end_ms) {
+    if let Some(out) = page
+        .update_times
+        .iter()
+        .find(|t| **t < window.begin_ms || **t > window.end_ms)
+    {
         warn!(stream = stream.as_str(), update_time = %format_ms(*out), "a record outside its window (it changed while paging; it is kept, the version guard decides)");
     }
     let ascending = page.update_times.windows(2).all(|w| w[0] <= w[1]);
     let descending = page.update_times.windows(2).all(|w| w[0] >= w[1]);
     if !ascending && !descending {
-        warn!(stream = stream.as_str(), "updateTime is not monotonic within a page");
+        warn!(
+            stream = stream.as_str(),
+            "updateTime is not monotonic within a page"
+        );
     }
     Ok(())
 }
