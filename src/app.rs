@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tracing::info;
 
-use crate::api::oauth::{TokenSet, TokenStore};
+use crate::api::oauth::TokenSet;
 use crate::api::{ApiClient, ApiError, AppCredentials, ClientOptions, RetryPolicy};
 use crate::clock::{ScaledClock, SharedClock, SystemClock};
 use crate::config::Config;
@@ -87,6 +87,11 @@ impl App {
     /// token files for shops that have no token yet.
     pub async fn open(config: Config) -> Result<App, AppError> {
         let store = Store::connect(&config.database_url).await?;
+        Self::with_store(config, store).await
+    }
+
+    /// [`App::open`] over an already connected store (migrated here).
+    pub async fn with_store(config: Config, store: Store) -> Result<App, AppError> {
         store.migrate().await?;
         let clock = clock_for(&config);
         let app = AppCredentials {
@@ -128,13 +133,7 @@ impl App {
             let Some(path) = &shop.token_file else {
                 continue;
             };
-            if self
-                .store
-                .load(&shop.id)
-                .await
-                .map_err(|e| StoreError::Other(e.to_string()))?
-                .is_some()
-            {
+            if self.store.load_tokens(&shop.id).await?.is_some() {
                 continue;
             }
             let err = |message: String| AppError::TokenFile {
@@ -153,10 +152,7 @@ impl App {
                 open_id: file.open_id,
                 scopes: file.scopes,
             };
-            self.store
-                .save(&shop.id, &tokens)
-                .await
-                .map_err(|e| StoreError::Other(e.to_string()))?;
+            self.store.save_tokens(&shop.id, &tokens).await?;
             info!(
                 shop = shop.id,
                 "imported the shop's tokens from its token file"

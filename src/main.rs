@@ -5,7 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use kwaishop_sync::app::App;
+use kwaishop_sync::commands;
+use kwaishop_sync::config::Config;
 use kwaishop_sync::sim::{self, SimConfig, faults::FaultConfig, push::PushConfig, run::SimOutputs};
+use kwaishop_sync::store::{Store, Stream};
+use kwaishop_sync::sync::RunOutcome;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,8 +38,87 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Try it: a simulated shop synced into ./kwaishop-demo.db, then a summary.
+    Demo(DemoArgs),
+    /// Catch up every shop and stream (or the ones named) and exit.
+    Sync(SyncArgs),
+    /// Per shop and stream: checkpoint, lag, last run, rows, last error.
+    Status(StatusArgs),
+    /// Create or upgrade the database schema (every command also does this at start).
+    Migrate(ConfigArg),
+    /// Validate a config file and list every error in it.
+    CheckConfig(ConfigArg),
     /// Run the local simulator of the Kuaishou open platform (for trying, testing, benchmarking).
     Sim(SimArgs),
+}
+
+#[derive(Args, Debug)]
+struct ConfigArg {
+    /// The config file.
+    #[arg(
+        long,
+        short,
+        env = "KWAISHOP_SYNC_CONFIG",
+        default_value = "kwaishop-sync.toml"
+    )]
+    config: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct SyncArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only this shop (its id in the config).
+    #[arg(long)]
+    shop: Option<String>,
+    /// Only this stream.
+    #[arg(long, value_enum)]
+    stream: Option<StreamArg>,
+    /// Catch up and exit (the only mode of this command; `run` is the service).
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum StreamArg {
+    Orders,
+    Refunds,
+    Items,
+}
+
+impl From<StreamArg> for Stream {
+    fn from(s: StreamArg) -> Stream {
+        match s {
+            StreamArg::Orders => Stream::Orders,
+            StreamArg::Refunds => Stream::Refunds,
+            StreamArg::Items => Stream::Items,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// The SQLite file to mirror into (replaced if it exists).
+    #[arg(long, default_value = "kwaishop-demo.db")]
+    db: PathBuf,
+    /// Seed of the simulated shop.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Days of order history.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Orders in the history.
+    #[arg(long, default_value_t = 20_000)]
+    orders: usize,
 }
 
 #[derive(Args, Debug)]
@@ -139,16 +224,22 @@ impl SimArgs {
 }
 
 fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    let terminal = std::io::stderr().is_terminal();
+    // Progress bars and log lines share the terminal: under bars, only warnings are logged.
+    let bars = terminal && matches!(cli.command, Command::Demo(_) | Command::Sync(_));
+    let default = if bars { "warn" } else { "info" };
     let filter = cli
         .log
         .as_deref()
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(terminal);
     match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -186,6 +277,112 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn load_config(arg: &ConfigArg) -> anyhow::Result<Config> {
+    Config::load(&arg.config).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    let opts = commands::demo::DemoOptions {
+        db: args.db,
+        seed: args.seed,
+        days: args.days,
+        orders: args.orders,
+    };
+    println!(
+        "Starting a simulated shop ({} orders over {} days) and syncing it into {} ...",
+        opts.orders,
+        opts.days,
+        opts.db.display()
+    );
+    let report = commands::demo::run(&opts, commands::sync::progress_for_terminal()).await?;
+    print!("{}", commands::demo::render(&report));
+    anyhow::ensure!(report.failures.is_empty(), "the demo sync did not complete");
+    Ok(())
+}
+
+async fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
+    if !args.once {
+        anyhow::bail!(
+            "`sync` catches up and exits: add --once (the service is `kwaishop-sync run`)"
+        );
+    }
+    let config = load_config(&args.config)?;
+    let app = App::open(config).await?;
+    let shops = app.shops(args.shop.as_deref())?;
+    anyhow::ensure!(!shops.is_empty(), "no [[shops]] in the config");
+    let streams: Vec<Stream> = match args.stream {
+        Some(s) => vec![s.into()],
+        None => Stream::ALL.to_vec(),
+    };
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("stopping after the current page (press Ctrl-C again to exit at once)");
+        stop.cancel();
+        shutdown_signal().await;
+        std::process::exit(130);
+    });
+    let summaries = commands::sync::sync_once(
+        &app,
+        &shops,
+        &streams,
+        commands::sync::progress_for_terminal(),
+        cancel,
+    )
+    .await;
+    print!("{}", commands::sync::summary_table(&summaries));
+    let failed = summaries
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.outcome,
+                RunOutcome::Failed { .. } | RunOutcome::NeedsReauth
+            )
+        })
+        .count();
+    anyhow::ensure!(failed == 0, "{failed} stream(s) did not finish; see above");
+    Ok(())
+}
+
+async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.config)?;
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let clock = kwaishop_sync::app::clock_for(&config);
+    let lines = commands::status::status_lines(&store, clock.now_ms()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+    } else if lines.is_empty() {
+        println!("no shops in the database yet: run `kwaishop-sync sync --once` first");
+    } else {
+        print!("{}", commands::status::render(&lines));
+    }
+    Ok(())
+}
+
+async fn run_migrate(arg: ConfigArg) -> anyhow::Result<()> {
+    let config = load_config(&arg)?;
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    println!(
+        "the database at {} is up to date",
+        kwaishop_sync::store::redact_url(&config.database_url)
+    );
+    Ok(())
+}
+
+fn run_check_config(arg: ConfigArg) -> anyhow::Result<()> {
+    let config = load_config(&arg)?;
+    println!(
+        "{} is valid: {} shop(s), database {}",
+        arg.config.display(),
+        config.shops.len(),
+        kwaishop_sync::store::redact_url(&config.database_url)
+    );
+    Ok(())
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).ok();
@@ -210,6 +407,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Demo(args) => run_demo(args).await,
+            Command::Sync(args) => run_sync(args).await,
+            Command::Status(args) => run_status(args).await,
+            Command::Migrate(arg) => run_migrate(arg).await,
+            Command::CheckConfig(arg) => run_check_config(arg),
             Command::Sim(args) => run_sim(args).await,
         }
     });

@@ -116,6 +116,8 @@ struct Inner {
     limits: RateLimits,
     cache: RwLock<HashMap<String, TokenSet>>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Requests sent, per (shop, method): what a run cost, and what metrics report.
+    sent: Mutex<HashMap<(String, Method), u64>>,
 }
 
 /// Installs rustls' ring provider once per process. reqwest is built without a default
@@ -165,6 +167,7 @@ impl ApiClient {
                 limits,
                 cache: RwLock::new(HashMap::new()),
                 refresh_locks: Mutex::new(HashMap::new()),
+                sent: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -172,6 +175,12 @@ impl ApiClient {
     /// The app key this client signs as.
     pub fn app_key(&self) -> &str {
         &self.inner.app.app_key
+    }
+
+    /// Requests sent so far for `shop` with `method` (retries included).
+    pub fn sent(&self, shop: &str, method: Method) -> u64 {
+        let sent = self.inner.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.get(&(shop.to_string(), method)).copied().unwrap_or(0)
     }
 
     /// The rate limiters (for reporting the effective pace).
@@ -263,6 +272,9 @@ impl ApiClient {
         // The URL carries the access token: it is never logged, and errors drop it (without_url).
         let url = format!("{}{}?{}", inner.base_url, method.path(), query);
         debug!(shop, method = method.name(), "calling");
+        if let Ok(mut sent) = inner.sent.lock() {
+            *sent.entry((shop.to_string(), method)).or_insert(0) += 1;
+        }
         let response = inner
             .http
             .get(url)

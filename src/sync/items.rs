@@ -47,7 +47,6 @@ pub(super) async fn run(
             .store
             .commit_item_page(shop, &fetched.items, scan_id, &state, now)
             .await?;
-        state.rows_total += outcome.written as i64;
         counts.pages += 1;
         counts.received += outcome.received as u64;
         counts.written += outcome.written;

@@ -73,6 +73,15 @@ pub struct RunSummary {
     pub checkpoint_ms: Option<i64>,
 }
 
+/// The list API a stream pages through.
+pub fn stream_method(stream: Stream) -> crate::api::Method {
+    match stream {
+        Stream::Orders => crate::api::Method::OrderCursorList,
+        Stream::Refunds => crate::api::Method::RefundList,
+        Stream::Items => crate::api::Method::ItemList,
+    }
+}
+
 /// Counters a run accumulates.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counts {
@@ -103,6 +112,8 @@ impl SyncContext {
         cancel: &CancellationToken,
     ) -> RunSummary {
         let started = self.clock.now_ms();
+        let method = stream_method(stream);
+        let sent_before = self.client.sent(shop_id, method);
         let run_id = self
             .store
             .start_run(shop_id, stream, "poll", started)
@@ -123,6 +134,10 @@ impl SyncContext {
                 _ => None,
             };
             let finished = self.clock.now_ms();
+            let calls = self
+                .client
+                .sent(shop_id, method)
+                .saturating_sub(sent_before);
             if let Err(e) = self
                 .store
                 .finish_run(
@@ -131,7 +146,7 @@ impl SyncContext {
                     outcome.as_str(),
                     counts.pages as i64,
                     counts.written as i64,
-                    counts.pages as i64,
+                    calls as i64,
                     error,
                 )
                 .await

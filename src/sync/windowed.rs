@@ -38,13 +38,14 @@ pub(super) async fn run(
         .stream(stream.as_str())
         .cloned()
         .ok_or_else(|| SyncError::Protocol(format!("no settings for stream {stream:?}")))?;
-    let backfill_from =
-        cx.clock.now_ms() - i64::from(cx.config.sync.backfill_days) * crate::clock::DAY_MS;
+    // A run catches up to the moment it started: windows are planned against that instant, so
+    // a busy shop cannot keep a run going forever re-reading its last minutes.
+    let now = cx.clock.now_ms();
+    let backfill_from = now - i64::from(cx.config.sync.backfill_days) * crate::clock::DAY_MS;
     loop {
         if cancel.is_cancelled() {
             return Ok(RunOutcome::Stopped);
         }
-        let now = cx.clock.now_ms();
         let mut state = cx
             .store
             .load_state(shop, stream)
@@ -159,6 +160,7 @@ async fn read_window(
         }
         let now = cx.clock.now_ms();
         state.updated_at_ms = now;
+        state.rows_total += page.rows as i64;
         let outcome = match stream {
             Stream::Orders => {
                 cx.store
@@ -171,7 +173,6 @@ async fn read_window(
                     .await?
             }
         };
-        state.rows_total += outcome.written as i64;
         counts.pages += 1;
         counts.received += outcome.received as u64;
         counts.written += outcome.written;
