@@ -49,7 +49,7 @@ enum Command {
     /// Validate a config file and list every error in it.
     CheckConfig(ConfigArg),
     /// Run the local simulator of the Kuaishou open platform (for trying, testing, benchmarking).
-    Sim(SimArgs),
+    Sim(Box<SimArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -412,7 +412,7 @@ fn main() -> ExitCode {
             Command::Status(args) => run_status(args).await,
             Command::Migrate(arg) => run_migrate(arg).await,
             Command::CheckConfig(arg) => run_check_config(arg),
-            Command::Sim(args) => run_sim(args).await,
+            Command::Sim(args) => run_sim(*args).await,
         }
     });
     match result {
