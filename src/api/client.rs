@@ -245,8 +245,10 @@ impl ApiClient {
         token: &TokenSet,
     ) -> Result<Success, ApiError> {
         let inner = &self.inner;
-        inner.limits.acquire(method).await;
+        // The quota is counted (a database write) before pacing, so its latency cannot bunch
+        // paced requests together on their way to the platform.
         self.count_call(shop, method).await?;
+        inner.limits.acquire(method).await;
         let timestamp = inner.clock.now_ms().to_string();
         let input = SignInput {
             access_token: token.access_token.expose(),

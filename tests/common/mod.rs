@@ -2,6 +2,8 @@
 //! log read over real HTTP.
 #![allow(dead_code)]
 
+pub mod mirror;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -40,6 +40,15 @@ where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    on_postgres_with_url(|store, _url| body(store)).await;
+}
+
+/// [`on_postgres`], also handing the body the database's URL (for spawned processes).
+pub async fn on_postgres_with_url<F, Fut>(body: F)
+where
+    F: FnOnce(Store, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
         eprintln!("skipped: {PG_URL_VAR} not set");
         return;
@@ -52,11 +61,12 @@ where
         .execute(&mut admin)
         .await
         .expect("create the test database");
-    let store = Store::connect(&with_database(&admin_url, &name))
+    let url = with_database(&admin_url, &name);
+    let store = Store::connect(&url)
         .await
         .expect("connect to the test database");
     store.migrate().await.expect("migrate Postgres");
-    let outcome = tokio::spawn(body(store.clone())).await;
+    let outcome = tokio::spawn(body(store.clone(), url)).await;
     store.close().await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"

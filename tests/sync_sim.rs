@@ -1,0 +1,715 @@
+//! The polling sync against the simulator, on SQLite and on Postgres: backfill, convergence under
+//! mutation, ties on a window edge, stale pages, pacing at the limit, the daily quota, failing
+//! calls and an unparseable record.
+
+mod common;
+mod common_db;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::mirror::{assert_mirror_equals_truth, diff_mirror};
+use common::*;
+use common_db::{on_postgres, on_sqlite};
+use kwaishop_sync::api::Method;
+use kwaishop_sync::app::App;
+use kwaishop_sync::clock::{Clock, DAY_MS, next_beijing_midnight};
+use kwaishop_sync::commands::demo::{config_for_sim, import_sim_tokens};
+use kwaishop_sync::commands::sync::sync_once;
+use kwaishop_sync::config::Config;
+use kwaishop_sync::sim::faults::FaultConfig;
+use kwaishop_sync::sim::{SimConfig, SimHandle};
+use kwaishop_sync::store::{Source, Store, Stream};
+use kwaishop_sync::sync::{NoProgress, RunOutcome, RunSummary, SyncProgress};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// The app of a kwaishop-sync syncing `sim` into `store`, with test-speed retries.
+async fn app_for(sim: &SimHandle, store: Store, tweak: impl FnOnce(&mut Config)) -> App {
+    let mut config = config_for_sim(sim, std::path::Path::new("unused.db")).expect("config");
+    config.retry.throttled_delay = Duration::from_millis(100);
+    config.retry.transient_delay = Duration::from_millis(20);
+    config.retry.max_delay = Duration::from_millis(500);
+    tweak(&mut config);
+    let mut app = App::with_store(config, store).await.expect("app");
+    // The simulator's clock is this process's: share it, so fast-forwards reach the client.
+    app.clock = sim.state.clock.clone();
+    app = rebuild_client(app);
+    import_sim_tokens(&app.store, sim).await.expect("tokens");
+    // The generated history reaches up to the simulator's start; windows end a settle delay
+    // behind now, so let that delay pass as it would in real time.
+    sim.state.clock.advance(2 * 60_000);
+    app
+}
+
+/// Rebuilds the client on the app's (possibly replaced) clock.
+fn rebuild_client(mut app: App) -> App {
+    let store = Arc::new(app.store.clone());
+    let creds = kwaishop_sync::api::AppCredentials {
+        app_key: app.config.platform.app_key.clone(),
+        app_secret: app.config.platform.app_secret.clone(),
+        sign_secret: app.config.platform.sign_secret.clone(),
+    };
+    app.client = kwaishop_sync::api::ApiClient::new(
+        creds,
+        kwaishop_sync::app::client_options(&app.config),
+        app.clock.clone(),
+        store.clone(),
+        store,
+    )
+    .expect("client");
+    app
+}
+
+async fn sync_all(app: &App) -> Vec<RunSummary> {
+    sync_with(
+        app,
+        &Stream::ALL,
+        Arc::new(NoProgress),
+        CancellationToken::new(),
+    )
+    .await
+}
+
+async fn sync_with(
+    app: &App,
+    streams: &[Stream],
+    progress: Arc<dyn SyncProgress>,
+    cancel: CancellationToken,
+) -> Vec<RunSummary> {
+    let shops = app.shops(None).expect("shops");
+    sync_once(app, &shops, streams, progress, cancel).await
+}
+
+fn assert_caught_up(summaries: &[RunSummary]) {
+    for s in summaries {
+        assert_eq!(
+            s.outcome,
+            RunOutcome::CaughtUp,
+            "{} {}",
+            s.shop_id,
+            s.stream.as_str()
+        );
+    }
+}
+
+/// Moves the simulator's (and so the client's) clock past the settle delay.
+async fn let_settle(sim: &SimHandle) {
+    admin(sim, "mutation?on=false").await;
+    sim.state.clock.advance(2 * 60_000);
+}
+
+fn big_shop() -> SimConfig {
+    SimConfig {
+        seed: 11,
+        shops: 1,
+        days: 60,
+        orders: 20_000,
+        items: Some(520),
+        refund_rate: Some(0.16),
+        mutate: false,
+        ..SimConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------- backfill and convergence
+
+async fn backfill_then_converge(store: Store) {
+    let sim = start_sim(big_shop()).await;
+    let app = app_for(&sim, store, |_| {}).await;
+    assert_caught_up(&sync_all(&app).await);
+    let diff = assert_mirror_equals_truth(&app.store, &sim, 0).await;
+    assert!(diff.orders_checked >= 20_000, "{diff:?}");
+    assert!(diff.refunds_checked >= 2_000, "{diff:?}");
+    assert!(
+        diff.items_checked >= 500 && diff.skus_checked > diff.items_checked,
+        "{diff:?}"
+    );
+
+    // The platform keeps changing: three more runs, a simulated day apart, converge again.
+    admin(&sim, "mutation?on=true").await;
+    for run in 0..3 {
+        sim.state.clock.advance(DAY_MS);
+        admin(&sim, "mutation?now=true").await;
+        if run == 2 {
+            let_settle(&sim).await;
+        }
+        assert_caught_up(&sync_all(&app).await);
+        let state = app
+            .store
+            .load_state("shop-0", Stream::Orders)
+            .await
+            .expect("state")
+            .expect("state");
+        eprintln!(
+            "run {run}: now {} checkpoint {:?}",
+            sim.state.clock.now_ms(),
+            state.checkpoint_ms
+        );
+    }
+    let diff = assert_mirror_equals_truth(&app.store, &sim, 0).await;
+    let deleted = app
+        .store
+        .item_rows("shop-0")
+        .await
+        .expect("items")
+        .iter()
+        .filter(|r| r.deleted_at.is_some())
+        .count();
+    assert!(
+        deleted >= 1,
+        "items taken down upstream are soft-deleted ({diff:?})"
+    );
+}
+
+#[tokio::test]
+async fn backfill_then_converge_sqlite() {
+    on_sqlite(backfill_then_converge).await;
+}
+
+#[tokio::test]
+async fn backfill_then_converge_postgres() {
+    on_postgres(backfill_then_converge).await;
+}
+
+// ---------------------------------------------------------------- items: delete only after a complete scan
+
+/// Cancels the run when the first page of a stream is committed.
+struct CancelOnFirstPage(CancellationToken);
+
+impl SyncProgress for CancelOnFirstPage {
+    fn page(&self, _shop: &str, _stream: Stream, _rows: usize, _page: i64, _of: Option<i64>) {
+        self.0.cancel();
+    }
+}
+
+async fn items_deleted_only_after_a_complete_scan(store: Store) {
+    let sim = start_sim(SimConfig {
+        seed: 5,
+        orders: 300,
+        items: Some(350),
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |_| {}).await;
+    assert_caught_up(
+        &sync_with(
+            &app,
+            &[Stream::Items],
+            Arc::new(NoProgress),
+            CancellationToken::new(),
+        )
+        .await,
+    );
+    // Take items down upstream: jump a few days with only the mutation clock's takedowns.
+    admin(&sim, "mutation?on=true").await;
+    sim.state.clock.advance(3 * DAY_MS);
+    admin(&sim, "mutation?now=true").await;
+    admin(&sim, "mutation?on=false").await;
+    let live_upstream: BTreeSet<i64> = truth(&sim).await["shops"][0]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["kwaiItemId"].as_i64().expect("id"))
+        .collect();
+    let mirrored = app.store.item_rows("shop-0").await.expect("rows");
+    let gone: Vec<i64> = mirrored
+        .iter()
+        .map(|r| r.kwai_item_id)
+        .filter(|id| !live_upstream.contains(id))
+        .collect();
+    assert!(!gone.is_empty(), "the mutation clock took items down");
+
+    // A scan stopped after its first page deletes nothing.
+    let cancel = CancellationToken::new();
+    let stopped = sync_with(
+        &app,
+        &[Stream::Items],
+        Arc::new(CancelOnFirstPage(cancel.clone())),
+        cancel,
+    )
+    .await;
+    assert_eq!(stopped[0].outcome, RunOutcome::Stopped);
+    let rows = app.store.item_rows("shop-0").await.expect("rows");
+    assert!(
+        rows.iter().all(|r| r.deleted_at.is_none()),
+        "nothing is deleted before a scan completes"
+    );
+
+    // The next run resumes the scan, completes it, and only then marks them.
+    assert_caught_up(
+        &sync_with(
+            &app,
+            &[Stream::Items],
+            Arc::new(NoProgress),
+            CancellationToken::new(),
+        )
+        .await,
+    );
+    let rows = app.store.item_rows("shop-0").await.expect("rows");
+    let deleted: BTreeSet<i64> = rows
+        .iter()
+        .filter(|r| r.deleted_at.is_some())
+        .map(|r| r.kwai_item_id)
+        .collect();
+    assert_eq!(deleted, gone.into_iter().collect());
+}
+
+#[tokio::test]
+async fn items_deleted_only_after_a_complete_scan_sqlite() {
+    on_sqlite(items_deleted_only_after_a_complete_scan).await;
+}
+
+#[tokio::test]
+async fn items_deleted_only_after_a_complete_scan_postgres() {
+    on_postgres(items_deleted_only_after_a_complete_scan).await;
+}
+
+// ---------------------------------------------------------------- ties on a window edge
+
+async fn ties_on_window_edges(store: Store) {
+    let sim = start_sim(SimConfig {
+        seed: 9,
+        orders: 2_000,
+        days: 20,
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |_| {}).await;
+    assert_caught_up(&sync_all(&app).await);
+    let checkpoint = app
+        .store
+        .load_state("shop-0", Stream::Orders)
+        .await
+        .expect("state")
+        .expect("state")
+        .checkpoint_ms
+        .expect("checkpoint");
+    let lookback = app.config.orders.lookback.as_millis() as i64;
+    // 300 orders on the last window's end, 300 on the next window's start.
+    let at_end: Value = admin(
+        &sim,
+        &format!("ties?shop=0&count=300&update_time={checkpoint}"),
+    )
+    .await;
+    let at_begin: Value = admin(
+        &sim,
+        &format!(
+            "ties?shop=0&count=300&update_time={}",
+            checkpoint - lookback
+        ),
+    )
+    .await;
+    sim.state.clock.advance(2 * 60_000);
+    assert_caught_up(&sync_all(&app).await);
+    let mirrored: BTreeSet<i64> = app
+        .store
+        .order_rows("shop-0")
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.oid)
+        .collect();
+    for oids in [&at_end["oids"], &at_begin["oids"]] {
+        let oids: Vec<i64> = oids
+            .as_array()
+            .expect("oids")
+            .iter()
+            .map(|v| v.as_i64().expect("oid"))
+            .collect();
+        assert_eq!(oids.len(), 300);
+        let missing = oids.iter().filter(|o| !mirrored.contains(o)).count();
+        assert_eq!(missing, 0, "{missing} of 300 tied orders were not mirrored");
+    }
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+}
+
+#[tokio::test]
+async fn ties_on_window_edges_sqlite() {
+    on_sqlite(ties_on_window_edges).await;
+}
+
+#[tokio::test]
+async fn ties_on_window_edges_postgres() {
+    on_postgres(ties_on_window_edges).await;
+}
+
+// ---------------------------------------------------------------- stale pages
+
+async fn a_stale_page_never_replaces_newer_rows(store: Store) {
+    let sim = start_sim(SimConfig {
+        seed: 4,
+        orders: 1_000,
+        days: 10,
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |_| {}).await;
+    assert_caught_up(&sync_all(&app).await);
+    // Five orders change again; the next list pages will serve their previous versions.
+    let stale: Value = admin(&sim, "stale?shop=0&count=5").await;
+    let oids: Vec<i64> = stale["oids"]
+        .as_array()
+        .expect("oids")
+        .iter()
+        .map(|v| v.as_i64().expect("oid"))
+        .collect();
+    assert_eq!(oids.len(), 5);
+    // The newer versions arrive first, by detail (as a push would fetch them).
+    for oid in &oids {
+        let order = app
+            .client
+            .order_detail("shop-0", *oid)
+            .await
+            .expect("detail");
+        app.store
+            .upsert_orders("shop-0", &[order], Source::Detail, app.clock.now_ms())
+            .await
+            .expect("upsert");
+    }
+    let newer: BTreeMap<i64, i64> = app
+        .store
+        .order_rows("shop-0")
+        .await
+        .expect("rows")
+        .iter()
+        .filter(|r| oids.contains(&r.oid))
+        .map(|r| (r.oid, r.update_time))
+        .collect();
+    sim.state.clock.advance(2 * 60_000);
+    assert_caught_up(&sync_all(&app).await);
+    assert!(
+        sim.state.stale_orders.lock().expect("lock").is_empty(),
+        "the stale versions were served"
+    );
+    let after: BTreeMap<i64, i64> = app
+        .store
+        .order_rows("shop-0")
+        .await
+        .expect("rows")
+        .iter()
+        .filter(|r| oids.contains(&r.oid))
+        .map(|r| (r.oid, r.update_time))
+        .collect();
+    assert_eq!(after, newer, "a stale page replaced newer rows");
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+}
+
+#[tokio::test]
+async fn a_stale_page_never_replaces_newer_rows_sqlite() {
+    on_sqlite(a_stale_page_never_replaces_newer_rows).await;
+}
+
+#[tokio::test]
+async fn a_stale_page_never_replaces_newer_rows_postgres() {
+    on_postgres(a_stale_page_never_replaces_newer_rows).await;
+}
+
+// ---------------------------------------------------------------- pacing at the limit
+
+fn param_of(call: &kwaishop_sync::sim::CallRecord) -> Value {
+    serde_json::from_str(call.param.as_deref().unwrap_or("{}")).expect("param JSON")
+}
+
+async fn pacing_at_the_limit(store: Store) {
+    let sim = start_sim(SimConfig {
+        seed: 21,
+        orders: 5_000,
+        days: 60,
+        qps: Some(20.0),
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |c| {
+        c.limits.qps = Method::ALL.iter().map(|m| (*m, 20.0)).collect()
+    })
+    .await;
+    assert_caught_up(&sync_all(&app).await);
+    let log = calls(&sim).await;
+    assert_eq!(
+        log.iter().filter(|c| c.outcome == "throttled").count(),
+        0,
+        "throttled at the limit"
+    );
+    // The minimum: one call per page and one per empty window, for the windows it read.
+    let truth = truth(&sim).await;
+    let shop = &truth["shops"][0];
+    let count_in = |list: &str, path: &[&str], b: i64, e: i64| {
+        shop[list]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter(|d| {
+                let mut v = *d;
+                for p in path {
+                    v = &v[p];
+                }
+                v.as_i64().is_some_and(|t| (b..=e).contains(&t))
+            })
+            .count()
+    };
+    let mut windows = BTreeSet::new();
+    for c in log.iter().filter(|c| {
+        c.method == Method::OrderCursorList.name() || c.method == Method::RefundList.name()
+    }) {
+        let p = param_of(c);
+        windows.insert((
+            c.method.clone(),
+            p["beginTime"].as_i64().expect("b"),
+            p["endTime"].as_i64().expect("e"),
+        ));
+    }
+    let mut minimum = 0usize;
+    for (method, b, e) in &windows {
+        let (n, size) = if method == Method::OrderCursorList.name() {
+            (
+                count_in("orders", &["orderBaseInfo", "updateTime"], *b, *e),
+                50,
+            )
+        } else {
+            (count_in("refunds", &["updateTime"], *b, *e), 100)
+        };
+        minimum += n.div_ceil(size).max(1);
+    }
+    minimum += shop["items"]
+        .as_array()
+        .expect("items")
+        .len()
+        .div_ceil(100)
+        .max(1);
+    let made = log
+        .iter()
+        .filter(|c| Method::from_name(&c.method).is_some())
+        .count();
+    eprintln!("{made} calls, minimum {minimum}");
+    assert!(
+        made as f64 <= minimum as f64 * 1.05,
+        "{made} calls for a minimum of {minimum}"
+    );
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+}
+
+#[tokio::test]
+async fn pacing_at_the_limit_sqlite() {
+    on_sqlite(pacing_at_the_limit).await;
+}
+
+#[tokio::test]
+async fn pacing_at_the_limit_postgres() {
+    on_postgres(pacing_at_the_limit).await;
+}
+
+// ---------------------------------------------------------------- the daily quota
+
+async fn quota_pauses_and_resumes_from_the_cursor(store: Store) {
+    let sim = start_sim(SimConfig {
+        seed: 13,
+        orders: 20_000,
+        days: 60,
+        daily_quota: Some(300),
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |_| {}).await;
+    let first = sync_all(&app).await;
+    let until = next_beijing_midnight(sim.state.clock.now_ms());
+    assert!(
+        first
+            .iter()
+            .any(|s| s.outcome == RunOutcome::Paused { until_ms: until }),
+        "{first:?}"
+    );
+    let log = calls(&sim).await;
+    let first_quota = log
+        .iter()
+        .position(|c| c.outcome == "quota_exhausted")
+        .expect("a quota answer");
+    let after = log[first_quota + 1..]
+        .iter()
+        .filter(|c| Method::from_name(&c.method).is_some())
+        .count();
+    assert!(after <= 3, "{after} calls after the first quota answer");
+    // `status` says until when.
+    let lines = kwaishop_sync::commands::status::status_lines(&app.store, sim.state.clock.now_ms())
+        .await
+        .expect("status");
+    assert!(
+        lines.iter().any(|l| l.paused_until_ms == Some(until)),
+        "{lines:?}"
+    );
+    let text = kwaishop_sync::commands::status::render(&lines);
+    assert!(text.contains("paused: daily quota spent until"), "{text}");
+    // The same day, nothing is sent.
+    let before = calls(&sim).await.len();
+    sync_all(&app).await;
+    assert_eq!(calls(&sim).await.len(), before, "no calls while paused");
+
+    // After Beijing midnight, the orders stream resumes from its stored cursor.
+    let state = app
+        .store
+        .load_state("shop-0", Stream::Orders)
+        .await
+        .expect("state")
+        .expect("state");
+    sim.state
+        .clock
+        .advance(until - sim.state.clock.now_ms() + 60_000);
+    let resumed_from = calls(&sim).await.len();
+    assert_caught_up(&sync_all(&app).await);
+    let log = calls(&sim).await;
+    let first_order_call = log[resumed_from..]
+        .iter()
+        .find(|c| c.method == Method::OrderCursorList.name())
+        .expect("order calls");
+    let p = param_of(first_order_call);
+    assert_eq!(
+        p["cursor"].as_str(),
+        Some(state.cursor.clone().unwrap_or_default().as_str()),
+        "resumed from the exact cursor"
+    );
+    assert_eq!(p["beginTime"].as_i64(), state.window_begin_ms);
+    assert_eq!(p["endTime"].as_i64(), state.window_end_ms);
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+}
+
+#[tokio::test]
+async fn quota_pauses_and_resumes_from_the_cursor_sqlite() {
+    on_sqlite(quota_pauses_and_resumes_from_the_cursor).await;
+}
+
+#[tokio::test]
+async fn quota_pauses_and_resumes_from_the_cursor_postgres() {
+    on_postgres(quota_pauses_and_resumes_from_the_cursor).await;
+}
+
+// ---------------------------------------------------------------- one call in five fails
+
+async fn twenty_percent_failures(store: Store) {
+    let faults = FaultConfig {
+        error_5xx: 0.05,
+        timeout: 0.04,
+        throttle: 0.05,
+        cut: 0.03,
+        slow: 0.03,
+        timeout_ms: 2_000,
+        slow_ms: 100,
+        ..Default::default()
+    };
+    let sim = start_sim(SimConfig {
+        seed: 17,
+        orders: 5_000,
+        days: 60,
+        faults,
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |c| {
+        c.retry.max_attempts = 10;
+        c.platform.timeout = Duration::from_millis(800);
+    })
+    .await;
+    assert_caught_up(&sync_all(&app).await);
+    let log = calls(&sim).await;
+    let failed = log.iter().filter(|c| c.outcome != "ok").count();
+    assert!(
+        failed as f64 >= log.len() as f64 * 0.12,
+        "{failed} of {} calls failed",
+        log.len()
+    );
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+}
+
+#[tokio::test]
+async fn twenty_percent_failures_sqlite() {
+    on_sqlite(twenty_percent_failures).await;
+}
+
+#[tokio::test]
+async fn twenty_percent_failures_postgres() {
+    on_postgres(twenty_percent_failures).await;
+}
+
+// ---------------------------------------------------------------- an unparseable record
+
+async fn an_unparseable_record_fails_its_window_only(store: Store) {
+    let sim = start_sim(SimConfig {
+        seed: 23,
+        orders: 3_000,
+        days: 30,
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |_| {}).await;
+    // Corrupt an order in the middle of the history.
+    let truth = truth(&sim).await;
+    let orders = truth["shops"][0]["orders"].as_array().expect("orders");
+    let victim = orders[orders.len() / 2]["orderBaseInfo"]["oid"]
+        .as_i64()
+        .expect("oid");
+    let corrupted: Value = admin(&sim, &format!("corrupt?shop=0&oid={victim}")).await;
+    let corrupt_time = corrupted["update_time"].as_i64().expect("update_time");
+    sim.state.clock.advance(2 * 60_000);
+    let runs = sync_all(&app).await;
+    let by_stream = |s: Stream| {
+        runs.iter()
+            .find(|r| r.stream == s)
+            .expect("run")
+            .outcome
+            .clone()
+    };
+    match by_stream(Stream::Orders) {
+        RunOutcome::Failed { message, .. } => assert!(
+            message.contains(&victim.to_string()),
+            "the error names the record: {message}"
+        ),
+        other => panic!("the orders window should fail: {other:?}"),
+    }
+    assert_eq!(by_stream(Stream::Refunds), RunOutcome::CaughtUp);
+    assert_eq!(by_stream(Stream::Items), RunOutcome::CaughtUp);
+    let state = app
+        .store
+        .load_state("shop-0", Stream::Orders)
+        .await
+        .expect("state")
+        .expect("state");
+    assert!(
+        state.checkpoint_ms.is_some_and(|c| c < corrupt_time),
+        "the checkpoint stopped before the unparseable record: {:?} vs {corrupt_time}",
+        state.checkpoint_ms
+    );
+    assert!(
+        state
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains(&victim.to_string()))
+    );
+    // Repaired upstream, the next run completes and the mirror equals the truth.
+    admin(&sim, &format!("corrupt?shop=0&oid={victim}&undo=true")).await;
+    sim.state.clock.advance(2 * 60_000);
+    assert_caught_up(&sync_all(&app).await);
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+}
+
+#[tokio::test]
+async fn an_unparseable_record_fails_its_window_only_sqlite() {
+    on_sqlite(an_unparseable_record_fails_its_window_only).await;
+}
+
+#[tokio::test]
+async fn an_unparseable_record_fails_its_window_only_postgres() {
+    on_postgres(an_unparseable_record_fails_its_window_only).await;
+}
+
+#[allow(dead_code)]
+async fn debug_diff(store: &Store, sim: &SimHandle) {
+    let d = diff_mirror(store, sim, 0).await;
+    eprintln!("{:?}", d.problems);
+}
