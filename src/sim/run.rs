@@ -94,7 +94,7 @@ fn toml_str(s: &str) -> String {
 }
 
 /// The config file, with each secret in its own file under `<name>.secrets/`.
-fn write_config(
+pub fn write_config(
     handle: &SimHandle,
     path: &Path,
     db: Option<&str>,
