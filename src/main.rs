@@ -77,6 +77,9 @@ struct SyncArgs {
     /// Catch up and exit (the only mode of this command; `run` is the service).
     #[arg(long)]
     once: bool,
+    /// Also re-read the last days of orders and refunds (the deep reconcile; days from the config).
+    #[arg(long)]
+    reconcile: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

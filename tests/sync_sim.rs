@@ -713,3 +713,89 @@ async fn debug_diff(store: &Store, sim: &SimHandle) {
     let d = diff_mirror(store, sim, 0).await;
     eprintln!("{:?}", d.problems);
 }
+
+// ---------------------------------------------------------------- the deep reconcile
+
+async fn the_deep_reconcile_heals_a_gap_without_moving_the_checkpoint(store: Store) {
+    let sim = start_sim(SimConfig {
+        seed: 29,
+        orders: 4_000,
+        days: 30,
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |_| {}).await;
+    assert_caught_up(&sync_all(&app).await);
+    // A day of changes happens upstream, then the live checkpoints jump past it, as if those
+    // updates had been lost (a missed push, a platform hiccup).
+    admin(&sim, "mutation?on=true").await;
+    sim.state.clock.advance(DAY_MS);
+    admin(&sim, "mutation?now=true").await;
+    let_settle(&sim).await;
+    let now = sim.state.clock.now_ms();
+    for stream in [Stream::Orders, Stream::Refunds] {
+        let mut state = app
+            .store
+            .load_state("shop-0", stream)
+            .await
+            .expect("state")
+            .expect("state");
+        state.checkpoint_ms = Some(now - 60_000);
+        app.store.save_state(&state).await.expect("save");
+    }
+    assert_caught_up(&sync_all(&app).await);
+    let gap = diff_mirror(&app.store, &sim, 0).await;
+    assert!(
+        !gap.problems.is_empty(),
+        "the skipped day left the mirror behind"
+    );
+    let checkpoints = |store: Store| async move {
+        let mut out = Vec::new();
+        for stream in [Stream::Orders, Stream::Refunds] {
+            out.push(
+                store
+                    .load_state("shop-0", stream)
+                    .await
+                    .expect("state")
+                    .and_then(|s| s.checkpoint_ms),
+            );
+        }
+        out
+    };
+    let before = checkpoints(app.store.clone()).await;
+    let cx = app.sync_context();
+    cx.request_reconcile("shop-0", 7).await.expect("request");
+    // Asking twice merges into the waiting request.
+    cx.request_reconcile("shop-0", 7).await.expect("request");
+    assert_eq!(
+        app.store.open_resyncs().await.expect("open").len(),
+        2,
+        "one request per stream"
+    );
+    let done = cx
+        .run_open_resyncs(None, &NoProgress, &CancellationToken::new())
+        .await
+        .expect("resyncs");
+    assert!(
+        done.iter().all(|(_, o)| *o == RunOutcome::CaughtUp),
+        "{done:?}"
+    );
+    assert!(app.store.open_resyncs().await.expect("open").is_empty());
+    assert_eq!(
+        checkpoints(app.store.clone()).await,
+        before,
+        "the reconcile does not move the live checkpoints"
+    );
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+}
+
+#[tokio::test]
+async fn the_deep_reconcile_heals_a_gap_sqlite() {
+    on_sqlite(the_deep_reconcile_heals_a_gap_without_moving_the_checkpoint).await;
+}
+
+#[tokio::test]
+async fn the_deep_reconcile_heals_a_gap_postgres() {
+    on_postgres(the_deep_reconcile_heals_a_gap_without_moving_the_checkpoint).await;
+}

@@ -173,6 +173,32 @@ pub async fn sync_once(
     out
 }
 
+/// Runs the open resync requests (an operator's `resync`, the deep reconcile) of the selected
+/// shops and streams, after the live catch-up.
+pub async fn resync_once(
+    app: &App,
+    shops: &[String],
+    streams: &[Stream],
+    progress: std::sync::Arc<dyn SyncProgress>,
+    cancel: CancellationToken,
+) -> Result<Vec<(crate::store::ResyncRequest, RunOutcome)>, crate::sync::SyncError> {
+    let cx = app.sync_context();
+    let mut out = Vec::new();
+    for request in app.store.open_resyncs().await? {
+        if !shops.contains(&request.shop_id)
+            || !streams.contains(&request.stream)
+            || cancel.is_cancelled()
+        {
+            continue;
+        }
+        let outcome = cx
+            .run_resync(request.clone(), progress.as_ref(), &cancel)
+            .await;
+        out.push((request, outcome));
+    }
+    Ok(out)
+}
+
 /// The progress reporter for this process: bars on a terminal, log lines otherwise.
 pub fn progress_for_terminal() -> std::sync::Arc<dyn SyncProgress> {
     if std::io::stderr().is_terminal() {

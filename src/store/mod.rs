@@ -16,6 +16,7 @@ mod error;
 mod items;
 mod postgres;
 mod records;
+mod resync;
 mod rows;
 mod shops;
 mod sqlite;
@@ -27,6 +28,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use error::{StoreError, redact_url};
+pub use resync::{ResyncKind, ResyncRequest};
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
 pub use shops::{ShopRow, ShopStatus};
 pub use state::{RunRow, StreamState};

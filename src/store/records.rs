@@ -85,7 +85,7 @@ fn order_batch<'a>(
 }
 
 /// Upserts the orders and their gifts inside `tx`.
-async fn write_orders(
+pub(crate) async fn write_orders(
     tx: &mut Tx,
     shop_id: &str,
     orders: &[Order],
@@ -101,7 +101,7 @@ async fn write_orders(
 }
 
 /// Upserts the refunds inside `tx`.
-async fn write_refunds(
+pub(crate) async fn write_refunds(
     tx: &mut Tx,
     shop_id: &str,
     refunds: &[Refund],

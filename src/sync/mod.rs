@@ -5,6 +5,7 @@
 
 mod items;
 mod progress;
+mod resync;
 mod window;
 mod windowed;
 

@@ -11,13 +11,13 @@ use super::window::{HORIZON_MS, Window, plan_window};
 use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress};
 use crate::api::calls::{OrderQuery, QueryType, RefundQuery};
 use crate::clock::format_ms;
-use crate::store::{Source, Stream, StreamState};
+use crate::store::{PageOutcome, ResyncRequest, Source, StoreError, Stream, StreamState};
 
 /// The end marker of cursor paging.
 const NOMORE: &str = "nomore";
 
 /// One fetched page, whichever the stream.
-struct Page {
+pub(super) struct Page {
     next_cursor: String,
     rows: usize,
     update_times: Vec<i64>,
@@ -88,8 +88,9 @@ pub(super) async fn run(
         );
         state.window_begin_ms = Some(window.begin_ms);
         state.window_end_ms = Some(window.end_ms);
+        let mut sink = LiveSink { state: &mut state };
         if !read_window(
-            cx, shop, stream, &cfg, window, cursor, &mut state, progress, cancel, counts,
+            cx, shop, stream, window, cursor, &mut sink, progress, cancel, counts,
         )
         .await?
         {
@@ -114,27 +115,123 @@ fn plan(
     )
 }
 
-/// Reads one window to its end. Returns false when stopped in the middle (resumable).
+/// Where a page and the position after it are committed: the live stream state, or a resync
+/// request's own progress. Either way the records and the position go in one transaction (I3).
+pub(super) trait PageSink {
+    /// Commits `page`; `next` is the cursor of the following page, `None` when the window ended.
+    async fn commit(
+        &mut self,
+        cx: &SyncContext,
+        page: &Page,
+        next: Option<&str>,
+        window: Window,
+        now: i64,
+    ) -> Result<PageOutcome, StoreError>;
+}
+
+/// The live poller's sink: the stream state, whose checkpoint moves at each window's end.
+struct LiveSink<'a> {
+    state: &'a mut StreamState,
+}
+
+impl PageSink for LiveSink<'_> {
+    async fn commit(
+        &mut self,
+        cx: &SyncContext,
+        page: &Page,
+        next: Option<&str>,
+        window: Window,
+        now: i64,
+    ) -> Result<PageOutcome, StoreError> {
+        let state = &mut *self.state;
+        match next {
+            None => {
+                state.checkpoint_ms = Some(
+                    state
+                        .checkpoint_ms
+                        .map_or(window.end_ms, |c| c.max(window.end_ms)),
+                );
+                state.window_begin_ms = None;
+                state.window_end_ms = None;
+                state.cursor = None;
+            }
+            Some(cursor) => state.cursor = Some(cursor.to_string()),
+        }
+        state.updated_at_ms = now;
+        state.rows_total += page.rows as i64;
+        let shop = state.shop_id.clone();
+        match state.stream {
+            Stream::Orders => {
+                cx.store
+                    .commit_order_page(&shop, &page.orders, Source::Poll, state, now)
+                    .await
+            }
+            _ => {
+                cx.store
+                    .commit_refund_page(&shop, &page.refunds, Source::Poll, state, now)
+                    .await
+            }
+        }
+    }
+}
+
+/// A resync's sink: the request's own window and cursor; the live checkpoint is not touched.
+pub(super) struct ResyncSink<'a> {
+    pub request: &'a mut ResyncRequest,
+}
+
+impl PageSink for ResyncSink<'_> {
+    async fn commit(
+        &mut self,
+        cx: &SyncContext,
+        page: &Page,
+        next: Option<&str>,
+        window: Window,
+        now: i64,
+    ) -> Result<PageOutcome, StoreError> {
+        let request = &mut *self.request;
+        match next {
+            // The next window starts where this one ended.
+            None => {
+                request.window_begin_ms = Some(window.end_ms);
+                request.window_end_ms = None;
+                request.cursor = None;
+            }
+            Some(cursor) => request.cursor = Some(cursor.to_string()),
+        }
+        request.rows += page.rows as i64;
+        cx.store
+            .commit_resync_page(&page.orders, &page.refunds, request, now)
+            .await
+    }
+}
+
+/// Reads one window to its end, committing each page through `sink`. Returns false when
+/// stopped in the middle (resumable from the committed cursor).
 #[allow(clippy::too_many_arguments)]
-async fn read_window(
+pub(super) async fn read_window(
     cx: &SyncContext,
     shop: &str,
     stream: Stream,
-    cfg: &crate::config::StreamConfig,
     window: Window,
     mut cursor: String,
-    state: &mut StreamState,
+    sink: &mut impl PageSink,
     progress: &dyn SyncProgress,
     cancel: &CancellationToken,
     counts: &mut Counts,
 ) -> Result<bool, SyncError> {
+    let cfg = cx
+        .config
+        .stream(stream.as_str())
+        .cloned()
+        .ok_or_else(|| SyncError::Protocol(format!("no settings for stream {stream:?}")))?;
     let mut seen_cursors = HashSet::new();
     let mut pages_here = 0u32;
     loop {
         if cancel.is_cancelled() {
             return Ok(false);
         }
-        let page = fetch(cx, shop, stream, cfg, window, &cursor).await?;
+        let page = fetch(cx, shop, stream, &cfg, window, &cursor).await?;
         pages_here += 1;
         check_page(
             stream,
@@ -146,33 +243,10 @@ async fn read_window(
             cx.config.sync.max_pages_per_window,
         )?;
         let last = page.next_cursor == NOMORE;
-        if last {
-            state.checkpoint_ms = Some(
-                state
-                    .checkpoint_ms
-                    .map_or(window.end_ms, |c| c.max(window.end_ms)),
-            );
-            state.window_begin_ms = None;
-            state.window_end_ms = None;
-            state.cursor = None;
-        } else {
-            state.cursor = Some(page.next_cursor.clone());
-        }
-        let now = cx.clock.now_ms();
-        state.updated_at_ms = now;
-        state.rows_total += page.rows as i64;
-        let outcome = match stream {
-            Stream::Orders => {
-                cx.store
-                    .commit_order_page(shop, &page.orders, Source::Poll, state, now)
-                    .await?
-            }
-            _ => {
-                cx.store
-                    .commit_refund_page(shop, &page.refunds, Source::Poll, state, now)
-                    .await?
-            }
-        };
+        let next = (!last).then_some(page.next_cursor.as_str());
+        let outcome = sink
+            .commit(cx, &page, next, window, cx.clock.now_ms())
+            .await?;
         counts.pages += 1;
         counts.received += outcome.received as u64;
         counts.written += outcome.written;
@@ -294,4 +368,46 @@ fn check_page(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(next: &str, rows: usize) -> Page {
+        Page {
+            next_cursor: next.into(),
+            rows,
+            update_times: vec![5; rows],
+            orders: Vec::new(),
+            refunds: Vec::new(),
+        }
+    }
+
+    const W: Window = Window {
+        begin_ms: 0,
+        end_ms: 10,
+    };
+
+    #[test]
+    fn the_defences_stop_a_window() {
+        let check = |cursor: &str, p: &Page, seen: &mut HashSet<String>, pages: u32| {
+            check_page(Stream::Orders, W, cursor, p, seen, pages, 100)
+        };
+        let mut seen = HashSet::new();
+        assert!(check("", &page("5_1", 50), &mut seen, 1).is_ok());
+        assert!(check("5_1", &page("5_2", 50), &mut seen, 2).is_ok());
+        // The same cursor again, or the one just sent back.
+        assert!(check("5_2", &page("5_1", 50), &mut seen, 3).is_err());
+        assert!(check("5_3", &page("5_3", 50), &mut HashSet::new(), 1).is_err());
+        // An empty page that says there is more.
+        assert!(check("", &page("5_9", 0), &mut HashSet::new(), 1).is_err());
+        // Unexpected end markers.
+        assert!(check("", &page("", 3), &mut HashSet::new(), 1).is_err());
+        assert!(check("", &page("no_more", 3), &mut HashSet::new(), 1).is_err());
+        // Too many pages for one window.
+        assert!(check("", &page("5_7", 50), &mut HashSet::new(), 101).is_err());
+        // The normal end, also on an empty window.
+        assert!(check("", &page("nomore", 0), &mut HashSet::new(), 1).is_ok());
+    }
 }

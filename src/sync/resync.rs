@@ -1,0 +1,265 @@
+//! Running resync requests (an operator's `resync`, or the daily deep reconcile): the range is
+//! re-read window by window with the request's own cursor, upserted under the version guard
+//! (`source = resync`), without touching the live checkpoint. Items have no time range: their
+//! resync is a fresh full scan.
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::window::{HORIZON_MS, Window};
+use super::windowed::{ResyncSink, read_window};
+use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress, items};
+use crate::api::ErrorClass;
+use crate::store::{ResyncKind, ResyncRequest, ShopStatus, Stream, StreamState};
+
+impl SyncContext {
+    /// Asks for the last `days` of orders and refunds of a shop to be re-read (the deep
+    /// reconcile: pushes can be lost, and orders keep changing through delivery and after-sales).
+    pub async fn request_reconcile(&self, shop_id: &str, days: u32) -> Result<(), SyncError> {
+        let now = self.clock.now_ms();
+        let since = now - i64::from(days) * crate::clock::DAY_MS;
+        for stream in [Stream::Orders, Stream::Refunds] {
+            let settle = self
+                .config
+                .stream(stream.as_str())
+                .map(|c| c.settle.as_millis() as i64)
+                .unwrap_or(60_000);
+            self.store
+                .request_resync(
+                    shop_id,
+                    stream,
+                    ResyncKind::Reconcile,
+                    since,
+                    now - settle,
+                    now,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs every open resync request of `shop_id` (all shops when `None`), oldest first.
+    pub async fn run_open_resyncs(
+        &self,
+        shop_id: Option<&str>,
+        progress: &dyn SyncProgress,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<(ResyncRequest, RunOutcome)>, SyncError> {
+        let mut done = Vec::new();
+        for request in self.store.open_resyncs().await? {
+            if shop_id.is_some_and(|s| s != request.shop_id) {
+                continue;
+            }
+            if cancel.is_cancelled() {
+                break;
+            }
+            let outcome = self.run_resync(request.clone(), progress, cancel).await;
+            done.push((request, outcome));
+        }
+        Ok(done)
+    }
+
+    /// Runs one request until it is done, stopped, paused or failed.
+    pub async fn run_resync(
+        &self,
+        mut request: ResyncRequest,
+        progress: &dyn SyncProgress,
+        cancel: &CancellationToken,
+    ) -> RunOutcome {
+        let started = self.clock.now_ms();
+        let run_id = self
+            .store
+            .start_run(&request.shop_id, request.stream, &request.kind, started)
+            .await
+            .ok();
+        if request.status == "pending" {
+            request.status = "running".into();
+            request.started_at_ms = Some(started);
+            if let Err(e) = self.store.save_resync(&request).await {
+                return RunOutcome::Failed {
+                    class: None,
+                    message: format!("database: {e}"),
+                };
+            }
+        }
+        let mut counts = Counts::default();
+        let result = match request.stream {
+            Stream::Items => {
+                self.rescan_items(&request.shop_id, progress, cancel, &mut counts)
+                    .await
+            }
+            _ => {
+                self.reread_range(&mut request, progress, cancel, &mut counts)
+                    .await
+            }
+        };
+        let now = self.clock.now_ms();
+        let outcome = match result {
+            Ok(o) => o,
+            Err(SyncError::Api(e)) if e.class == ErrorClass::QuotaExhausted => RunOutcome::Paused {
+                until_ms: e.retry_at_ms.unwrap_or(now),
+            },
+            Err(SyncError::Api(e)) if e.class == ErrorClass::AuthorizationRevoked => {
+                if let Err(se) = self
+                    .store
+                    .set_shop_status(&request.shop_id, ShopStatus::NeedsReauth, Some(&e.message))
+                    .await
+                {
+                    warn!(shop = request.shop_id, error = %se, "could not mark the shop needs_reauth");
+                }
+                RunOutcome::NeedsReauth
+            }
+            Err(e) => {
+                let class = match &e {
+                    SyncError::Api(a) => Some(a.class),
+                    _ => None,
+                };
+                RunOutcome::Failed {
+                    class,
+                    message: e.to_string(),
+                }
+            }
+        };
+        match &outcome {
+            RunOutcome::CaughtUp => {
+                request.status = "done".into();
+                request.finished_at_ms = Some(now);
+                request.error = None;
+                info!(
+                    shop = request.shop_id,
+                    stream = request.stream.as_str(),
+                    kind = request.kind,
+                    rows = request.rows,
+                    "resync done"
+                );
+            }
+            // A passing failure leaves the request running: the next tick resumes it.
+            RunOutcome::Failed { class, message } if class.is_none_or(ErrorClass::is_retryable) => {
+                request.error = Some(message.clone())
+            }
+            RunOutcome::Failed { message, .. } => {
+                warn!(
+                    shop = request.shop_id,
+                    stream = request.stream.as_str(),
+                    error = message,
+                    "resync failed"
+                );
+                request.status = "failed".into();
+                request.finished_at_ms = Some(now);
+                request.error = Some(message.clone());
+            }
+            _ => {}
+        }
+        if let Err(e) = self.store.save_resync(&request).await {
+            warn!(shop = request.shop_id, error = %e, "could not save the resync's progress");
+        }
+        if let Some(id) = run_id {
+            let error = match &outcome {
+                RunOutcome::Failed { message, .. } => Some(message.as_str()),
+                _ => None,
+            };
+            let _ = self
+                .store
+                .finish_run(
+                    id,
+                    now,
+                    outcome.as_str(),
+                    counts.pages as i64,
+                    counts.written as i64,
+                    counts.pages as i64,
+                    error,
+                )
+                .await;
+        }
+        outcome
+    }
+
+    /// Re-reads the request's range, window after window, from its stored position.
+    async fn reread_range(
+        &self,
+        request: &mut ResyncRequest,
+        progress: &dyn SyncProgress,
+        cancel: &CancellationToken,
+        counts: &mut Counts,
+    ) -> Result<RunOutcome, SyncError> {
+        let stream = request.stream;
+        let width = self
+            .config
+            .stream(stream.as_str())
+            .map(|c| c.window.as_millis() as i64)
+            .unwrap_or(crate::clock::DAY_MS)
+            .max(60_000);
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(RunOutcome::Stopped);
+            }
+            let horizon = self.clock.now_ms() - HORIZON_MS;
+            let (window, cursor) = match (request.window_begin_ms, request.window_end_ms) {
+                (Some(b), Some(e)) if b >= horizon => (
+                    Window {
+                        begin_ms: b,
+                        end_ms: e,
+                    },
+                    request.cursor.clone().unwrap_or_default(),
+                ),
+                (begin, _) => {
+                    // A resync re-reads at most the platform's 90 days.
+                    let b = begin
+                        .unwrap_or(request.since_ms)
+                        .max(request.since_ms)
+                        .max(horizon);
+                    if b >= request.until_ms {
+                        return Ok(RunOutcome::CaughtUp);
+                    }
+                    (
+                        Window {
+                            begin_ms: b,
+                            end_ms: (b + width).min(request.until_ms),
+                        },
+                        String::new(),
+                    )
+                }
+            };
+            request.window_begin_ms = Some(window.begin_ms);
+            request.window_end_ms = Some(window.end_ms);
+            progress.window(
+                &request.shop_id,
+                stream,
+                window.begin_ms,
+                window.end_ms,
+                request.since_ms,
+                request.until_ms,
+            );
+            let shop = request.shop_id.clone();
+            let mut sink = ResyncSink {
+                request: &mut *request,
+            };
+            if !read_window(
+                self, &shop, stream, window, cursor, &mut sink, progress, cancel, counts,
+            )
+            .await?
+            {
+                return Ok(RunOutcome::Stopped);
+            }
+        }
+    }
+
+    /// An item resync: restart the item scan from its first page and run it to the end.
+    async fn rescan_items(
+        &self,
+        shop: &str,
+        progress: &dyn SyncProgress,
+        cancel: &CancellationToken,
+        counts: &mut Counts,
+    ) -> Result<RunOutcome, SyncError> {
+        let mut state = self
+            .store
+            .load_state(shop, Stream::Items)
+            .await?
+            .unwrap_or_else(|| StreamState::new(shop, Stream::Items));
+        state.scan_id = None;
+        state.cursor = None;
+        self.store.save_state(&state).await?;
+        items::run(self, shop, progress, cancel, counts).await
+    }
+}
