@@ -40,8 +40,16 @@ enum LogFormat {
 enum Command {
     /// Try it: a simulated shop synced into ./kwaishop-demo.db, then a summary.
     Demo(DemoArgs),
+    /// The service: the push receiver and queue worker (and the pollers on their schedules).
+    Run(ConfigArg),
     /// Catch up every shop and stream (or the ones named) and exit.
     Sync(SyncArgs),
+    /// Look at and manage the push queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Authorize a shop: the authorize link, the code exchange, or a token from the console.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Per shop and stream: checkpoint, lag, last run, rows, last error.
     Status(StatusArgs),
     /// Create or upgrade the database schema (every command also does this at start).
@@ -50,6 +58,78 @@ enum Command {
     CheckConfig(ConfigArg),
     /// Run the local simulator of the Kuaishou open platform (for trying, testing, benchmarking).
     Sim(Box<SimArgs>),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuthCommand {
+    /// Print the link the merchant opens to authorize the app for a shop.
+    Url {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        shop: String,
+        /// An opaque value the platform echoes back to the callback.
+        #[arg(long, default_value = "kwaishop-sync")]
+        state: String,
+    },
+    /// Exchange the code the callback received for the shop's tokens (stored in the database).
+    Exchange {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        shop: String,
+        /// The authorization code (valid for 2 minutes, once).
+        #[arg(long)]
+        code: String,
+    },
+    /// Store a token copied from the platform console, read as JSON from a file or stdin.
+    Import {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        shop: String,
+        /// The JSON file ({"access_token": …, "refresh_token": …, "expires_in": …}); `-` is stdin.
+        #[arg(long, default_value = "-")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QueueCommand {
+    /// List the newest events (all statuses, or one).
+    Ls {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only events with this status: pending, running, done, dead, unknown_shop.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// List dead events with their last error.
+    Dead {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Put a dead (or unknown-shop) event back in the queue.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The event's id (first column of `queue ls`).
+        id: i64,
+        /// For an unknown-shop event: the shop it belongs to.
+        #[arg(long)]
+        shop: Option<String>,
+    },
+    /// Remove done events older than a duration (e.g. 7d, 12h).
+    Purge {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_name = "DURATION")]
+        done_older_than: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -364,6 +444,123 @@ async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_daemon(arg: ConfigArg) -> anyhow::Result<()> {
+    let config = load_config(&arg)?;
+    let app = App::open(config).await?;
+    let settings = kwaishop_sync::queue::WorkerSettings {
+        max_attempts: app.config.queue.max_attempts,
+        retention: app.config.queue.retention,
+        concurrency: app.config.queue.concurrency,
+        lease: app.config.queue.lease,
+        retry_base: app.config.queue.retry_base,
+        ..Default::default()
+    };
+    let daemon = kwaishop_sync::daemon::start(app, None, settings).await?;
+    shutdown_signal().await;
+    eprintln!("stopping: no new pushes; finishing what is in flight (Ctrl-C again exits at once)");
+    tokio::spawn(async {
+        shutdown_signal().await;
+        std::process::exit(130);
+    });
+    daemon.stop().await;
+    Ok(())
+}
+
+async fn open_store(config: &ConfigArg) -> anyhow::Result<(Config, Store)> {
+    let config = load_config(config)?;
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    Ok((config, store))
+}
+
+async fn run_queue(cmd: QueueCommand) -> anyhow::Result<()> {
+    use commands::queue::{parse_duration, parse_status, render};
+    match cmd {
+        QueueCommand::Ls { config, status, limit } => {
+            let (_, store) = open_store(&config).await?;
+            let status = status.as_deref().map(parse_status).transpose().map_err(anyhow::Error::msg)?;
+            let stats = store.queue_stats().await?;
+            println!(
+                "pending {}, running {}, done {}, dead {}, unknown shop {}",
+                stats.pending, stats.running, stats.done, stats.dead, stats.unknown_shop
+            );
+            print!("{}", render(&store.list_events(status, limit).await?));
+        }
+        QueueCommand::Dead { config, limit } => {
+            let (_, store) = open_store(&config).await?;
+            print!("{}", render(&store.list_events(Some(kwaishop_sync::store::EventStatus::Dead), limit).await?));
+        }
+        QueueCommand::Retry { config, id, shop } => {
+            let (config, store) = open_store(&config).await?;
+            if let Some(s) = &shop {
+                anyhow::ensure!(config.shop(s).is_some(), "no shop {s:?} in the config");
+            }
+            let now = kwaishop_sync::app::clock_for(&config).now_ms();
+            anyhow::ensure!(store.retry_event(id, shop.as_deref(), now).await?, "no dead or unknown-shop event {id}");
+            println!("event {id} is queued again");
+        }
+        QueueCommand::Purge { config, done_older_than } => {
+            let (config, store) = open_store(&config).await?;
+            let age = parse_duration(&done_older_than).map_err(anyhow::Error::msg)?;
+            let now = kwaishop_sync::app::clock_for(&config).now_ms();
+            let n = store.purge_done_events(now - age.as_millis() as i64).await?;
+            println!("removed {n} done event(s)");
+        }
+    }
+    Ok(())
+}
+
+async fn run_auth(cmd: AuthCommand) -> anyhow::Result<()> {
+    match cmd {
+        AuthCommand::Url { config, shop, state } => {
+            let config = load_config(&config)?;
+            anyhow::ensure!(config.shop(&shop).is_some(), "no shop {shop:?} in the config");
+            let redirect = config
+                .platform
+                .redirect_uri
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("set platform.redirect_uri (the callback registered in the console)"))?;
+            let url = kwaishop_sync::api::oauth::authorize_url(
+                &config.platform.authorize_url,
+                &config.platform.app_key,
+                &redirect,
+                &kwaishop_sync::api::REQUIRED_SCOPES,
+                &state,
+            );
+            println!("Open this link as the merchant of {shop}, approve, then run\n  kwaishop-sync auth exchange --shop {shop} --code <the code in the callback URL>\n\n{url}");
+        }
+        AuthCommand::Exchange { config, shop, code } => {
+            let config = load_config(&config)?;
+            anyhow::ensure!(config.shop(&shop).is_some(), "no shop {shop:?} in the config");
+            let app = App::open(config).await?;
+            let tokens = app.client.exchange_code(&shop, code.trim()).await?;
+            app.store.set_shop_status(&shop, kwaishop_sync::store::ShopStatus::Active, None).await?;
+            println!(
+                "shop {shop} is authorized (open_id {}); the access token expires at {}, the grant at {}",
+                tokens.open_id,
+                kwaishop_sync::clock::format_ms(tokens.access_expires_at),
+                kwaishop_sync::clock::format_ms(tokens.refresh_expires_at)
+            );
+        }
+        AuthCommand::Import { config, shop, file } => {
+            let (config, store) = open_store(&config).await?;
+            anyhow::ensure!(config.shop(&shop).is_some(), "no shop {shop:?} in the config");
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let now = kwaishop_sync::app::clock_for(&config).now_ms();
+            let tokens = commands::auth::parse_pasted(&text, now).map_err(anyhow::Error::msg)?;
+            store.ensure_shop(&kwaishop_sync::store::ShopRow::new(&shop)).await?;
+            store.save_tokens(&shop, &tokens).await?;
+            store.set_shop_status(&shop, kwaishop_sync::store::ShopStatus::Active, None).await?;
+            println!("stored the token of shop {shop}; it expires at {}", kwaishop_sync::clock::format_ms(tokens.access_expires_at));
+        }
+    }
+    Ok(())
+}
+
 async fn run_migrate(arg: ConfigArg) -> anyhow::Result<()> {
     let config = load_config(&arg)?;
     let store = Store::connect(&config.database_url).await?;
@@ -411,7 +608,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => run_demo(args).await,
+            Command::Run(arg) => run_daemon(arg).await,
             Command::Sync(args) => run_sync(args).await,
+            Command::Queue(cmd) => run_queue(cmd).await,
+            Command::Auth(cmd) => run_auth(cmd).await,
             Command::Status(args) => run_status(args).await,
             Command::Migrate(arg) => run_migrate(arg).await,
             Command::CheckConfig(arg) => run_check_config(arg),

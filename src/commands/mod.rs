@@ -1,5 +1,7 @@
 //! What the command line runs, one module per command; `main.rs` only parses arguments.
 
+pub mod auth;
 pub mod demo;
+pub mod queue;
 pub mod status;
 pub mod sync;

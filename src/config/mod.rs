@@ -138,6 +138,21 @@ pub struct PushConfig {
     pub path: String,
 }
 
+/// The queue worker that applies push messages.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Attempts before an event is dead.
+    pub max_attempts: i64,
+    /// Done events are kept this long.
+    pub retention: Duration,
+    /// Records fetched at once.
+    pub concurrency: usize,
+    /// How long a claim holds before another worker may take the event over.
+    pub lease: Duration,
+    /// First retry delay (doubled per attempt, with jitter).
+    pub retry_base: Duration,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -152,6 +167,7 @@ pub struct Config {
     pub refunds: StreamConfig,
     pub items: StreamConfig,
     pub push: PushConfig,
+    pub queue: QueueConfig,
     pub shops: Vec<ShopConfig>,
     pub clock: Option<ClockConfig>,
 }

@@ -101,6 +101,16 @@ struct RawPush {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawQueue {
+    max_attempts: Option<i64>,
+    retention_days: Option<u64>,
+    concurrency: Option<usize>,
+    lease_secs: Option<u64>,
+    retry_base_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawShop {
     id: Option<String>,
     open_id: Option<String>,
@@ -259,6 +269,7 @@ pub(super) fn parse(
     let sync: RawSync = section(root.get("sync"), "sync", &mut cx.errors);
     let streams: RawStreams = section(root.get("streams"), "streams", &mut cx.errors);
     let push: RawPush = section(root.get("push"), "push", &mut cx.errors);
+    let queue: RawQueue = section(root.get("queue"), "queue", &mut cx.errors);
     let clock: Option<RawClock> = root
         .get("clock")
         .map(|v| section(Some(v), "clock", &mut cx.errors));
@@ -286,6 +297,7 @@ pub(super) fn parse(
         refunds: build_stream(&mut cx, "refunds", streams.refunds, StreamDefaults::REFUNDS),
         items: build_stream(&mut cx, "items", streams.items, StreamDefaults::ITEMS),
         push,
+        queue: build_queue(&mut cx, queue),
         shops: build_shops(&mut cx, shops),
         clock: clock.and_then(|c| build_clock(&mut cx, c)),
     };
@@ -532,6 +544,28 @@ fn build_push(p: RawPush) -> PushConfig {
         enabled: p.enabled.unwrap_or(false),
         listen: p.listen.unwrap_or_else(|| "127.0.0.1:8610".into()),
         path: p.path.unwrap_or_else(|| "/kwaishop/push".into()),
+    }
+}
+
+fn build_queue(cx: &mut Ctx, q: RawQueue) -> QueueConfig {
+    let max_attempts = q.max_attempts.unwrap_or(8);
+    if !(1..=100).contains(&max_attempts) {
+        cx.err("queue.max_attempts", "must be between 1 and 100");
+    }
+    let concurrency = q.concurrency.unwrap_or(8);
+    if !(1..=256).contains(&concurrency) {
+        cx.err("queue.concurrency", "must be between 1 and 256");
+    }
+    let lease = q.lease_secs.unwrap_or(300);
+    if lease < 10 {
+        cx.err("queue.lease_secs", "must be at least 10");
+    }
+    QueueConfig {
+        max_attempts,
+        retention: Duration::from_secs(q.retention_days.unwrap_or(7) * 86_400),
+        concurrency,
+        lease: Duration::from_secs(lease),
+        retry_base: Duration::from_secs(q.retry_base_secs.unwrap_or(5).max(1)),
     }
 }
 

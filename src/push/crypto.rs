@@ -8,7 +8,7 @@ const IV: [u8; 16] = [0u8; 16];
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Why a push body could not be opened. Deliberately coarse: a forged body learns nothing.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
     #[error("the message secret is not Base64 for a 16, 24 or 32 byte key")]
     BadKey,

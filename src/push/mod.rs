@@ -1,5 +1,9 @@
-//! Push messages from the platform: decryption (and, later, the receiver and durable enqueue).
+//! Push messages from the platform: decryption, decoding and validation, and the HTTP receiver
+//! that stores each message durably before acknowledging it (I6).
 
 pub mod crypto;
+pub mod decode;
+pub mod receiver;
 
 pub use crypto::{CryptoError, MessageKey};
+pub use decode::{Decoded, MessageKind, PushMessage, Rejection, decode};

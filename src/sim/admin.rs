@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/__sim/ties", post(ties))
         .route("/__sim/push", get(push_stats))
         .route("/__sim/corrupt", post(corrupt))
+        .route("/__sim/versions", post(versions))
 }
 
 /// `GET /__sim/push`: the push sender's counters and the acknowledged event ids.
@@ -280,4 +281,35 @@ async fn corrupt(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
         Some(t) => Json(json!({ "oid": oid, "update_time": t, "corrupt": !undo })).into_response(),
         None => bad("no such order"),
     }
+}
+
+/// `POST /__sim/versions?shop=N&oid=X&serve=3,1,2`: the order changes three times (v1, v2, v3,
+/// each newer), and the next detail calls for it serve those versions in the order given, as a
+/// lagging replica might; afterwards the current version again.
+async fn versions(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
+    let (Some(shop), Some(oid)) = (shop_arg(&q), num::<i64>(&q, "oid")) else {
+        return bad("shop and oid required");
+    };
+    let order: Vec<usize> = q
+        .get("serve")
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![3, 1, 2]);
+    let now = state.clock.now_ms();
+    let (Ok(mut shops), Ok(mut script)) = (state.shops.lock(), state.detail_script.lock()) else { return bad("busy") };
+    let Some(data) = shops.get_mut(shop) else { return bad("no such shop") };
+    let mut made = vec![];
+    for v in 1..=order.iter().copied().max().unwrap_or(3) {
+        let stamped = data.orders.update(oid, now + v as i64, |doc, t| {
+            doc["orderBaseInfo"]["updateTime"] = json!(t);
+            doc["orderBaseInfo"]["remark"] = json!(format!("version {v}"));
+        });
+        match (stamped, data.orders.get(oid)) {
+            (Some(_), Some(doc)) => made.push(doc.clone()),
+            _ => return bad("no such order"),
+        }
+    }
+    let times: Vec<i64> = made.iter().map(|d| d.update_time).collect();
+    let queue = order.iter().filter_map(|v| made.get(v.wrapping_sub(1)).cloned()).collect();
+    script.insert(oid, queue);
+    Json(json!({ "oid": oid, "versions": times, "serve": order })).into_response()
 }

@@ -170,6 +170,9 @@ pub struct SimState {
     /// Older versions of orders that the next list page serves instead of the current ones
     /// (`POST /__sim/stale`), to show that a stale page never overwrites newer rows.
     pub stale_orders: Mutex<HashMap<i64, model::Doc>>,
+    /// Versions of an order that the next detail calls serve, in order (`POST /__sim/versions`),
+    /// as a lagging replica might.
+    pub detail_script: Mutex<HashMap<i64, VecDeque<model::Doc>>>,
 }
 
 impl SimState {
@@ -297,6 +300,7 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
         seq: AtomicU64::new(0),
         pusher,
         stale_orders: Mutex::new(HashMap::new()),
+        detail_script: Mutex::new(HashMap::new()),
     })
 }
 

@@ -1,0 +1,59 @@
+//! `kwaishop-sync queue …`: look at the push queue, re-queue dead events, purge done ones.
+
+use std::time::Duration;
+
+use crate::clock::format_ms;
+use crate::store::{EventRow, EventStatus};
+
+/// Parses `30s`, `15m`, `12h`, `7d` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30s, 15m, 12h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3_600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// A table of events.
+pub fn render(events: &[EventRow]) -> String {
+    let mut out = format!("{:>8} {:<14} {:<12} {:<34} {:>18} {:>8} {:<24} {}\n", "id", "status", "shop", "event", "record", "tries", "received", "last error");
+    for e in events {
+        out.push_str(&format!(
+            "{:>8} {:<14} {:<12} {:<34} {:>18} {:>8} {:<24} {}\n",
+            e.id,
+            e.status.as_str(),
+            e.shop_id.as_deref().unwrap_or("?"),
+            e.event,
+            e.biz_id.map(|b| b.to_string()).unwrap_or_default(),
+            e.attempts,
+            format_ms(e.received_at_ms),
+            e.last_error.as_deref().unwrap_or(""),
+        ));
+    }
+    out
+}
+
+/// The status word a user types.
+pub fn parse_status(s: &str) -> Result<EventStatus, String> {
+    s.parse().map_err(|_| format!("{s:?}: expected pending, running, done, dead or unknown_shop"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert!(parse_duration("7 days").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! The long-running service: the push receiver and the queue worker (and, with the scheduler,
+//! the pollers), one shutdown tree, one HTTP server.
+
+pub mod http;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::app::App;
+use crate::push::MessageKey;
+use crate::push::receiver::{Receiver, ReceiverSettings, ReceiverStats, ShopDirectory};
+use crate::queue::{Worker, WorkerSettings};
+use crate::queue::worker::WorkerStats;
+
+/// Errors of starting the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("push is enabled but platform.msg_secret is not set")]
+    NoMessageSecret,
+    #[error("platform.msg_secret: {0}")]
+    BadMessageSecret(crate::push::CryptoError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A running daemon.
+#[derive(Debug)]
+pub struct DaemonHandle {
+    /// Where the HTTP server listens (the push path and, later, health and status).
+    pub http_addr: Option<SocketAddr>,
+    pub receiver: Option<Arc<ReceiverStats>>,
+    pub worker: Arc<WorkerStats>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DaemonHandle {
+    /// Asks everything to stop and waits for it: no new pushes, requests in flight finish,
+    /// the worker finishes the records it is fetching.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// The token that stops the daemon.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// The shop directory for the receiver, from the config and the database.
+pub async fn shop_directory(app: &App) -> Result<ShopDirectory, DaemonError> {
+    let mut directory = ShopDirectory::default();
+    for shop in app.store.shops().await? {
+        directory.add(&shop.shop_id, shop.open_id.as_deref(), shop.seller_id);
+    }
+    for shop in &app.config.shops {
+        directory.add(&shop.id, shop.open_id.as_deref(), shop.seller_id);
+    }
+    Ok(directory)
+}
+
+/// Starts the receiver (when push is enabled; on `listener` if given, else on the configured
+/// address) and the worker.
+pub async fn start(app: App, listener: Option<TcpListener>, worker_settings: WorkerSettings) -> Result<DaemonHandle, DaemonError> {
+    let shutdown = CancellationToken::new();
+    let wake = Arc::new(Notify::new());
+    let worker = Worker::new(app.client.clone(), app.store.clone(), app.clock.clone(), worker_settings, wake.clone());
+    let worker_stats = worker.stats();
+    let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
+    let mut http_addr = None;
+    let mut receiver_stats = None;
+    if app.config.push.enabled {
+        let secret = app.config.platform.msg_secret.as_ref().ok_or(DaemonError::NoMessageSecret)?;
+        let key = MessageKey::from_secret(secret.expose()).map_err(DaemonError::BadMessageSecret)?;
+        let directory = Arc::new(RwLock::new(shop_directory(&app).await?));
+        let settings = ReceiverSettings { path: app.config.push.path.clone(), ..ReceiverSettings::default() };
+        let receiver = Receiver::new(app.store.clone(), key, app.config.platform.app_key.clone(), directory, settings, app.clock.clone(), wake);
+        receiver_stats = Some(receiver.stats());
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind(&app.config.push.listen)
+                .await
+                .map_err(|source| DaemonError::Listen { addr: app.config.push.listen.clone(), source })?,
+        };
+        http_addr = listener.local_addr().ok();
+        info!(addr = ?http_addr, path = app.config.push.path, "receiving pushes");
+        if let Some(addr) = http_addr {
+            // A line for people and for tools that started the daemon on port 0.
+            println!("push receiver listening on http://{addr}{}", app.config.push.path);
+        }
+        tasks.push(tokio::spawn(http::serve(listener, receiver.routes(), Duration::from_secs(5), shutdown.clone())));
+    }
+    Ok(DaemonHandle { http_addr, receiver: receiver_stats, worker: worker_stats, shutdown, tasks })
+}

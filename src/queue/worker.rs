@@ -1,0 +1,265 @@
+//! The worker loop: claim, group, fetch, complete or fail; purge done events past retention.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::api::{ApiClient, ApiError, ErrorClass};
+use crate::clock::SharedClock;
+use crate::store::{ClaimedEvent, EventKind, EventOutcome, ShopStatus, Store, StoreError};
+
+/// How the worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Events claimed per round.
+    pub batch: i64,
+    /// How long a claim holds before another worker may take the event over.
+    pub lease: Duration,
+    /// Attempts before an event is dead.
+    pub max_attempts: i64,
+    /// First retry delay; doubled per attempt, with jitter, up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Record groups fetched at once.
+    pub concurrency: usize,
+    /// How long to wait for new events when the queue is empty (a commit wakes it sooner).
+    pub idle_wait: Duration,
+    /// Done events are kept this long, then removed.
+    pub retention: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            batch: 64,
+            lease: Duration::from_secs(300),
+            max_attempts: 8,
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(1_800),
+            concurrency: 8,
+            idle_wait: Duration::from_secs(1),
+            retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// Counters of the worker, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub claimed: AtomicU64,
+    pub done: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead: AtomicU64,
+    pub fetches: AtomicU64,
+    /// Rounds completed; the watchdog reads this as "the loop makes progress".
+    pub rounds: AtomicU64,
+}
+
+/// The queue worker.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    client: ApiClient,
+    store: Store,
+    clock: SharedClock,
+    settings: WorkerSettings,
+    wake: Arc<Notify>,
+    stats: Arc<WorkerStats>,
+}
+
+/// The events about one record, fetched once.
+struct Group {
+    shop_id: String,
+    kind: EventKind,
+    biz_id: Option<i64>,
+    events: Vec<ClaimedEvent>,
+}
+
+impl Worker {
+    pub fn new(client: ApiClient, store: Store, clock: SharedClock, settings: WorkerSettings, wake: Arc<Notify>) -> Self {
+        Self { client, store, clock, settings, wake, stats: Arc::default() }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `cancel`; then finishes the groups in flight (their commits included) and
+    /// returns. Events it had claimed but not started are released by their lease.
+    pub async fn run(self, cancel: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut in_flight = JoinSet::new();
+        let mut last_purge = 0i64;
+        while !cancel.is_cancelled() {
+            self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+            let now = self.clock.now_ms();
+            if now - last_purge > 3_600_000 {
+                last_purge = now;
+                self.purge(now).await;
+            }
+            let claimed = match self.store.claim_events(now, self.settings.lease.as_millis() as i64, self.settings.batch).await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "cannot claim push events; retrying");
+                    self.idle(&cancel, Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                while in_flight.try_join_next().is_some() {}
+                self.idle(&cancel, self.settings.idle_wait).await;
+                continue;
+            }
+            self.stats.claimed.fetch_add(claimed.len() as u64, Ordering::Relaxed);
+            for group in group_by_record(claimed) {
+                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let worker = self.clone();
+                in_flight.spawn(async move {
+                    let _permit = permit;
+                    worker.process(group).await;
+                });
+            }
+            while in_flight.try_join_next().is_some() {}
+        }
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    async fn idle(&self, cancel: &CancellationToken, wait: Duration) {
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+
+    async fn purge(&self, now: i64) {
+        match self.store.purge_done_events(now - self.settings.retention.as_millis() as i64).await {
+            Ok(0) => {}
+            Ok(n) => info!(removed = n, "removed done push events past their retention"),
+            Err(e) => warn!(error = %e, "cannot purge done push events"),
+        }
+    }
+
+    /// Fetches the record once for all its events and commits it with their done marks.
+    async fn process(&self, group: Group) {
+        let claimed: Vec<(i64, i64)> = group.events.iter().map(|e| (e.id, e.fence)).collect();
+        if group.kind == EventKind::Other {
+            // A message about nothing kwaishop-sync mirrors: stored for the record, done.
+            let outcome = self.store.complete_events(&group.shop_id, &claimed, EventOutcome::Nothing, self.clock.now_ms()).await;
+            self.after_commit(&group, outcome.map(|_| ()));
+            return;
+        }
+        let Some(biz_id) = group.biz_id else {
+            self.bury(&group, "the message names no record to fetch").await;
+            return;
+        };
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        let shop = group.shop_id.as_str();
+        let fetched = match group.kind {
+            EventKind::Order => self.client.order_detail(shop, biz_id).await.map(Fetched::Order),
+            EventKind::Refund => self.client.refund_detail(shop, biz_id).await.map(Fetched::Refund),
+            _ => self.client.item(shop, biz_id).await.map(Fetched::Item),
+        };
+        let now = self.clock.now_ms();
+        let committed = match &fetched {
+            Ok(Fetched::Order(o)) => self.store.complete_events(shop, &claimed, EventOutcome::Orders(std::slice::from_ref(o)), now).await,
+            Ok(Fetched::Refund(r)) => self.store.complete_events(shop, &claimed, EventOutcome::Refunds(std::slice::from_ref(r)), now).await,
+            Ok(Fetched::Item(Some(i))) => self.store.complete_events(shop, &claimed, EventOutcome::Items(std::slice::from_ref(i)), now).await,
+            Ok(Fetched::Item(None)) => self.store.complete_events(shop, &claimed, EventOutcome::ItemGone(biz_id), now).await,
+            Err(e) => {
+                self.fail(&group, e).await;
+                return;
+            }
+        };
+        self.after_commit(&group, committed.map(|_| ()));
+    }
+
+    fn after_commit(&self, group: &Group, committed: Result<(), StoreError>) {
+        match committed {
+            Ok(()) => {
+                self.stats.done.fetch_add(group.events.len() as u64, Ordering::Relaxed);
+                debug!(shop = group.shop_id, biz_id = ?group.biz_id, events = group.events.len(), "push events applied");
+            }
+            Err(StoreError::LeaseLost) => warn!(shop = group.shop_id, "a lease expired during a fetch; another claim owns the events now"),
+            Err(e) => warn!(shop = group.shop_id, error = %e, "cannot commit push events; their lease will expire and they are tried again"),
+        }
+    }
+
+    /// Puts the group's events back for a later attempt, or marks them dead.
+    async fn fail(&self, group: &Group, e: &ApiError) {
+        let now = self.clock.now_ms();
+        let message = e.to_string();
+        for event in &group.events {
+            let (retry_at, count_attempt) = match e.class {
+                // Not the event's fault: wait for the quota without spending an attempt.
+                ErrorClass::QuotaExhausted => (Some(e.retry_at_ms.unwrap_or(now + 3_600_000)), false),
+                ErrorClass::AuthorizationRevoked => {
+                    if let Err(se) = self.store.set_shop_status(&group.shop_id, ShopStatus::NeedsReauth, Some(&e.message)).await {
+                        warn!(shop = group.shop_id, error = %se, "cannot mark the shop needs_reauth");
+                    }
+                    (Some(now + 3_600_000), true)
+                }
+                _ if event.attempts >= self.settings.max_attempts => (None, true),
+                _ => (Some(now + self.backoff(event.attempts)), true),
+            };
+            match self.store.fail_event(event.id, event.fence, &message, retry_at, count_attempt).await {
+                Ok(true) if retry_at.is_none() => {
+                    self.stats.dead.fetch_add(1, Ordering::Relaxed);
+                    warn!(event_id = event.event_id, attempts = event.attempts, error = %message, "push event is dead");
+                }
+                Ok(true) => {
+                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => warn!(event_id = event.event_id, "lease lost before recording a failure"),
+                Err(se) => warn!(event_id = event.event_id, error = %se, "cannot record a failed attempt"),
+            }
+        }
+    }
+
+    /// Marks the group's events dead at once (nothing a retry could fix).
+    async fn bury(&self, group: &Group, why: &str) {
+        for event in &group.events {
+            if let Ok(true) = self.store.fail_event(event.id, event.fence, why, None, true).await {
+                self.stats.dead.fetch_add(1, Ordering::Relaxed);
+                warn!(event_id = event.event_id, error = why, "push event is dead");
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter, in ms, for the attempt just made (1-based).
+    fn backoff(&self, attempts: i64) -> i64 {
+        let base = self.settings.retry_base.as_millis() as f64;
+        let cap = self.settings.retry_max.as_millis() as f64;
+        let exp = (base * 2f64.powi((attempts.max(1) - 1).min(30) as i32)).min(cap);
+        let jitter: f64 = rand::rng().random_range(0.5..1.0);
+        (exp * jitter) as i64
+    }
+}
+
+enum Fetched {
+    Order(crate::api::records::Order),
+    Refund(crate::api::records::Refund),
+    Item(Option<crate::api::records::Item>),
+}
+
+/// Groups claimed events by the record they are about, so each record is fetched once.
+fn group_by_record(claimed: Vec<ClaimedEvent>) -> Vec<Group> {
+    let mut groups: BTreeMap<(String, &'static str, Option<i64>), Group> = BTreeMap::new();
+    for event in claimed {
+        // Events without a record id cannot be coalesced: each is its own group.
+        let key = (event.shop_id.clone(), event.kind.as_str(), event.biz_id.or(Some(-event.id)));
+        groups
+            .entry(key)
+            .or_insert_with(|| Group { shop_id: event.shop_id.clone(), kind: event.kind, biz_id: event.biz_id, events: Vec::new() })
+            .events
+            .push(event);
+    }
+    groups.into_values().collect()
+}

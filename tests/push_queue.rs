@@ -1,0 +1,363 @@
+//! Push messages end to end with the simulator's pusher, on SQLite and on Postgres: the receiver
+//! stores durably before acknowledging, the worker applies each event once through detail
+//! fetches, duplicates and stale versions change nothing, bad bodies store nothing, a dead
+//! database gets 503s and recovers, a poison event dies after N attempts.
+
+mod common;
+mod common_db;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::mirror::{assert_mirror_equals_truth, diff_mirror};
+use common::*;
+use common_db::{on_postgres, on_sqlite};
+use kwaishop_sync::app::App;
+use kwaishop_sync::clock::{Clock, DAY_MS};
+use kwaishop_sync::commands::demo::{config_for_sim, import_sim_tokens};
+use kwaishop_sync::commands::sync::sync_once;
+use kwaishop_sync::daemon::{self, DaemonHandle};
+use kwaishop_sync::push::MessageKey;
+use kwaishop_sync::queue::WorkerSettings;
+use kwaishop_sync::sim::push::PushConfig;
+use kwaishop_sync::sim::{SimConfig, SimHandle};
+use kwaishop_sync::store::{EventStatus, Store, Stream};
+use kwaishop_sync::sync::NoProgress;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+struct Rig {
+    sim: SimHandle,
+    app: App,
+    daemon: DaemonHandle,
+    url: String,
+    key: MessageKey,
+}
+
+fn worker_settings() -> WorkerSettings {
+    WorkerSettings {
+        max_attempts: 4,
+        retry_base: Duration::from_millis(50),
+        retry_max: Duration::from_millis(400),
+        idle_wait: Duration::from_millis(50),
+        lease: Duration::from_secs(30),
+        ..WorkerSettings::default()
+    }
+}
+
+/// A simulator pushing to a daemon (receiver + worker, no pollers) that mirrors into `store`.
+async fn rig(store: Store, mut sim_config: SimConfig, push: Option<PushConfig>) -> Rig {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/kwaishop/push", listener.local_addr().expect("addr"));
+    sim_config.push = push.map(|p| PushConfig { url: url.clone(), ..p });
+    let sim = start_sim(sim_config).await;
+    let mut config = config_for_sim(&sim, std::path::Path::new("unused.db")).expect("config");
+    config.push.enabled = true;
+    config.limits.qps = kwaishop_sync::api::Method::ALL.iter().map(|m| (*m, 1_000.0)).collect();
+    config.retry.transient_delay = Duration::from_millis(20);
+    config.retry.throttled_delay = Duration::from_millis(50);
+    config.retry.max_delay = Duration::from_millis(300);
+    let mut app = App::with_store(config, store).await.expect("app");
+    app.clock = sim.state.clock.clone();
+    let store_arc = Arc::new(app.store.clone());
+    app.client = kwaishop_sync::api::ApiClient::new(
+        common::app(&sim),
+        kwaishop_sync::app::client_options(&app.config),
+        app.clock.clone(),
+        store_arc.clone(),
+        store_arc,
+    )
+    .expect("client");
+    import_sim_tokens(&app.store, &sim).await.expect("tokens");
+    sim.state.clock.advance(2 * 60_000);
+    let daemon = daemon::start(app.clone(), Some(listener), worker_settings()).await.expect("daemon");
+    let key = MessageKey::from_secret(&sim.credentials().msg_secret).expect("key");
+    Rig { sim, app, daemon, url, key }
+}
+
+impl Rig {
+    async fn poll_once(&self) {
+        let shops = self.app.shops(None).expect("shops");
+        let runs = sync_once(&self.app, &shops, &Stream::ALL, Arc::new(NoProgress), CancellationToken::new()).await;
+        assert!(runs.iter().all(|r| r.outcome == kwaishop_sync::sync::RunOutcome::CaughtUp), "{runs:?}");
+    }
+
+    /// Waits until the pusher has delivered (or dropped) every message and the queue is empty.
+    async fn drained(&self, timeout: Duration) {
+        let sim = &self.sim;
+        let store = &self.app.store;
+        wait_until(timeout, "pushes delivered and applied", || async {
+            let stats: Value = reqwest::get(format!("{}/__sim/push", sim.base_url())).await.expect("stats").json().await.expect("json");
+            let sent = stats["acked_event_ids"].as_array().map_or(0, Vec::len) as u64 + stats["dropped"].as_u64().unwrap_or(0);
+            let q = store.queue_stats().await.expect("stats");
+            sent >= stats["messages"].as_u64().unwrap_or(0) && q.pending == 0 && q.running == 0
+        })
+        .await;
+    }
+
+    fn envelope(&self, event_id: &str, event: &str, biz_id: i64, info: Value) -> String {
+        let creds = self.sim.credentials();
+        let plain = json!({
+            "eventId": event_id, "msgId": format!("m-{event_id}"), "bizId": biz_id,
+            "userId": creds.shops[0].seller_id, "openId": creds.shops[0].open_id,
+            "appKey": creds.app_key, "event": event, "info": info.to_string(),
+            "status": 2, "createTime": 1, "updateTime": 1,
+        });
+        self.key.encrypt(plain.to_string().as_bytes())
+    }
+
+    async fn post(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let r = reqwest::Client::new().post(&self.url).body(body).send().await.expect("answer");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+}
+
+fn pushing() -> PushConfig {
+    PushConfig { retry_scale: 0.0001, heartbeat_ms: 500, concurrency: 32, ..PushConfig::new("set by the rig") }
+}
+
+fn busy_shop() -> SimConfig {
+    SimConfig { seed: 41, days: 30, orders: 20_000, qps: Some(1_000.0), mutate: false, ..SimConfig::default() }
+}
+
+// ---------------------------------------------------------------- convergence by push alone
+
+async fn pushes_alone_converge(store: Store) {
+    let rig = rig(store, busy_shop(), Some(pushing())).await;
+    rig.poll_once().await;
+    // Polling stops here. The platform changes thousands of orders; only pushes tell us.
+    admin(&rig.sim, "mutation?on=true").await;
+    rig.sim.state.clock.advance(3 * DAY_MS);
+    admin(&rig.sim, "mutation?now=true").await;
+    admin(&rig.sim, "mutation?on=false").await;
+    rig.drained(Duration::from_secs(240)).await;
+    let stats: Value = reqwest::get(format!("{}/__sim/push", rig.sim.base_url())).await.expect("stats").json().await.expect("json");
+    let orders: BTreeSet<i64> = rig.app.store.order_rows("shop-0").await.expect("rows").iter().filter(|r| r.source == kwaishop_sync::store::Source::Push).map(|r| r.oid).collect();
+    eprintln!("{} messages, {} orders refreshed by push", stats["messages"], orders.len());
+    assert!(orders.len() >= 5_000, "only {} orders changed by push", orders.len());
+    assert_mirror_equals_truth(&rig.app.store, &rig.sim, 0).await;
+    rig.daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_alone_converge_sqlite() {
+    on_sqlite(pushes_alone_converge).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_alone_converge_postgres() {
+    on_postgres(pushes_alone_converge).await;
+}
+
+async fn dropped_pushes_are_healed_by_one_poll(store: Store) {
+    let rig = rig(store, SimConfig { orders: 5_000, ..busy_shop() }, Some(PushConfig { drop: 0.1, ..pushing() })).await;
+    rig.poll_once().await;
+    admin(&rig.sim, "mutation?on=true").await;
+    rig.sim.state.clock.advance(2 * DAY_MS);
+    admin(&rig.sim, "mutation?now=true").await;
+    admin(&rig.sim, "mutation?on=false").await;
+    rig.drained(Duration::from_secs(120)).await;
+    let gap = diff_mirror(&rig.app.store, &rig.sim, 0).await;
+    assert!(!gap.problems.is_empty(), "with a tenth of the pushes dropped the mirror lags");
+    rig.sim.state.clock.advance(2 * 60_000);
+    rig.poll_once().await;
+    assert_mirror_equals_truth(&rig.app.store, &rig.sim, 0).await;
+    rig.daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_pushes_are_healed_by_one_poll_sqlite() {
+    on_sqlite(dropped_pushes_are_healed_by_one_poll).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_pushes_are_healed_by_one_poll_postgres() {
+    on_postgres(dropped_pushes_are_healed_by_one_poll).await;
+}
+
+// ---------------------------------------------------------------- one effect per event
+
+async fn thrice_delivered_events_have_one_row_and_one_effect(store: Store) {
+    let rig = rig(store, SimConfig { orders: 2_000, ..busy_shop() }, None).await;
+    let truth = truth(&rig.sim).await;
+    let oids: Vec<i64> = truth["shops"][0]["orders"].as_array().expect("orders").iter().take(1_000).map(|o| o["orderBaseInfo"]["oid"].as_i64().expect("oid")).collect();
+    let before = calls(&rig.sim).await.len();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, oid) in oids.iter().enumerate() {
+        let body = rig.envelope(&format!("e-{i}"), "kwaishop_order_paySuccess", *oid, json!({"oid": oid}));
+        let url = rig.url.clone();
+        tasks.spawn(async move {
+            let client = reqwest::Client::new();
+            let send = || client.post(&url).body(body.clone()).send();
+            let (a, b) = tokio::join!(send(), send());
+            let c = send().await;
+            [a, b, c].into_iter().map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0)).collect::<Vec<_>>()
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert_eq!(done.expect("task"), vec![200, 200, 200], "every delivery is acknowledged");
+    }
+    let stats = rig.app.store.queue_stats().await.expect("stats");
+    assert_eq!(stats.pending + stats.running + stats.done, 1_000, "one queue row per event");
+    wait_until(Duration::from_secs(60), "all applied", || async { rig.app.store.queue_stats().await.expect("stats").done == 1_000 }).await;
+    let details = calls(&rig.sim).await[before..].iter().filter(|c| c.method == "open.order.detail").count();
+    assert_eq!(details, 1_000, "one fetch (one effect) per event");
+    rig.daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thrice_delivered_events_have_one_row_and_one_effect_sqlite() {
+    on_sqlite(thrice_delivered_events_have_one_row_and_one_effect).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thrice_delivered_events_have_one_row_and_one_effect_postgres() {
+    on_postgres(thrice_delivered_events_have_one_row_and_one_effect).await;
+}
+
+// ---------------------------------------------------------------- versions out of order
+
+async fn versions_out_of_order_leave_the_newest(store: Store) {
+    let rig = rig(store, SimConfig { orders: 500, ..busy_shop() }, None).await;
+    rig.poll_once().await;
+    let oid = truth(&rig.sim).await["shops"][0]["orders"][7]["orderBaseInfo"]["oid"].as_i64().expect("oid");
+    let v: Value = admin(&rig.sim, &format!("versions?shop=0&oid={oid}&serve=3,1,2")).await;
+    let versions: Vec<i64> = v["versions"].as_array().expect("versions").iter().map(|t| t.as_i64().expect("t")).collect();
+    // A reader watches the row the whole time: its version must never go back.
+    let reader_store = rig.app.store.clone();
+    let stop = CancellationToken::new();
+    let reader_stop = stop.clone();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while !reader_stop.is_cancelled() {
+            let rows = reader_store.order_rows("shop-0").await.expect("rows");
+            if let Some(r) = rows.iter().find(|r| r.oid == oid) {
+                seen.push(r.update_time);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        seen
+    });
+    for (i, label) in ["v3", "v1", "v2"].iter().enumerate() {
+        let (status, _) = rig.post(rig.envelope(&format!("ver-{label}"), "kwaishop_order_deliverySuccess", oid, json!({"oid": oid}))).await;
+        assert_eq!(status, 200);
+        let store = rig.app.store.clone();
+        wait_until(Duration::from_secs(20), "the event applied", || async { store.queue_stats().await.expect("stats").done == i as i64 + 1 }).await;
+    }
+    stop.cancel();
+    let seen = reader.await.expect("reader");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "a reader saw the row go back: {seen:?}");
+    let row = rig.app.store.order_rows("shop-0").await.expect("rows").into_iter().find(|r| r.oid == oid).expect("row");
+    assert_eq!(row.update_time, versions[2], "v3 stays");
+    rig.daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_out_of_order_leave_the_newest_sqlite() {
+    on_sqlite(versions_out_of_order_leave_the_newest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_out_of_order_leave_the_newest_postgres() {
+    on_postgres(versions_out_of_order_leave_the_newest).await;
+}
+
+// ---------------------------------------------------------------- bad bodies
+
+async fn bad_bodies_are_refused_and_store_nothing(store: Store) {
+    let rig = rig(store, SimConfig { orders: 200, ..busy_shop() }, None).await;
+    let other = MessageKey::from_secret("ZmVkY2JhOTg3NjU0MzIxMA==").expect("key");
+    let creds = rig.sim.credentials().clone();
+    let good = |i: usize| json!({"eventId": format!("bad-{i}"), "bizId": 1, "appKey": creds.app_key, "event": "kwaishop_order_addOrder", "info": "{}", "openId": creds.shops[0].open_id}).to_string();
+    let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..125 {
+        bodies.push(("wrong key".into(), other.encrypt(good(i).as_bytes()).into_bytes()));
+        let mut flipped = rig.key.encrypt(good(i).as_bytes()).into_bytes();
+        let at = i % flipped.len().saturating_sub(2).max(1);
+        flipped[at] = if flipped[at] == b'A' { b'B' } else { b'A' };
+        bodies.push(("flipped byte".into(), flipped));
+        let whole = rig.key.encrypt(good(i).as_bytes());
+        bodies.push(("truncated".into(), whole.as_bytes()[..whole.len() / 2 + i % 7].to_vec()));
+        bodies.push(("not base64".into(), format!("§§ not base64 {i} ¿").into_bytes()));
+        bodies.push(("plain text".into(), rig.key.encrypt(format!("hello {i}").as_bytes()).into_bytes()));
+        let foreign = good(i).replace(&creds.app_key, "ks999999999999999999");
+        bodies.push(("another app".into(), rig.key.encrypt(foreign.as_bytes()).into_bytes()));
+        bodies.push(("empty".into(), Vec::new()));
+        bodies.push(("over 1 MiB".into(), vec![b'A'; (1 << 20) + 16 + i]));
+    }
+    // Each flipped body is checked: a flip can leave valid padding and still decode to garbage.
+    let client = reqwest::Client::new();
+    for (what, body) in &bodies {
+        // An oversized body may be cut off by the server before it is all sent: no answer at
+        // all is also not an acknowledgement.
+        let Ok(r) = client.post(&rig.url).body(body.clone()).send().await else { continue };
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        assert!(status != 200 || !text.contains("\"result\":1"), "{what} was acknowledged");
+    }
+    for _ in 0..10 {
+        let r = client.get(&rig.url).send().await.expect("answer");
+        assert_eq!(r.status().as_u16(), 405, "wrong method");
+    }
+    assert!(bodies.len() >= 1_000);
+    let stats = rig.app.store.queue_stats().await.expect("stats");
+    assert_eq!(stats.pending + stats.running + stats.done + stats.dead + stats.unknown_shop, 0, "nothing stored");
+    // And the receiver is still fine.
+    let oid = truth(&rig.sim).await["shops"][0]["orders"][0]["orderBaseInfo"]["oid"].as_i64().expect("oid");
+    let (status, body) = rig.post(rig.envelope("after-garbage", "kwaishop_order_addOrder", oid, json!({"oid": oid}))).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"result":1}"#));
+    rig.daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_are_refused_and_store_nothing_sqlite() {
+    on_sqlite(bad_bodies_are_refused_and_store_nothing).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_are_refused_and_store_nothing_postgres() {
+    on_postgres(bad_bodies_are_refused_and_store_nothing).await;
+}
+
+// ---------------------------------------------------------------- a poison event
+
+async fn a_poison_event_dies_after_n_attempts(store: Store) {
+    let rig = rig(store, SimConfig { orders: 300, ..busy_shop() }, None).await;
+    // A refund that does not exist: every fetch fails (300011), no retry can fix it.
+    let (status, _) = rig.post(rig.envelope("poison", "kwaishop_aftersales_updateRefund", 42, json!({"refundId": 42, "orderId": 1}))).await;
+    assert_eq!(status, 200);
+    let orders = truth(&rig.sim).await["shops"][0]["orders"].as_array().expect("orders").clone();
+    for (i, o) in orders.iter().take(50).enumerate() {
+        let oid = o["orderBaseInfo"]["oid"].as_i64().expect("oid");
+        let (status, _) = rig.post(rig.envelope(&format!("healthy-{i}"), "kwaishop_order_paySuccess", oid, json!({"oid": oid}))).await;
+        assert_eq!(status, 200);
+    }
+    let store = rig.app.store.clone();
+    wait_until(Duration::from_secs(30), "the poison event dead and the rest done", || async {
+        let s = store.queue_stats().await.expect("stats");
+        s.dead == 1 && s.done == 50
+    })
+    .await;
+    let dead = rig.app.store.list_events(Some(EventStatus::Dead), 10).await.expect("dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event_id, "poison");
+    assert_eq!(dead[0].attempts, worker_settings().max_attempts, "tried exactly N times");
+    assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("300011")), "{:?}", dead[0].last_error);
+    let refund_details = calls(&rig.sim).await.iter().filter(|c| c.method == "open.seller.order.refund.detail").count();
+    assert_eq!(refund_details as i64, worker_settings().max_attempts);
+    // The CLI's retry puts it back.
+    assert!(rig.app.store.retry_event(dead[0].id, None, rig.app.clock.now_ms()).await.expect("retry"));
+    rig.daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_dies_after_n_attempts_sqlite() {
+    on_sqlite(a_poison_event_dies_after_n_attempts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_dies_after_n_attempts_postgres() {
+    on_postgres(a_poison_event_dies_after_n_attempts).await;
+}
