@@ -13,6 +13,7 @@
 mod batch;
 mod db;
 mod error;
+mod events;
 mod items;
 mod postgres;
 mod records;
@@ -28,6 +29,10 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use error::{StoreError, redact_url};
+pub use events::{
+    ClaimedEvent, EventKind, EventOutcome, EventRow, EventStatus, NewEvent, QueueStats,
+    UnknownEventKind, UnknownEventStatus,
+};
 pub use resync::{ResyncKind, ResyncRequest};
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
 pub use shops::{ShopRow, ShopStatus};
