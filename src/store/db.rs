@@ -3,12 +3,14 @@
 //! SQLite reads too; built batch statements reach it with plain `?`), and a list of [`Val`]s.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use super::StoreError;
+use super::sqlite::BUSY_TIMEOUT;
 
 /// One bound parameter: every column of the schema is a 64-bit integer or text.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,9 +179,32 @@ impl<T> AnyRow for T where
 /// The pool of one backend.
 #[derive(Clone)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, Writers),
     Postgres(PgPool),
 }
+
+/// This process's SQLite writers, served in arrival order. SQLite lets one writer in and has
+/// the others poll with growing sleeps (1, 2, 5 … 100 ms), which no waiter ever wins against
+/// a writer that commits back to back: the push worker's completions starved the receiver,
+/// whose acknowledgement waits on its commit, for 100–250 ms. Queued here first, writers take
+/// turns; another process (the CLI) still meets SQLite's busy timeout.
+#[derive(Clone, Default)]
+pub(crate) struct Writers(Arc<tokio::sync::Mutex<()>>);
+
+impl Writers {
+    /// Waits for this writer's turn, as long as SQLite would wait for its lock.
+    async fn turn(&self, op: &'static str) -> Result<WriterTurn, StoreError> {
+        tokio::time::timeout(BUSY_TIMEOUT, self.0.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable {
+                op,
+                source: sqlx::Error::PoolTimedOut,
+            })
+    }
+}
+
+/// Held by an open SQLite write transaction: the next writer's turn starts when it is dropped.
+type WriterTurn = tokio::sync::OwnedMutexGuard<()>;
 
 impl Pool {
     /// Reads every row of a query.
@@ -192,7 +217,7 @@ impl Pool {
         let stmt = stmt.into();
         let persistent = stmt.persistent;
         let rows = match self {
-            Pool::Sqlite(pool) => {
+            Pool::Sqlite(pool, _) => {
                 bound!(sqlx::query_as::<_, T>(stmt.sqlite_text()), vals)
                     .persistent(persistent)
                     .fetch_all(pool)
@@ -213,7 +238,11 @@ impl Pool {
     /// fail to upgrade to a writer half-way.
     pub(crate) async fn write_tx(&self, op: &'static str) -> Result<Tx, StoreError> {
         let tx = match self {
-            Pool::Sqlite(pool) => pool.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite),
+            Pool::Sqlite(pool, writers) => {
+                let turn = writers.turn(op).await?;
+                let tx = pool.begin_with("BEGIN IMMEDIATE").await;
+                tx.map(|tx| Tx::Sqlite(tx, turn))
+            }
             Pool::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
         };
         tx.map_err(|e| StoreError::query(op, e))
@@ -222,7 +251,7 @@ impl Pool {
 
 /// An open write transaction; dropped without [`Tx::commit`], it rolls back.
 pub(crate) enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(Transaction<'static, Sqlite>, WriterTurn),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -242,7 +271,7 @@ impl Tx {
         let stmt = stmt.into();
         let persistent = stmt.persistent;
         let done = match self {
-            Tx::Sqlite(tx) => bound!(sqlx::query(stmt.sqlite_text()), vals)
+            Tx::Sqlite(tx, _) => bound!(sqlx::query(stmt.sqlite_text()), vals)
                 .persistent(persistent)
                 .execute(&mut **tx)
                 .await
@@ -266,7 +295,7 @@ impl Tx {
         let stmt = stmt.into();
         let persistent = stmt.persistent;
         let rows = match self {
-            Tx::Sqlite(tx) => {
+            Tx::Sqlite(tx, _) => {
                 bound!(sqlx::query_as::<_, T>(stmt.sqlite_text()), vals)
                     .persistent(persistent)
                     .fetch_all(&mut **tx)
@@ -285,7 +314,8 @@ impl Tx {
     /// Commits; on error nothing of the transaction is kept.
     pub(crate) async fn commit(self, op: &'static str) -> Result<(), StoreError> {
         let done = match self {
-            Tx::Sqlite(tx) => tx.commit().await,
+            // The turn passes on once the commit is done.
+            Tx::Sqlite(tx, _turn) => tx.commit().await,
             Tx::Postgres(tx) => tx.commit().await,
         };
         done.map_err(|e| StoreError::query(op, e))

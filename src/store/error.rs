@@ -45,6 +45,10 @@ pub enum StoreError {
     /// The caller asked for something that cannot be done (a bug in the caller).
     #[error("invalid store request: {0}")]
     Invalid(String),
+    /// A claimed event's lease was lost: its fence no longer matches because the lease expired
+    /// and another worker claimed it (or it is no longer running). Nothing was written.
+    #[error("the lease on a claimed event was lost to another worker; nothing was written")]
+    LeaseLost,
     /// The shop has no row in `shops`.
     #[error("unknown shop {0}")]
     UnknownShop(String),

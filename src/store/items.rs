@@ -75,7 +75,7 @@ fn sku_vals<'a>(
 
 /// Which scan the written items count as seen in.
 #[derive(Clone, Copy)]
-enum Seen {
+pub(crate) enum Seen {
     /// A page of the full scan `scan_id`: every listed item is seen, written or not.
     Scan(i64),
     /// A push or detail write: written items count as seen by the scan in progress (if any),
@@ -84,7 +84,7 @@ enum Seen {
 }
 
 /// Upserts items and, for each item actually written, its SKUs; inside `tx`.
-async fn write_items(
+pub(crate) async fn write_items(
     tx: &mut Tx,
     shop_id: &str,
     items: &[Item],
@@ -264,6 +264,24 @@ async fn undelete_skus(tx: &mut Tx, shop_id: &str, sku_ids: &[i64]) -> Result<()
     Ok(())
 }
 
+/// Soft-deletes one item and its SKUs inside `tx`; returns whether a live item was deleted.
+pub(crate) async fn delete_item_in(
+    tx: &mut Tx,
+    shop_id: &str,
+    kwai_item_id: i64,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    const SKUS_SQL: &str = "UPDATE skus SET deleted_at = $3 WHERE shop_id = $1 \
+         AND kwai_item_id = $2 AND deleted_at IS NULL";
+    const ITEM_SQL: &str = "UPDATE items SET deleted_at = $3 WHERE shop_id = $1 \
+         AND kwai_item_id = $2 AND deleted_at IS NULL";
+    let op = "deleting an item";
+    let vals = [shop_id.into(), kwai_item_id.into(), now_ms.into()];
+    tx.execute(op, SKUS_SQL, &vals).await?;
+    let deleted = tx.execute(op, ITEM_SQL, &vals).await?;
+    Ok(deleted > 0)
+}
+
 impl Store {
     /// Upserts a page of the full item scan `scan_id` and saves the stream state, in one
     /// transaction (I3). Every item on the page is marked seen in the scan and live again,
@@ -354,16 +372,10 @@ impl Store {
         kwai_item_id: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        const SKUS_SQL: &str = "UPDATE skus SET deleted_at = $3 WHERE shop_id = $1 \
-             AND kwai_item_id = $2 AND deleted_at IS NULL";
-        const ITEM_SQL: &str = "UPDATE items SET deleted_at = $3 WHERE shop_id = $1 \
-             AND kwai_item_id = $2 AND deleted_at IS NULL";
         let op = "deleting an item";
-        let vals = [shop_id.into(), kwai_item_id.into(), now_ms.into()];
         let mut tx = self.pool.write_tx(op).await?;
-        tx.execute(op, SKUS_SQL, &vals).await?;
-        let deleted = tx.execute(op, ITEM_SQL, &vals).await?;
+        let deleted = delete_item_in(&mut tx, shop_id, kwai_item_id, now_ms).await?;
         tx.commit(op).await?;
-        Ok(deleted > 0)
+        Ok(deleted)
     }
 }

@@ -13,6 +13,7 @@
 mod batch;
 mod db;
 mod error;
+mod events;
 mod items;
 mod postgres;
 mod records;
@@ -28,12 +29,16 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use error::{StoreError, redact_url};
+pub use events::{
+    ClaimedEvent, EventKind, EventOutcome, EventRow, EventStatus, NewEvent, QueueStats,
+    UnknownEventKind, UnknownEventStatus,
+};
 pub use resync::{ResyncKind, ResyncRequest};
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
 pub use shops::{ShopRow, ShopStatus};
 pub use state::{RunRow, StreamState};
 
-use db::{Pool, Val};
+use db::{Pool, Val, Writers};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +185,7 @@ impl Store {
     /// mode 0600, if missing) or `postgres://…` / `postgresql://…`. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
-            Pool::Sqlite(sqlite::connect(url).await?)
+            Pool::Sqlite(sqlite::connect(url).await?, Writers::default())
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Pool::Postgres(postgres::connect(url).await?)
         } else {
@@ -195,7 +200,7 @@ impl Store {
     /// Applies the backend's embedded migrations that are not applied yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let done = match &self.pool {
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Sqlite(pool, _) => SQLITE_MIGRATIONS.run(pool).await,
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         };
         done.map_err(StoreError::Migrate)
@@ -204,7 +209,7 @@ impl Store {
     /// The backend behind this store.
     pub fn backend(&self) -> Backend {
         match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite(..) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
     }
@@ -221,7 +226,7 @@ impl Store {
     /// [`StoreError::Unavailable`].
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Sqlite(pool, _) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
     }

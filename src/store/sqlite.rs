@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::StoreError;
 
 /// How long a writer waits for another to finish before the statement fails as busy.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers run in parallel under WAL; writers take turns (`BEGIN IMMEDIATE`).
 const MAX_CONNECTIONS: u32 = 4;
 

@@ -33,6 +33,20 @@ where
     store.close().await;
 }
 
+/// [`on_sqlite`], also handing the body the file's URL (for a second, raw connection).
+pub async fn on_sqlite_with_url<F, Fut>(body: F)
+where
+    F: FnOnce(Store, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
+    let store = Store::connect(&url).await.expect("open the SQLite file");
+    store.migrate().await.expect("migrate SQLite");
+    body(store.clone(), url).await;
+    store.close().await;
+}
+
 /// Runs `body` on a fresh, migrated Postgres database created for this test and dropped after
 /// it (also when the body panics); says so on stderr and returns when the variable is unset.
 pub async fn on_postgres<F, Fut>(body: F)
