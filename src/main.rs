@@ -58,6 +58,25 @@ enum Command {
     CheckConfig(ConfigArg),
     /// Run the local simulator of the Kuaishou open platform (for trying, testing, benchmarking).
     Sim(Box<SimArgs>),
+    /// Benchmarks (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Time to acknowledge pushes at a fixed rate (receiver + worker on a SQLite file).
+    Push {
+        /// Pushes per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// How long to send.
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+        /// The SQLite file (replaced); default a temporary file.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -476,9 +495,17 @@ async fn open_store(config: &ConfigArg) -> anyhow::Result<(Config, Store)> {
 async fn run_queue(cmd: QueueCommand) -> anyhow::Result<()> {
     use commands::queue::{parse_duration, parse_status, render};
     match cmd {
-        QueueCommand::Ls { config, status, limit } => {
+        QueueCommand::Ls {
+            config,
+            status,
+            limit,
+        } => {
             let (_, store) = open_store(&config).await?;
-            let status = status.as_deref().map(parse_status).transpose().map_err(anyhow::Error::msg)?;
+            let status = status
+                .as_deref()
+                .map(parse_status)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let stats = store.queue_stats().await?;
             println!(
                 "pending {}, running {}, done {}, dead {}, unknown shop {}",
@@ -488,7 +515,14 @@ async fn run_queue(cmd: QueueCommand) -> anyhow::Result<()> {
         }
         QueueCommand::Dead { config, limit } => {
             let (_, store) = open_store(&config).await?;
-            print!("{}", render(&store.list_events(Some(kwaishop_sync::store::EventStatus::Dead), limit).await?));
+            print!(
+                "{}",
+                render(
+                    &store
+                        .list_events(Some(kwaishop_sync::store::EventStatus::Dead), limit)
+                        .await?
+                )
+            );
         }
         QueueCommand::Retry { config, id, shop } => {
             let (config, store) = open_store(&config).await?;
@@ -496,14 +530,22 @@ async fn run_queue(cmd: QueueCommand) -> anyhow::Result<()> {
                 anyhow::ensure!(config.shop(s).is_some(), "no shop {s:?} in the config");
             }
             let now = kwaishop_sync::app::clock_for(&config).now_ms();
-            anyhow::ensure!(store.retry_event(id, shop.as_deref(), now).await?, "no dead or unknown-shop event {id}");
+            anyhow::ensure!(
+                store.retry_event(id, shop.as_deref(), now).await?,
+                "no dead or unknown-shop event {id}"
+            );
             println!("event {id} is queued again");
         }
-        QueueCommand::Purge { config, done_older_than } => {
+        QueueCommand::Purge {
+            config,
+            done_older_than,
+        } => {
             let (config, store) = open_store(&config).await?;
             let age = parse_duration(&done_older_than).map_err(anyhow::Error::msg)?;
             let now = kwaishop_sync::app::clock_for(&config).now_ms();
-            let n = store.purge_done_events(now - age.as_millis() as i64).await?;
+            let n = store
+                .purge_done_events(now - age.as_millis() as i64)
+                .await?;
             println!("removed {n} done event(s)");
         }
     }
@@ -512,14 +554,21 @@ async fn run_queue(cmd: QueueCommand) -> anyhow::Result<()> {
 
 async fn run_auth(cmd: AuthCommand) -> anyhow::Result<()> {
     match cmd {
-        AuthCommand::Url { config, shop, state } => {
+        AuthCommand::Url {
+            config,
+            shop,
+            state,
+        } => {
             let config = load_config(&config)?;
-            anyhow::ensure!(config.shop(&shop).is_some(), "no shop {shop:?} in the config");
-            let redirect = config
-                .platform
-                .redirect_uri
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("set platform.redirect_uri (the callback registered in the console)"))?;
+            anyhow::ensure!(
+                config.shop(&shop).is_some(),
+                "no shop {shop:?} in the config"
+            );
+            let redirect = config.platform.redirect_uri.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "set platform.redirect_uri (the callback registered in the console)"
+                )
+            })?;
             let url = kwaishop_sync::api::oauth::authorize_url(
                 &config.platform.authorize_url,
                 &config.platform.app_key,
@@ -527,14 +576,21 @@ async fn run_auth(cmd: AuthCommand) -> anyhow::Result<()> {
                 &kwaishop_sync::api::REQUIRED_SCOPES,
                 &state,
             );
-            println!("Open this link as the merchant of {shop}, approve, then run\n  kwaishop-sync auth exchange --shop {shop} --code <the code in the callback URL>\n\n{url}");
+            println!(
+                "Open this link as the merchant of {shop}, approve, then run\n  kwaishop-sync auth exchange --shop {shop} --code <the code in the callback URL>\n\n{url}"
+            );
         }
         AuthCommand::Exchange { config, shop, code } => {
             let config = load_config(&config)?;
-            anyhow::ensure!(config.shop(&shop).is_some(), "no shop {shop:?} in the config");
+            anyhow::ensure!(
+                config.shop(&shop).is_some(),
+                "no shop {shop:?} in the config"
+            );
             let app = App::open(config).await?;
             let tokens = app.client.exchange_code(&shop, code.trim()).await?;
-            app.store.set_shop_status(&shop, kwaishop_sync::store::ShopStatus::Active, None).await?;
+            app.store
+                .set_shop_status(&shop, kwaishop_sync::store::ShopStatus::Active, None)
+                .await?;
             println!(
                 "shop {shop} is authorized (open_id {}); the access token expires at {}, the grant at {}",
                 tokens.open_id,
@@ -544,18 +600,53 @@ async fn run_auth(cmd: AuthCommand) -> anyhow::Result<()> {
         }
         AuthCommand::Import { config, shop, file } => {
             let (config, store) = open_store(&config).await?;
-            anyhow::ensure!(config.shop(&shop).is_some(), "no shop {shop:?} in the config");
+            anyhow::ensure!(
+                config.shop(&shop).is_some(),
+                "no shop {shop:?} in the config"
+            );
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
-                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
             };
             let now = kwaishop_sync::app::clock_for(&config).now_ms();
             let tokens = commands::auth::parse_pasted(&text, now).map_err(anyhow::Error::msg)?;
-            store.ensure_shop(&kwaishop_sync::store::ShopRow::new(&shop)).await?;
+            store
+                .ensure_shop(&kwaishop_sync::store::ShopRow::new(&shop))
+                .await?;
             store.save_tokens(&shop, &tokens).await?;
-            store.set_shop_status(&shop, kwaishop_sync::store::ShopStatus::Active, None).await?;
-            println!("stored the token of shop {shop}; it expires at {}", kwaishop_sync::clock::format_ms(tokens.access_expires_at));
+            store
+                .set_shop_status(&shop, kwaishop_sync::store::ShopStatus::Active, None)
+                .await?;
+            println!(
+                "stored the token of shop {shop}; it expires at {}",
+                kwaishop_sync::clock::format_ms(tokens.access_expires_at)
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Push { rate, seconds, db } => {
+            let dir = std::env::temp_dir().join(format!("kwaishop-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let path = db.unwrap_or_else(|| dir.join("bench.db"));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            println!(
+                "sending {rate} pushes/s for {seconds} s to a receiver on {} (SQLite) ...",
+                path.display()
+            );
+            let r = commands::bench::push(rate, seconds, &path).await?;
+            println!(
+                "sent {}, acknowledged {}, failed {}; time to acknowledge: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; applied by the worker: {}",
+                r.sent, r.acked, r.failed, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.applied
+            );
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
     Ok(())
@@ -612,6 +703,7 @@ fn main() -> ExitCode {
             Command::Sync(args) => run_sync(args).await,
             Command::Queue(cmd) => run_queue(cmd).await,
             Command::Auth(cmd) => run_auth(cmd).await,
+            Command::Bench(cmd) => run_bench(cmd).await,
             Command::Status(args) => run_status(args).await,
             Command::Migrate(arg) => run_migrate(arg).await,
             Command::CheckConfig(arg) => run_check_config(arg),

@@ -14,7 +14,7 @@ use common::mirror::{assert_mirror_equals_truth, diff_mirror};
 use common::*;
 use common_db::{on_postgres, on_sqlite};
 use kwaishop_sync::app::App;
-use kwaishop_sync::clock::{Clock, DAY_MS};
+use kwaishop_sync::clock::DAY_MS;
 use kwaishop_sync::commands::demo::{config_for_sim, import_sim_tokens};
 use kwaishop_sync::commands::sync::sync_once;
 use kwaishop_sync::daemon::{self, DaemonHandle};
@@ -50,12 +50,21 @@ fn worker_settings() -> WorkerSettings {
 /// A simulator pushing to a daemon (receiver + worker, no pollers) that mirrors into `store`.
 async fn rig(store: Store, mut sim_config: SimConfig, push: Option<PushConfig>) -> Rig {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/kwaishop/push", listener.local_addr().expect("addr"));
-    sim_config.push = push.map(|p| PushConfig { url: url.clone(), ..p });
+    let url = format!(
+        "http://{}/kwaishop/push",
+        listener.local_addr().expect("addr")
+    );
+    sim_config.push = push.map(|p| PushConfig {
+        url: url.clone(),
+        ..p
+    });
     let sim = start_sim(sim_config).await;
     let mut config = config_for_sim(&sim, std::path::Path::new("unused.db")).expect("config");
     config.push.enabled = true;
-    config.limits.qps = kwaishop_sync::api::Method::ALL.iter().map(|m| (*m, 1_000.0)).collect();
+    config.limits.qps = kwaishop_sync::api::Method::ALL
+        .iter()
+        .map(|m| (*m, 1_000.0))
+        .collect();
     config.retry.transient_delay = Duration::from_millis(20);
     config.retry.throttled_delay = Duration::from_millis(50);
     config.retry.max_delay = Duration::from_millis(300);
@@ -72,16 +81,35 @@ async fn rig(store: Store, mut sim_config: SimConfig, push: Option<PushConfig>) 
     .expect("client");
     import_sim_tokens(&app.store, &sim).await.expect("tokens");
     sim.state.clock.advance(2 * 60_000);
-    let daemon = daemon::start(app.clone(), Some(listener), worker_settings()).await.expect("daemon");
+    let daemon = daemon::start(app.clone(), Some(listener), worker_settings())
+        .await
+        .expect("daemon");
     let key = MessageKey::from_secret(&sim.credentials().msg_secret).expect("key");
-    Rig { sim, app, daemon, url, key }
+    Rig {
+        sim,
+        app,
+        daemon,
+        url,
+        key,
+    }
 }
 
 impl Rig {
     async fn poll_once(&self) {
         let shops = self.app.shops(None).expect("shops");
-        let runs = sync_once(&self.app, &shops, &Stream::ALL, Arc::new(NoProgress), CancellationToken::new()).await;
-        assert!(runs.iter().all(|r| r.outcome == kwaishop_sync::sync::RunOutcome::CaughtUp), "{runs:?}");
+        let runs = sync_once(
+            &self.app,
+            &shops,
+            &Stream::ALL,
+            Arc::new(NoProgress),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(
+            runs.iter()
+                .all(|r| r.outcome == kwaishop_sync::sync::RunOutcome::CaughtUp),
+            "{runs:?}"
+        );
     }
 
     /// Waits until the pusher has delivered (or dropped) every message and the queue is empty.
@@ -89,8 +117,14 @@ impl Rig {
         let sim = &self.sim;
         let store = &self.app.store;
         wait_until(timeout, "pushes delivered and applied", || async {
-            let stats: Value = reqwest::get(format!("{}/__sim/push", sim.base_url())).await.expect("stats").json().await.expect("json");
-            let sent = stats["acked_event_ids"].as_array().map_or(0, Vec::len) as u64 + stats["dropped"].as_u64().unwrap_or(0);
+            let stats: Value = reqwest::get(format!("{}/__sim/push", sim.base_url()))
+                .await
+                .expect("stats")
+                .json()
+                .await
+                .expect("json");
+            let sent = stats["acked_event_ids"].as_array().map_or(0, Vec::len) as u64
+                + stats["dropped"].as_u64().unwrap_or(0);
             let q = store.queue_stats().await.expect("stats");
             sent >= stats["messages"].as_u64().unwrap_or(0) && q.pending == 0 && q.running == 0
         })
@@ -109,17 +143,34 @@ impl Rig {
     }
 
     async fn post(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
-        let r = reqwest::Client::new().post(&self.url).body(body).send().await.expect("answer");
+        let r = reqwest::Client::new()
+            .post(&self.url)
+            .body(body)
+            .send()
+            .await
+            .expect("answer");
         (r.status().as_u16(), r.text().await.unwrap_or_default())
     }
 }
 
 fn pushing() -> PushConfig {
-    PushConfig { retry_scale: 0.0001, heartbeat_ms: 500, concurrency: 32, ..PushConfig::new("set by the rig") }
+    PushConfig {
+        retry_scale: 0.0001,
+        heartbeat_ms: 500,
+        concurrency: 32,
+        ..PushConfig::new("set by the rig")
+    }
 }
 
 fn busy_shop() -> SimConfig {
-    SimConfig { seed: 41, days: 30, orders: 20_000, qps: Some(1_000.0), mutate: false, ..SimConfig::default() }
+    SimConfig {
+        seed: 41,
+        days: 30,
+        orders: 20_000,
+        qps: Some(1_000.0),
+        mutate: false,
+        ..SimConfig::default()
+    }
 }
 
 // ---------------------------------------------------------------- convergence by push alone
@@ -133,10 +184,32 @@ async fn pushes_alone_converge(store: Store) {
     admin(&rig.sim, "mutation?now=true").await;
     admin(&rig.sim, "mutation?on=false").await;
     rig.drained(Duration::from_secs(240)).await;
-    let stats: Value = reqwest::get(format!("{}/__sim/push", rig.sim.base_url())).await.expect("stats").json().await.expect("json");
-    let orders: BTreeSet<i64> = rig.app.store.order_rows("shop-0").await.expect("rows").iter().filter(|r| r.source == kwaishop_sync::store::Source::Push).map(|r| r.oid).collect();
-    eprintln!("{} messages, {} orders refreshed by push", stats["messages"], orders.len());
-    assert!(orders.len() >= 5_000, "only {} orders changed by push", orders.len());
+    let stats: Value = reqwest::get(format!("{}/__sim/push", rig.sim.base_url()))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    let orders: BTreeSet<i64> = rig
+        .app
+        .store
+        .order_rows("shop-0")
+        .await
+        .expect("rows")
+        .iter()
+        .filter(|r| r.source == kwaishop_sync::store::Source::Push)
+        .map(|r| r.oid)
+        .collect();
+    eprintln!(
+        "{} messages, {} orders refreshed by push",
+        stats["messages"],
+        orders.len()
+    );
+    assert!(
+        orders.len() >= 5_000,
+        "only {} orders changed by push",
+        orders.len()
+    );
     assert_mirror_equals_truth(&rig.app.store, &rig.sim, 0).await;
     rig.daemon.stop().await;
 }
@@ -152,7 +225,18 @@ async fn pushes_alone_converge_postgres() {
 }
 
 async fn dropped_pushes_are_healed_by_one_poll(store: Store) {
-    let rig = rig(store, SimConfig { orders: 5_000, ..busy_shop() }, Some(PushConfig { drop: 0.1, ..pushing() })).await;
+    let rig = rig(
+        store,
+        SimConfig {
+            orders: 5_000,
+            ..busy_shop()
+        },
+        Some(PushConfig {
+            drop: 0.1,
+            ..pushing()
+        }),
+    )
+    .await;
     rig.poll_once().await;
     admin(&rig.sim, "mutation?on=true").await;
     rig.sim.state.clock.advance(2 * DAY_MS);
@@ -160,7 +244,10 @@ async fn dropped_pushes_are_healed_by_one_poll(store: Store) {
     admin(&rig.sim, "mutation?on=false").await;
     rig.drained(Duration::from_secs(120)).await;
     let gap = diff_mirror(&rig.app.store, &rig.sim, 0).await;
-    assert!(!gap.problems.is_empty(), "with a tenth of the pushes dropped the mirror lags");
+    assert!(
+        !gap.problems.is_empty(),
+        "with a tenth of the pushes dropped the mirror lags"
+    );
     rig.sim.state.clock.advance(2 * 60_000);
     rig.poll_once().await;
     assert_mirror_equals_truth(&rig.app.store, &rig.sim, 0).await;
@@ -180,29 +267,69 @@ async fn dropped_pushes_are_healed_by_one_poll_postgres() {
 // ---------------------------------------------------------------- one effect per event
 
 async fn thrice_delivered_events_have_one_row_and_one_effect(store: Store) {
-    let rig = rig(store, SimConfig { orders: 2_000, ..busy_shop() }, None).await;
+    let rig = rig(
+        store,
+        SimConfig {
+            orders: 2_000,
+            ..busy_shop()
+        },
+        None,
+    )
+    .await;
     let truth = truth(&rig.sim).await;
-    let oids: Vec<i64> = truth["shops"][0]["orders"].as_array().expect("orders").iter().take(1_000).map(|o| o["orderBaseInfo"]["oid"].as_i64().expect("oid")).collect();
+    let oids: Vec<i64> = truth["shops"][0]["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .take(1_000)
+        .map(|o| o["orderBaseInfo"]["oid"].as_i64().expect("oid"))
+        .collect();
     let before = calls(&rig.sim).await.len();
     let mut tasks = tokio::task::JoinSet::new();
+    // Many at once, but within the receiver's cap on requests in flight (beyond it: 503).
+    let slots = Arc::new(tokio::sync::Semaphore::new(64));
     for (i, oid) in oids.iter().enumerate() {
-        let body = rig.envelope(&format!("e-{i}"), "kwaishop_order_paySuccess", *oid, json!({"oid": oid}));
+        let body = rig.envelope(
+            &format!("e-{i}"),
+            "kwaishop_order_paySuccess",
+            *oid,
+            json!({"oid": oid}),
+        );
         let url = rig.url.clone();
+        let slot = slots.clone().acquire_owned().await.expect("slot");
         tasks.spawn(async move {
+            let _slot = slot;
             let client = reqwest::Client::new();
             let send = || client.post(&url).body(body.clone()).send();
             let (a, b) = tokio::join!(send(), send());
             let c = send().await;
-            [a, b, c].into_iter().map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0)).collect::<Vec<_>>()
+            [a, b, c]
+                .into_iter()
+                .map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0))
+                .collect::<Vec<_>>()
         });
     }
     while let Some(done) = tasks.join_next().await {
-        assert_eq!(done.expect("task"), vec![200, 200, 200], "every delivery is acknowledged");
+        assert_eq!(
+            done.expect("task"),
+            vec![200, 200, 200],
+            "every delivery is acknowledged"
+        );
     }
     let stats = rig.app.store.queue_stats().await.expect("stats");
-    assert_eq!(stats.pending + stats.running + stats.done, 1_000, "one queue row per event");
-    wait_until(Duration::from_secs(60), "all applied", || async { rig.app.store.queue_stats().await.expect("stats").done == 1_000 }).await;
-    let details = calls(&rig.sim).await[before..].iter().filter(|c| c.method == "open.order.detail").count();
+    assert_eq!(
+        stats.pending + stats.running + stats.done,
+        1_000,
+        "one queue row per event"
+    );
+    wait_until(Duration::from_secs(60), "all applied", || async {
+        rig.app.store.queue_stats().await.expect("stats").done == 1_000
+    })
+    .await;
+    let details = calls(&rig.sim).await[before..]
+        .iter()
+        .filter(|c| c.method == "open.order.detail")
+        .count();
     assert_eq!(details, 1_000, "one fetch (one effect) per event");
     rig.daemon.stop().await;
 }
@@ -220,11 +347,26 @@ async fn thrice_delivered_events_have_one_row_and_one_effect_postgres() {
 // ---------------------------------------------------------------- versions out of order
 
 async fn versions_out_of_order_leave_the_newest(store: Store) {
-    let rig = rig(store, SimConfig { orders: 500, ..busy_shop() }, None).await;
+    let rig = rig(
+        store,
+        SimConfig {
+            orders: 500,
+            ..busy_shop()
+        },
+        None,
+    )
+    .await;
     rig.poll_once().await;
-    let oid = truth(&rig.sim).await["shops"][0]["orders"][7]["orderBaseInfo"]["oid"].as_i64().expect("oid");
+    let oid = truth(&rig.sim).await["shops"][0]["orders"][7]["orderBaseInfo"]["oid"]
+        .as_i64()
+        .expect("oid");
     let v: Value = admin(&rig.sim, &format!("versions?shop=0&oid={oid}&serve=3,1,2")).await;
-    let versions: Vec<i64> = v["versions"].as_array().expect("versions").iter().map(|t| t.as_i64().expect("t")).collect();
+    let versions: Vec<i64> = v["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|t| t.as_i64().expect("t"))
+        .collect();
     // A reader watches the row the whole time: its version must never go back.
     let reader_store = rig.app.store.clone();
     let stop = CancellationToken::new();
@@ -241,15 +383,36 @@ async fn versions_out_of_order_leave_the_newest(store: Store) {
         seen
     });
     for (i, label) in ["v3", "v1", "v2"].iter().enumerate() {
-        let (status, _) = rig.post(rig.envelope(&format!("ver-{label}"), "kwaishop_order_deliverySuccess", oid, json!({"oid": oid}))).await;
+        let (status, _) = rig
+            .post(rig.envelope(
+                &format!("ver-{label}"),
+                "kwaishop_order_deliverySuccess",
+                oid,
+                json!({"oid": oid}),
+            ))
+            .await;
         assert_eq!(status, 200);
         let store = rig.app.store.clone();
-        wait_until(Duration::from_secs(20), "the event applied", || async { store.queue_stats().await.expect("stats").done == i as i64 + 1 }).await;
+        wait_until(Duration::from_secs(20), "the event applied", || async {
+            store.queue_stats().await.expect("stats").done == i as i64 + 1
+        })
+        .await;
     }
     stop.cancel();
     let seen = reader.await.expect("reader");
-    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "a reader saw the row go back: {seen:?}");
-    let row = rig.app.store.order_rows("shop-0").await.expect("rows").into_iter().find(|r| r.oid == oid).expect("row");
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "a reader saw the row go back: {seen:?}"
+    );
+    let row = rig
+        .app
+        .store
+        .order_rows("shop-0")
+        .await
+        .expect("rows")
+        .into_iter()
+        .find(|r| r.oid == oid)
+        .expect("row");
     assert_eq!(row.update_time, versions[2], "v3 stays");
     rig.daemon.stop().await;
 }
@@ -267,23 +430,50 @@ async fn versions_out_of_order_leave_the_newest_postgres() {
 // ---------------------------------------------------------------- bad bodies
 
 async fn bad_bodies_are_refused_and_store_nothing(store: Store) {
-    let rig = rig(store, SimConfig { orders: 200, ..busy_shop() }, None).await;
+    let rig = rig(
+        store,
+        SimConfig {
+            orders: 200,
+            ..busy_shop()
+        },
+        None,
+    )
+    .await;
     let other = MessageKey::from_secret("ZmVkY2JhOTg3NjU0MzIxMA==").expect("key");
     let creds = rig.sim.credentials().clone();
-    let good = |i: usize| json!({"eventId": format!("bad-{i}"), "bizId": 1, "appKey": creds.app_key, "event": "kwaishop_order_addOrder", "info": "{}", "openId": creds.shops[0].open_id}).to_string();
+    let good = |i: usize| {
+        json!({"eventId": format!("bad-{i}"), "bizId": 1, "appKey": creds.app_key, "event": "kwaishop_order_addOrder", "info": "{}", "openId": creds.shops[0].open_id}).to_string()
+    };
     let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
     for i in 0..125 {
-        bodies.push(("wrong key".into(), other.encrypt(good(i).as_bytes()).into_bytes()));
+        bodies.push((
+            "wrong key".into(),
+            other.encrypt(good(i).as_bytes()).into_bytes(),
+        ));
         let mut flipped = rig.key.encrypt(good(i).as_bytes()).into_bytes();
         let at = i % flipped.len().saturating_sub(2).max(1);
         flipped[at] = if flipped[at] == b'A' { b'B' } else { b'A' };
         bodies.push(("flipped byte".into(), flipped));
         let whole = rig.key.encrypt(good(i).as_bytes());
-        bodies.push(("truncated".into(), whole.as_bytes()[..whole.len() / 2 + i % 7].to_vec()));
-        bodies.push(("not base64".into(), format!("§§ not base64 {i} ¿").into_bytes()));
-        bodies.push(("plain text".into(), rig.key.encrypt(format!("hello {i}").as_bytes()).into_bytes()));
+        bodies.push((
+            "truncated".into(),
+            whole.as_bytes()[..whole.len() / 2 + i % 7].to_vec(),
+        ));
+        bodies.push((
+            "not base64".into(),
+            format!("§§ not base64 {i} ¿").into_bytes(),
+        ));
+        bodies.push((
+            "plain text".into(),
+            rig.key
+                .encrypt(format!("hello {i}").as_bytes())
+                .into_bytes(),
+        ));
         let foreign = good(i).replace(&creds.app_key, "ks999999999999999999");
-        bodies.push(("another app".into(), rig.key.encrypt(foreign.as_bytes()).into_bytes()));
+        bodies.push((
+            "another app".into(),
+            rig.key.encrypt(foreign.as_bytes()).into_bytes(),
+        ));
         bodies.push(("empty".into(), Vec::new()));
         bodies.push(("over 1 MiB".into(), vec![b'A'; (1 << 20) + 16 + i]));
     }
@@ -292,10 +482,15 @@ async fn bad_bodies_are_refused_and_store_nothing(store: Store) {
     for (what, body) in &bodies {
         // An oversized body may be cut off by the server before it is all sent: no answer at
         // all is also not an acknowledgement.
-        let Ok(r) = client.post(&rig.url).body(body.clone()).send().await else { continue };
+        let Ok(r) = client.post(&rig.url).body(body.clone()).send().await else {
+            continue;
+        };
         let status = r.status().as_u16();
         let text = r.text().await.unwrap_or_default();
-        assert!(status != 200 || !text.contains("\"result\":1"), "{what} was acknowledged");
+        assert!(
+            status != 200 || !text.contains("\"result\":1"),
+            "{what} was acknowledged"
+        );
     }
     for _ in 0..10 {
         let r = client.get(&rig.url).send().await.expect("answer");
@@ -303,10 +498,23 @@ async fn bad_bodies_are_refused_and_store_nothing(store: Store) {
     }
     assert!(bodies.len() >= 1_000);
     let stats = rig.app.store.queue_stats().await.expect("stats");
-    assert_eq!(stats.pending + stats.running + stats.done + stats.dead + stats.unknown_shop, 0, "nothing stored");
+    assert_eq!(
+        stats.pending + stats.running + stats.done + stats.dead + stats.unknown_shop,
+        0,
+        "nothing stored"
+    );
     // And the receiver is still fine.
-    let oid = truth(&rig.sim).await["shops"][0]["orders"][0]["orderBaseInfo"]["oid"].as_i64().expect("oid");
-    let (status, body) = rig.post(rig.envelope("after-garbage", "kwaishop_order_addOrder", oid, json!({"oid": oid}))).await;
+    let oid = truth(&rig.sim).await["shops"][0]["orders"][0]["orderBaseInfo"]["oid"]
+        .as_i64()
+        .expect("oid");
+    let (status, body) = rig
+        .post(rig.envelope(
+            "after-garbage",
+            "kwaishop_order_addOrder",
+            oid,
+            json!({"oid": oid}),
+        ))
+        .await;
     assert_eq!((status, body.as_str()), (200, r#"{"result":1}"#));
     rig.daemon.stop().await;
 }
@@ -324,31 +532,86 @@ async fn bad_bodies_are_refused_and_store_nothing_postgres() {
 // ---------------------------------------------------------------- a poison event
 
 async fn a_poison_event_dies_after_n_attempts(store: Store) {
-    let rig = rig(store, SimConfig { orders: 300, ..busy_shop() }, None).await;
+    let rig = rig(
+        store,
+        SimConfig {
+            orders: 300,
+            ..busy_shop()
+        },
+        None,
+    )
+    .await;
     // A refund that does not exist: every fetch fails (300011), no retry can fix it.
-    let (status, _) = rig.post(rig.envelope("poison", "kwaishop_aftersales_updateRefund", 42, json!({"refundId": 42, "orderId": 1}))).await;
+    let (status, _) = rig
+        .post(rig.envelope(
+            "poison",
+            "kwaishop_aftersales_updateRefund",
+            42,
+            json!({"refundId": 42, "orderId": 1}),
+        ))
+        .await;
     assert_eq!(status, 200);
-    let orders = truth(&rig.sim).await["shops"][0]["orders"].as_array().expect("orders").clone();
+    let orders = truth(&rig.sim).await["shops"][0]["orders"]
+        .as_array()
+        .expect("orders")
+        .clone();
     for (i, o) in orders.iter().take(50).enumerate() {
         let oid = o["orderBaseInfo"]["oid"].as_i64().expect("oid");
-        let (status, _) = rig.post(rig.envelope(&format!("healthy-{i}"), "kwaishop_order_paySuccess", oid, json!({"oid": oid}))).await;
+        let (status, _) = rig
+            .post(rig.envelope(
+                &format!("healthy-{i}"),
+                "kwaishop_order_paySuccess",
+                oid,
+                json!({"oid": oid}),
+            ))
+            .await;
         assert_eq!(status, 200);
     }
     let store = rig.app.store.clone();
-    wait_until(Duration::from_secs(30), "the poison event dead and the rest done", || async {
-        let s = store.queue_stats().await.expect("stats");
-        s.dead == 1 && s.done == 50
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the poison event dead and the rest done",
+        || async {
+            let s = store.queue_stats().await.expect("stats");
+            s.dead == 1 && s.done == 50
+        },
+    )
     .await;
-    let dead = rig.app.store.list_events(Some(EventStatus::Dead), 10).await.expect("dead");
+    let dead = rig
+        .app
+        .store
+        .list_events(Some(EventStatus::Dead), 10)
+        .await
+        .expect("dead");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].event_id, "poison");
-    assert_eq!(dead[0].attempts, worker_settings().max_attempts, "tried exactly N times");
-    assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("300011")), "{:?}", dead[0].last_error);
-    let refund_details = calls(&rig.sim).await.iter().filter(|c| c.method == "open.seller.order.refund.detail").count();
+    assert_eq!(
+        dead[0].attempts,
+        worker_settings().max_attempts,
+        "tried exactly N times"
+    );
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("300011")),
+        "{:?}",
+        dead[0].last_error
+    );
+    let refund_details = calls(&rig.sim)
+        .await
+        .iter()
+        .filter(|c| c.method == "open.seller.order.refund.detail")
+        .count();
     assert_eq!(refund_details as i64, worker_settings().max_attempts);
     // The CLI's retry puts it back.
-    assert!(rig.app.store.retry_event(dead[0].id, None, rig.app.clock.now_ms()).await.expect("retry"));
+    assert!(
+        rig.app
+            .store
+            .retry_event(dead[0].id, None, rig.app.clock.now_ms())
+            .await
+            .expect("retry")
+    );
     rig.daemon.stop().await;
 }
 

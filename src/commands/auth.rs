@@ -43,7 +43,11 @@ pub fn parse_pasted(text: &str, now_ms: i64) -> Result<TokenSet, String> {
     let refresh_expires_at = t
         .refresh_expires_at
         .or(t.refresh_token_expires_in.map(|s| now_ms + s * 1000))
-        .unwrap_or(if t.refresh_token.is_some() { now_ms + 15_552_000_000 } else { access_expires_at });
+        .unwrap_or(if t.refresh_token.is_some() {
+            now_ms + 15_552_000_000
+        } else {
+            access_expires_at
+        });
     Ok(TokenSet {
         access_token: Secret::new(t.access_token.trim()),
         access_expires_at,
@@ -66,7 +70,10 @@ mod tests {
         assert_eq!(t.access_expires_at, 1_000 + 172_800_000);
         assert!(t.refresh_token.is_empty());
         let full = parse_pasted(r#"{"access_token":"a","refresh_token":"r","expires_in":10,"refresh_token_expires_in":20}"#, 0).expect("parses");
-        assert_eq!((full.access_expires_at, full.refresh_expires_at), (10_000, 20_000));
+        assert_eq!(
+            (full.access_expires_at, full.refresh_expires_at),
+            (10_000, 20_000)
+        );
         assert!(parse_pasted("not json", 0).is_err());
         assert!(parse_pasted(r#"{"access_token":""}"#, 0).is_err());
     }

@@ -1,6 +1,7 @@
 //! What the command line runs, one module per command; `main.rs` only parses arguments.
 
 pub mod auth;
+pub mod bench;
 pub mod demo;
 pub mod queue;
 pub mod status;

@@ -9,7 +9,9 @@ use crate::store::{EventRow, EventStatus};
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30s, 15m, 12h or 7d"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 15m, 12h or 7d"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -22,7 +24,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// A table of events.
 pub fn render(events: &[EventRow]) -> String {
-    let mut out = format!("{:>8} {:<14} {:<12} {:<34} {:>18} {:>8} {:<24} {}\n", "id", "status", "shop", "event", "record", "tries", "received", "last error");
+    let mut out = format!(
+        "{:>8} {:<14} {:<12} {:<34} {:>18} {:>8} {:<24} {}\n",
+        "id", "status", "shop", "event", "record", "tries", "received", "last error"
+    );
     for e in events {
         out.push_str(&format!(
             "{:>8} {:<14} {:<12} {:<34} {:>18} {:>8} {:<24} {}\n",
@@ -41,7 +46,8 @@ pub fn render(events: &[EventRow]) -> String {
 
 /// The status word a user types.
 pub fn parse_status(s: &str) -> Result<EventStatus, String> {
-    s.parse().map_err(|_| format!("{s:?}: expected pending, running, done, dead or unknown_shop"))
+    s.parse()
+        .map_err(|_| format!("{s:?}: expected pending, running, done, dead or unknown_shop"))
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use tracing::info;
 use crate::app::App;
 use crate::push::MessageKey;
 use crate::push::receiver::{Receiver, ReceiverSettings, ReceiverStats, ShopDirectory};
+use crate::queue::WorkerStats;
 use crate::queue::{Worker, WorkerSettings};
-use crate::queue::worker::WorkerStats;
 
 /// Errors of starting the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,10 @@ pub enum DaemonError {
     #[error("platform.msg_secret: {0}")]
     BadMessageSecret(crate::push::CryptoError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
 }
@@ -73,34 +76,78 @@ pub async fn shop_directory(app: &App) -> Result<ShopDirectory, DaemonError> {
 
 /// Starts the receiver (when push is enabled; on `listener` if given, else on the configured
 /// address) and the worker.
-pub async fn start(app: App, listener: Option<TcpListener>, worker_settings: WorkerSettings) -> Result<DaemonHandle, DaemonError> {
+pub async fn start(
+    app: App,
+    listener: Option<TcpListener>,
+    worker_settings: WorkerSettings,
+) -> Result<DaemonHandle, DaemonError> {
     let shutdown = CancellationToken::new();
     let wake = Arc::new(Notify::new());
-    let worker = Worker::new(app.client.clone(), app.store.clone(), app.clock.clone(), worker_settings, wake.clone());
+    let worker = Worker::new(
+        app.client.clone(),
+        app.store.clone(),
+        app.clock.clone(),
+        worker_settings,
+        wake.clone(),
+    );
     let worker_stats = worker.stats();
     let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
     let mut http_addr = None;
     let mut receiver_stats = None;
     if app.config.push.enabled {
-        let secret = app.config.platform.msg_secret.as_ref().ok_or(DaemonError::NoMessageSecret)?;
-        let key = MessageKey::from_secret(secret.expose()).map_err(DaemonError::BadMessageSecret)?;
+        let secret = app
+            .config
+            .platform
+            .msg_secret
+            .as_ref()
+            .ok_or(DaemonError::NoMessageSecret)?;
+        let key =
+            MessageKey::from_secret(secret.expose()).map_err(DaemonError::BadMessageSecret)?;
         let directory = Arc::new(RwLock::new(shop_directory(&app).await?));
-        let settings = ReceiverSettings { path: app.config.push.path.clone(), ..ReceiverSettings::default() };
-        let receiver = Receiver::new(app.store.clone(), key, app.config.platform.app_key.clone(), directory, settings, app.clock.clone(), wake);
+        let settings = ReceiverSettings {
+            path: app.config.push.path.clone(),
+            ..ReceiverSettings::default()
+        };
+        let receiver = Receiver::new(
+            app.store.clone(),
+            key,
+            app.config.platform.app_key.clone(),
+            directory,
+            settings,
+            app.clock.clone(),
+            wake,
+        );
         receiver_stats = Some(receiver.stats());
         let listener = match listener {
             Some(l) => l,
             None => TcpListener::bind(&app.config.push.listen)
                 .await
-                .map_err(|source| DaemonError::Listen { addr: app.config.push.listen.clone(), source })?,
+                .map_err(|source| DaemonError::Listen {
+                    addr: app.config.push.listen.clone(),
+                    source,
+                })?,
         };
         http_addr = listener.local_addr().ok();
         info!(addr = ?http_addr, path = app.config.push.path, "receiving pushes");
         if let Some(addr) = http_addr {
             // A line for people and for tools that started the daemon on port 0.
-            println!("push receiver listening on http://{addr}{}", app.config.push.path);
+            println!(
+                "push receiver listening on http://{addr}{}",
+                app.config.push.path
+            );
         }
-        tasks.push(tokio::spawn(http::serve(listener, receiver.routes(), Duration::from_secs(5), shutdown.clone())));
+        tasks.push(tokio::spawn(http::serve(
+            listener,
+            receiver.routes(),
+            Duration::from_secs(5),
+            shutdown.clone(),
+        )));
     }
-    Ok(DaemonHandle { http_addr, receiver: receiver_stats, worker: worker_stats, shutdown, tasks })
+    Ok(DaemonHandle {
+        http_addr,
+        receiver: receiver_stats,
+        worker: worker_stats,
+        shutdown,
+        tasks,
+    })
 }

@@ -89,7 +89,9 @@ pub fn decode(body: &[u8], key: &MessageKey, app_key: &str) -> Result<Decoded, R
         },
     };
     let envelope: Value = serde_json::from_slice(&plaintext).map_err(|_| Rejection::NotJson)?;
-    let Some(obj) = envelope.as_object() else { return Err(Rejection::NotJson) };
+    let Some(obj) = envelope.as_object() else {
+        return Err(Rejection::NotJson);
+    };
     if obj.get("test") == Some(&Value::Bool(true)) {
         return Ok(Decoded::Heartbeat);
     }
@@ -120,7 +122,9 @@ pub fn decode(body: &[u8], key: &MessageKey, app_key: &str) -> Result<Decoded, R
         msg_id: text("msgId"),
         app_key: app,
         open_id: text("openId"),
-        user_id: int("userId").or_else(|| info_int("sellerId")).or_else(|| info_int("seller_id")),
+        user_id: int("userId")
+            .or_else(|| info_int("sellerId"))
+            .or_else(|| info_int("seller_id")),
         event,
         kind,
         biz_id,
@@ -144,7 +148,8 @@ mod tests {
 
     #[test]
     fn the_reference_order_message_decodes() {
-        let Decoded::Message(m) = decode(ORDER_BODY.as_bytes(), &key(), APP).expect("decodes") else {
+        let Decoded::Message(m) = decode(ORDER_BODY.as_bytes(), &key(), APP).expect("decodes")
+        else {
             panic!("not a heartbeat")
         };
         assert_eq!(m.event_id, "243_4027_2375715766426");
@@ -157,25 +162,51 @@ mod tests {
 
     #[test]
     fn heartbeats_encrypted_or_plain() {
-        assert_eq!(decode(b"watm3Pt/wCJGbPJJXW0XpA==", &key(), APP), Ok(Decoded::Heartbeat));
-        assert_eq!(decode(br#"{"test":true}"#, &key(), APP), Ok(Decoded::Heartbeat));
+        assert_eq!(
+            decode(b"watm3Pt/wCJGbPJJXW0XpA==", &key(), APP),
+            Ok(Decoded::Heartbeat)
+        );
+        assert_eq!(
+            decode(br#"{"test":true}"#, &key(), APP),
+            Ok(Decoded::Heartbeat)
+        );
     }
 
     #[test]
     fn refusals() {
         assert_eq!(decode(b"", &key(), APP), Err(Rejection::Empty));
-        assert!(matches!(decode(ORDER_BODY.as_bytes(), &key(), "ks1"), Err(Rejection::ForeignApp(_))));
-        assert!(matches!(decode(b"%%%", &key(), APP), Err(Rejection::Crypto(_))));
+        assert!(matches!(
+            decode(ORDER_BODY.as_bytes(), &key(), "ks1"),
+            Err(Rejection::ForeignApp(_))
+        ));
+        assert!(matches!(
+            decode(b"%%%", &key(), APP),
+            Err(Rejection::Crypto(_))
+        ));
         let not_json = key().encrypt(b"hello");
-        assert_eq!(decode(not_json.as_bytes(), &key(), APP), Err(Rejection::NotJson));
-        let no_id = key().encrypt(format!(r#"{{"appKey":"{APP}","event":"kwaishop_order_addOrder"}}"#).as_bytes());
-        assert_eq!(decode(no_id.as_bytes(), &key(), APP), Err(Rejection::Missing("eventId")));
-        assert!(matches!(decode(br#"{"test":false}"#, &key(), APP), Err(Rejection::Crypto(_))));
+        assert_eq!(
+            decode(not_json.as_bytes(), &key(), APP),
+            Err(Rejection::NotJson)
+        );
+        let no_id = key().encrypt(
+            format!(r#"{{"appKey":"{APP}","event":"kwaishop_order_addOrder"}}"#).as_bytes(),
+        );
+        assert_eq!(
+            decode(no_id.as_bytes(), &key(), APP),
+            Err(Rejection::Missing("eventId"))
+        );
+        assert!(matches!(
+            decode(br#"{"test":false}"#, &key(), APP),
+            Err(Rejection::Crypto(_))
+        ));
     }
 
     #[test]
     fn kinds_follow_the_message_names() {
-        assert_eq!(kind_of("kwaishop_aftersales_updateRefund"), MessageKind::Refund);
+        assert_eq!(
+            kind_of("kwaishop_aftersales_updateRefund"),
+            MessageKind::Refund
+        );
         assert_eq!(kind_of("kwaishop_item_change"), MessageKind::Item);
         assert_eq!(kind_of("kwaishop_order_addNote"), MessageKind::Order);
         assert_eq!(kind_of("something_else"), MessageKind::Other);

@@ -107,7 +107,9 @@ pub struct Receiver {
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver").field("path", &self.state.settings.path).finish_non_exhaustive()
+        f.debug_struct("Receiver")
+            .field("path", &self.state.settings.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,13 +128,24 @@ impl Receiver {
         tokio::spawn(commit_loop(store, rx, wake));
         let slots = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
         Self {
-            state: Arc::new(ReceiverState { key, app_key, shops, settings, slots, queue, clock, stats: Arc::default() }),
+            state: Arc::new(ReceiverState {
+                key,
+                app_key,
+                shops,
+                settings,
+                slots,
+                queue,
+                clock,
+                stats: Arc::default(),
+            }),
         }
     }
 
     /// The receiver's route: POST on the configured path (other methods get 405).
     pub fn routes(&self) -> Router {
-        Router::new().route(&self.state.settings.path, post(receive)).with_state(self.state.clone())
+        Router::new()
+            .route(&self.state.settings.path, post(receive))
+            .with_state(self.state.clone())
     }
 
     /// The counters.
@@ -152,6 +165,11 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<No
                 Ok(p) => batch.push(p),
                 Err(_) => break,
             }
+        }
+        // A request that already gave up (and answered 503) is not stored behind its back.
+        batch.retain(|(_, reply)| !reply.is_closed());
+        if batch.is_empty() {
+            continue;
         }
         let (events, replies): (Vec<NewEvent>, Vec<_>) = batch.into_iter().unzip();
         match store.enqueue_events(&events).await {
@@ -173,7 +191,12 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<No
 }
 
 fn ack() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"result":1}"#).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"result":1}"#,
+    )
+        .into_response()
 }
 
 fn refuse(status: StatusCode) -> Response {
@@ -198,7 +221,9 @@ async fn read_body(body: Body, settings: &ReceiverSettings) -> Result<Vec<u8>, S
     let limited = Limited::new(body, settings.body_limit);
     match tokio::time::timeout(settings.body_timeout, limited.collect()).await {
         Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(StatusCode::PAYLOAD_TOO_LARGE),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(StatusCode::PAYLOAD_TOO_LARGE)
+        }
         Ok(Err(_)) => Err(StatusCode::BAD_REQUEST),
         Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
     }
@@ -242,7 +267,11 @@ async fn receive(State(state): State<Arc<ReceiverState>>, request: Request) -> R
     }
     match tokio::time::timeout(state.settings.commit_timeout, answer).await {
         Ok(Ok(Ok(is_new))) => {
-            let counter = if is_new { &stats.accepted } else { &stats.duplicates };
+            let counter = if is_new {
+                &stats.accepted
+            } else {
+                &stats.duplicates
+            };
             counter.fetch_add(1, Ordering::Relaxed);
             debug!(new = is_new, "push stored");
             ack()
@@ -255,7 +284,11 @@ async fn receive(State(state): State<Arc<ReceiverState>>, request: Request) -> R
 }
 
 fn new_event(state: &ReceiverState, m: PushMessage) -> NewEvent {
-    let shop_id = state.shops.read().ok().and_then(|d| d.resolve(m.open_id.as_deref(), m.user_id));
+    let shop_id = state
+        .shops
+        .read()
+        .ok()
+        .and_then(|d| d.resolve(m.open_id.as_deref(), m.user_id));
     NewEvent {
         event_id: m.event_id,
         msg_id: m.msg_id,

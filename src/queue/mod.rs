@@ -6,4 +6,4 @@
 
 mod worker;
 
-pub use worker::{Worker, WorkerSettings};
+pub use worker::{Worker, WorkerSettings, WorkerStats};

@@ -82,8 +82,21 @@ struct Group {
 }
 
 impl Worker {
-    pub fn new(client: ApiClient, store: Store, clock: SharedClock, settings: WorkerSettings, wake: Arc<Notify>) -> Self {
-        Self { client, store, clock, settings, wake, stats: Arc::default() }
+    pub fn new(
+        client: ApiClient,
+        store: Store,
+        clock: SharedClock,
+        settings: WorkerSettings,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            client,
+            store,
+            clock,
+            settings,
+            wake,
+            stats: Arc::default(),
+        }
     }
 
     /// The counters.
@@ -104,7 +117,15 @@ impl Worker {
                 last_purge = now;
                 self.purge(now).await;
             }
-            let claimed = match self.store.claim_events(now, self.settings.lease.as_millis() as i64, self.settings.batch).await {
+            let claimed = match self
+                .store
+                .claim_events(
+                    now,
+                    self.settings.lease.as_millis() as i64,
+                    self.settings.batch,
+                )
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, "cannot claim push events; retrying");
@@ -117,9 +138,13 @@ impl Worker {
                 self.idle(&cancel, self.settings.idle_wait).await;
                 continue;
             }
-            self.stats.claimed.fetch_add(claimed.len() as u64, Ordering::Relaxed);
+            self.stats
+                .claimed
+                .fetch_add(claimed.len() as u64, Ordering::Relaxed);
             for group in group_by_record(claimed) {
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let worker = self.clone();
                 in_flight.spawn(async move {
                     let _permit = permit;
@@ -140,7 +165,11 @@ impl Worker {
     }
 
     async fn purge(&self, now: i64) {
-        match self.store.purge_done_events(now - self.settings.retention.as_millis() as i64).await {
+        match self
+            .store
+            .purge_done_events(now - self.settings.retention.as_millis() as i64)
+            .await
+        {
             Ok(0) => {}
             Ok(n) => info!(removed = n, "removed done push events past their retention"),
             Err(e) => warn!(error = %e, "cannot purge done push events"),
@@ -148,31 +177,103 @@ impl Worker {
     }
 
     /// Fetches the record once for all its events and commits it with their done marks.
-    async fn process(&self, group: Group) {
+    async fn process(&self, mut group: Group) {
+        // Later events about the same record are settled by the same fetch: claim them too.
+        if let (Some(biz_id), true) = (group.biz_id, group.kind != EventKind::Other) {
+            let lease = self.settings.lease.as_millis() as i64;
+            match self
+                .store
+                .claim_related_events(
+                    &group.shop_id,
+                    group.kind,
+                    biz_id,
+                    self.clock.now_ms(),
+                    lease,
+                    100,
+                )
+                .await
+            {
+                Ok(more) => {
+                    self.stats
+                        .claimed
+                        .fetch_add(more.len() as u64, Ordering::Relaxed);
+                    group.events.extend(more);
+                }
+                Err(e) => {
+                    debug!(error = %e, "could not claim related events; they will come on their own")
+                }
+            }
+        }
         let claimed: Vec<(i64, i64)> = group.events.iter().map(|e| (e.id, e.fence)).collect();
         if group.kind == EventKind::Other {
             // A message about nothing kwaishop-sync mirrors: stored for the record, done.
-            let outcome = self.store.complete_events(&group.shop_id, &claimed, EventOutcome::Nothing, self.clock.now_ms()).await;
+            let outcome = self
+                .store
+                .complete_events(
+                    &group.shop_id,
+                    &claimed,
+                    EventOutcome::Nothing,
+                    self.clock.now_ms(),
+                )
+                .await;
             self.after_commit(&group, outcome.map(|_| ()));
             return;
         }
         let Some(biz_id) = group.biz_id else {
-            self.bury(&group, "the message names no record to fetch").await;
+            self.bury(&group, "the message names no record to fetch")
+                .await;
             return;
         };
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
         let shop = group.shop_id.as_str();
         let fetched = match group.kind {
-            EventKind::Order => self.client.order_detail(shop, biz_id).await.map(Fetched::Order),
-            EventKind::Refund => self.client.refund_detail(shop, biz_id).await.map(Fetched::Refund),
-            _ => self.client.item(shop, biz_id).await.map(Fetched::Item),
+            EventKind::Order => self
+                .client
+                .order_detail(shop, biz_id)
+                .await
+                .map(|o| Fetched::Order(Box::new(o))),
+            EventKind::Refund => self.refund_and_order(shop, biz_id).await,
+            _ => self
+                .client
+                .item(shop, biz_id)
+                .await
+                .map(|i| Fetched::Item(i.map(Box::new))),
         };
         let now = self.clock.now_ms();
         let committed = match &fetched {
-            Ok(Fetched::Order(o)) => self.store.complete_events(shop, &claimed, EventOutcome::Orders(std::slice::from_ref(o)), now).await,
-            Ok(Fetched::Refund(r)) => self.store.complete_events(shop, &claimed, EventOutcome::Refunds(std::slice::from_ref(r)), now).await,
-            Ok(Fetched::Item(Some(i))) => self.store.complete_events(shop, &claimed, EventOutcome::Items(std::slice::from_ref(i)), now).await,
-            Ok(Fetched::Item(None)) => self.store.complete_events(shop, &claimed, EventOutcome::ItemGone(biz_id), now).await,
+            Ok(Fetched::Order(o)) => {
+                self.store
+                    .complete_events(
+                        shop,
+                        &claimed,
+                        EventOutcome::Orders(std::slice::from_ref(o.as_ref())),
+                        now,
+                    )
+                    .await
+            }
+            Ok(Fetched::Refund(pair)) => {
+                let (r, o) = pair.as_ref();
+                let outcome =
+                    EventOutcome::RefundWithOrder(std::slice::from_ref(r), std::slice::from_ref(o));
+                self.store
+                    .complete_events(shop, &claimed, outcome, now)
+                    .await
+            }
+            Ok(Fetched::Item(Some(i))) => {
+                self.store
+                    .complete_events(
+                        shop,
+                        &claimed,
+                        EventOutcome::Items(std::slice::from_ref(i.as_ref())),
+                        now,
+                    )
+                    .await
+            }
+            Ok(Fetched::Item(None)) => {
+                self.store
+                    .complete_events(shop, &claimed, EventOutcome::ItemGone(biz_id), now)
+                    .await
+            }
             Err(e) => {
                 self.fail(&group, e).await;
                 return;
@@ -184,11 +285,18 @@ impl Worker {
     fn after_commit(&self, group: &Group, committed: Result<(), StoreError>) {
         match committed {
             Ok(()) => {
-                self.stats.done.fetch_add(group.events.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .done
+                    .fetch_add(group.events.len() as u64, Ordering::Relaxed);
                 debug!(shop = group.shop_id, biz_id = ?group.biz_id, events = group.events.len(), "push events applied");
             }
-            Err(StoreError::LeaseLost) => warn!(shop = group.shop_id, "a lease expired during a fetch; another claim owns the events now"),
-            Err(e) => warn!(shop = group.shop_id, error = %e, "cannot commit push events; their lease will expire and they are tried again"),
+            Err(StoreError::LeaseLost) => warn!(
+                shop = group.shop_id,
+                "a lease expired during a fetch; another claim owns the events now"
+            ),
+            Err(e) => {
+                warn!(shop = group.shop_id, error = %e, "cannot commit push events; their lease will expire and they are tried again")
+            }
         }
     }
 
@@ -199,9 +307,15 @@ impl Worker {
         for event in &group.events {
             let (retry_at, count_attempt) = match e.class {
                 // Not the event's fault: wait for the quota without spending an attempt.
-                ErrorClass::QuotaExhausted => (Some(e.retry_at_ms.unwrap_or(now + 3_600_000)), false),
+                ErrorClass::QuotaExhausted => {
+                    (Some(e.retry_at_ms.unwrap_or(now + 3_600_000)), false)
+                }
                 ErrorClass::AuthorizationRevoked => {
-                    if let Err(se) = self.store.set_shop_status(&group.shop_id, ShopStatus::NeedsReauth, Some(&e.message)).await {
+                    if let Err(se) = self
+                        .store
+                        .set_shop_status(&group.shop_id, ShopStatus::NeedsReauth, Some(&e.message))
+                        .await
+                    {
                         warn!(shop = group.shop_id, error = %se, "cannot mark the shop needs_reauth");
                     }
                     (Some(now + 3_600_000), true)
@@ -209,7 +323,11 @@ impl Worker {
                 _ if event.attempts >= self.settings.max_attempts => (None, true),
                 _ => (Some(now + self.backoff(event.attempts)), true),
             };
-            match self.store.fail_event(event.id, event.fence, &message, retry_at, count_attempt).await {
+            match self
+                .store
+                .fail_event(event.id, event.fence, &message, retry_at, count_attempt)
+                .await
+            {
                 Ok(true) if retry_at.is_none() => {
                     self.stats.dead.fetch_add(1, Ordering::Relaxed);
                     warn!(event_id = event.event_id, attempts = event.attempts, error = %message, "push event is dead");
@@ -217,16 +335,35 @@ impl Worker {
                 Ok(true) => {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(false) => warn!(event_id = event.event_id, "lease lost before recording a failure"),
-                Err(se) => warn!(event_id = event.event_id, error = %se, "cannot record a failed attempt"),
+                Ok(false) => warn!(
+                    event_id = event.event_id,
+                    "lease lost before recording a failure"
+                ),
+                Err(se) => {
+                    warn!(event_id = event.event_id, error = %se, "cannot record a failed attempt")
+                }
             }
         }
+    }
+
+    /// A refund message also means its order changed (its refund list, refund time, and a
+    /// refund before shipping closes it); no order message is promised for that, so both are
+    /// fetched.
+    async fn refund_and_order(&self, shop: &str, refund_id: i64) -> Result<Fetched, ApiError> {
+        let refund = self.client.refund_detail(shop, refund_id).await?;
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        let order = self.client.order_detail(shop, refund.oid).await?;
+        Ok(Fetched::Refund(Box::new((refund, order))))
     }
 
     /// Marks the group's events dead at once (nothing a retry could fix).
     async fn bury(&self, group: &Group, why: &str) {
         for event in &group.events {
-            if let Ok(true) = self.store.fail_event(event.id, event.fence, why, None, true).await {
+            if let Ok(true) = self
+                .store
+                .fail_event(event.id, event.fence, why, None, true)
+                .await
+            {
                 self.stats.dead.fetch_add(1, Ordering::Relaxed);
                 warn!(event_id = event.event_id, error = why, "push event is dead");
             }
@@ -244,9 +381,9 @@ impl Worker {
 }
 
 enum Fetched {
-    Order(crate::api::records::Order),
-    Refund(crate::api::records::Refund),
-    Item(Option<crate::api::records::Item>),
+    Order(Box<crate::api::records::Order>),
+    Refund(Box<(crate::api::records::Refund, crate::api::records::Order)>),
+    Item(Option<Box<crate::api::records::Item>>),
 }
 
 /// Groups claimed events by the record they are about, so each record is fetched once.
@@ -254,10 +391,19 @@ fn group_by_record(claimed: Vec<ClaimedEvent>) -> Vec<Group> {
     let mut groups: BTreeMap<(String, &'static str, Option<i64>), Group> = BTreeMap::new();
     for event in claimed {
         // Events without a record id cannot be coalesced: each is its own group.
-        let key = (event.shop_id.clone(), event.kind.as_str(), event.biz_id.or(Some(-event.id)));
+        let key = (
+            event.shop_id.clone(),
+            event.kind.as_str(),
+            event.biz_id.or(Some(-event.id)),
+        );
         groups
             .entry(key)
-            .or_insert_with(|| Group { shop_id: event.shop_id.clone(), kind: event.kind, biz_id: event.biz_id, events: Vec::new() })
+            .or_insert_with(|| Group {
+                shop_id: event.shop_id.clone(),
+                kind: event.kind,
+                biz_id: event.biz_id,
+                events: Vec::new(),
+            })
             .events
             .push(event);
     }

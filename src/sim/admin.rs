@@ -295,8 +295,12 @@ async fn versions(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![3, 1, 2]);
     let now = state.clock.now_ms();
-    let (Ok(mut shops), Ok(mut script)) = (state.shops.lock(), state.detail_script.lock()) else { return bad("busy") };
-    let Some(data) = shops.get_mut(shop) else { return bad("no such shop") };
+    let (Ok(mut shops), Ok(mut script)) = (state.shops.lock(), state.detail_script.lock()) else {
+        return bad("busy");
+    };
+    let Some(data) = shops.get_mut(shop) else {
+        return bad("no such shop");
+    };
     let mut made = vec![];
     for v in 1..=order.iter().copied().max().unwrap_or(3) {
         let stamped = data.orders.update(oid, now + v as i64, |doc, t| {
@@ -309,7 +313,10 @@ async fn versions(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
         }
     }
     let times: Vec<i64> = made.iter().map(|d| d.update_time).collect();
-    let queue = order.iter().filter_map(|v| made.get(v.wrapping_sub(1)).cloned()).collect();
+    let queue = order
+        .iter()
+        .filter_map(|v| made.get(v.wrapping_sub(1)).cloned())
+        .collect();
     script.insert(oid, queue);
     Json(json!({ "oid": oid, "versions": times, "serve": order })).into_response()
 }

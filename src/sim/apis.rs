@@ -234,7 +234,11 @@ fn order_detail(
     let Some(current) = shops[shop].orders.get(oid) else {
         return Err(Failure::business(RESULT_REJECTED, "order operation reject"));
     };
-    let scripted = state.detail_script.lock().ok().and_then(|mut s| s.get_mut(&oid).and_then(|q| q.pop_front()));
+    let scripted = state
+        .detail_script
+        .lock()
+        .ok()
+        .and_then(|mut s| s.get_mut(&oid).and_then(|q| q.pop_front()));
     let doc = scripted.as_ref().unwrap_or(current);
     let mut v = doc.value();
     let extra: Value = serde_json::from_str(doc.detail_extra.get()).unwrap_or(Value::Null);

@@ -14,6 +14,8 @@ use crate::store::{Backend, PageOutcome, Source, Store, StoreError};
 pub enum EventOutcome<'a> {
     Orders(&'a [Order]),
     Refunds(&'a [Refund]),
+    /// A refund and the order it belongs to (a refund changes its order's refund list too).
+    RefundWithOrder(&'a [Refund], &'a [Order]),
     Items(&'a [Item]),
     /// The item no longer exists upstream: it (and its SKUs) are soft-deleted.
     ItemGone(i64),
@@ -132,6 +134,11 @@ async fn write_outcome(
     match outcome {
         EventOutcome::Orders(orders) => write_orders(tx, shop_id, orders, source, now_ms).await,
         EventOutcome::Refunds(refunds) => write_refunds(tx, shop_id, refunds, source, now_ms).await,
+        EventOutcome::RefundWithOrder(refunds, orders) => {
+            let mut outcome = write_refunds(tx, shop_id, refunds, source, now_ms).await?;
+            outcome += write_orders(tx, shop_id, orders, source, now_ms).await?;
+            Ok(outcome)
+        }
         EventOutcome::Items(items) => {
             write_items(tx, shop_id, items, source, Seen::CurrentScan, now_ms).await
         }

@@ -1,0 +1,125 @@
+//! `kwaishop-sync bench push`: how fast the receiver acknowledges. A simulated shop and a daemon
+//! (receiver and worker, on a SQLite file) run in this process; a load generator sends encrypted
+//! pushes over loopback at a fixed rate (open loop: a slow answer does not slow the senders) and
+//! records the time from sending each request to its `{"result":1}`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::clock::ScaledClock;
+use crate::daemon;
+use crate::push::MessageKey;
+use crate::queue::WorkerSettings;
+use crate::sim::{self, SimConfig};
+use crate::store::Store;
+
+/// The outcome of a push benchmark.
+#[derive(Debug, Clone)]
+pub struct PushBenchReport {
+    pub sent: usize,
+    pub acked: usize,
+    pub failed: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub applied: i64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs the benchmark: `rate` pushes a second for `seconds`, into the SQLite file `db`.
+pub async fn push(rate: u32, seconds: u32, db: &Path) -> anyhow::Result<PushBenchReport> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let config = SimConfig {
+        orders: 2_000,
+        days: 10,
+        mutate: false,
+        qps: Some(2_000.0),
+        ..SimConfig::default()
+    };
+    let sim = sim::start(config, listener, Arc::new(ScaledClock::starting_now(1.0))).await?;
+    let mut config = super::demo::config_for_sim(&sim, db)?;
+    config.push.enabled = true;
+    config.limits.qps = crate::api::Method::ALL
+        .iter()
+        .map(|m| (*m, 2_000.0))
+        .collect();
+    let store = Store::connect(&config.database_url).await?;
+    let app = App::with_store(config, store).await?;
+    super::demo::import_sim_tokens(&app.store, &sim).await?;
+    let receiver = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}{}", receiver.local_addr()?, app.config.push.path);
+    let handle = daemon::start(app.clone(), Some(receiver), WorkerSettings::default()).await?;
+
+    let creds = sim.credentials().clone();
+    let key = MessageKey::from_secret(&creds.msg_secret)?;
+    let oids: Vec<i64> = sim
+        .state
+        .shops
+        .lock()
+        .map(|s| s[0].orders.ids_sorted())
+        .unwrap_or_default();
+    anyhow::ensure!(!oids.is_empty(), "the simulated shop has no orders");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let total = (rate * seconds) as usize;
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tokio::time::sleep_until(start + period * i as u32).await;
+        let oid = oids[i % oids.len()];
+        let plain = json!({
+            "eventId": format!("bench-{}-{i}", start.elapsed().as_nanos()), "bizId": oid,
+            "userId": creds.shops[0].seller_id, "openId": creds.shops[0].open_id,
+            "appKey": creds.app_key, "event": "kwaishop_order_paySuccess",
+            "info": json!({"oid": oid, "status": 30}).to_string(),
+        });
+        let body = key.encrypt(plain.to_string().as_bytes());
+        let (http, url) = (http.clone(), url.clone());
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let ok = match http.post(&url).body(body).send().await {
+                Ok(r) => r.status() == 200 && r.text().await.is_ok_and(|t| t == r#"{"result":1}"#),
+                Err(_) => false,
+            };
+            (ok, sent.elapsed().as_secs_f64() * 1000.0)
+        });
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut failed = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((true, ms)) => latencies.push(ms),
+            _ => failed += 1,
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let applied = app.store.queue_stats().await.map(|s| s.done).unwrap_or(0);
+    handle.stop().await;
+    sim.stop().await;
+    Ok(PushBenchReport {
+        sent: total,
+        acked: latencies.len(),
+        failed,
+        p50_ms: percentile(&latencies, 0.50),
+        p90_ms: percentile(&latencies, 0.90),
+        p99_ms: percentile(&latencies, 0.99),
+        max_ms: latencies.last().copied().unwrap_or(0.0),
+        applied,
+    })
+}
