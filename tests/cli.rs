@@ -1,0 +1,237 @@
+//! The command line as a user runs it: the real binary, a config file, a SQLite file.
+
+use std::path::Path;
+use std::process::Output;
+
+use kwaishop_sync::store::{EventKind, NewEvent, Store};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kwaishop-sync");
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("output")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write_config(dir: &Path) -> String {
+    let path = dir.join("k.toml");
+    std::fs::write(dir.join("app_secret"), "test-app-secret-value").expect("write");
+    std::fs::write(
+        &path,
+        r#"
+[platform]
+app_key = "ks000000000000000001"
+app_secret_file = "app_secret"
+sign_secret = "test-sign-secret-value"
+redirect_uri = "https://example.invalid/callback"
+[database]
+url = "sqlite://mirror.db"
+[[shops]]
+id = "main"
+"#,
+    )
+    .expect("write");
+    path.display().to_string()
+}
+
+#[test]
+fn check_config_lists_every_error_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = write_config(dir.path());
+    let ok = run(&["check-config", "--config", &good], None);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("is valid"));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[platform]\nsign_method = \"SHA1\"\n[streams.orders]\npage_size = 500\n[[shops]]\nid = \"a b\"\n").expect("write");
+    let out = run(
+        &["check-config", "--config", &bad.display().to_string()],
+        None,
+    );
+    assert!(!out.status.success());
+    let t = text(&out);
+    for field in [
+        "platform.app_key",
+        "platform.sign_method",
+        "platform.app_secret",
+        "streams.orders.page_size",
+        "shops[0].id",
+    ] {
+        assert!(t.contains(field), "{field} missing from:\n{t}");
+    }
+    let missing = run(&["check-config", "--config", "/nonexistent/k.toml"], None);
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("cannot read it"));
+}
+
+#[tokio::test]
+async fn migrate_status_auth_and_queue_commands() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path());
+    let out = run(&["migrate", "--config", &config], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        dir.path().join("mirror.db").exists(),
+        "the database file is created beside the config"
+    );
+
+    let token = r#"{"access_token":"pasted-access-token-1234","refresh_token":"pasted-refresh-token-5678","expires_in":172800}"#;
+    let out = run(
+        &["auth", "import", "--config", &config, "--shop", "main"],
+        Some(token),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("pasted-access-token"),
+        "the token is never printed"
+    );
+    let unknown = run(
+        &["auth", "import", "--config", &config, "--shop", "nope"],
+        Some(token),
+    );
+    assert!(!unknown.status.success());
+
+    let out = run(
+        &["auth", "url", "--config", &config, "--shop", "main"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("app_id=ks000000000000000001"));
+    assert!(text(&out).contains("scope=merchant_order%2Cmerchant_refund%2Cmerchant_item"));
+
+    let out = run(&["status", "--config", &config], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("main"), "{}", text(&out));
+    let out = run(&["status", "--config", &config, "--json"], None);
+    let lines: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(
+        lines.as_array().map(Vec::len),
+        Some(3),
+        "one line per stream"
+    );
+
+    // Two events in the queue: one dead, one done long ago.
+    let store = Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("mirror.db").display()
+    ))
+    .await
+    .expect("open");
+    let event = |id: &str| NewEvent {
+        event_id: id.into(),
+        msg_id: None,
+        app_key: "ks000000000000000001".into(),
+        shop_id: Some("main".into()),
+        open_id: None,
+        user_id: None,
+        event: "kwaishop_order_paySuccess".into(),
+        kind: EventKind::Order,
+        biz_id: Some(7),
+        info: "{}".into(),
+        raw: "{}".into(),
+        event_update_time: None,
+        received_at_ms: 1_000,
+    };
+    store
+        .enqueue_events(&[event("will-die"), event("will-finish")])
+        .await
+        .expect("enqueue");
+    let claimed = store.claim_events(2_000, 60_000, 10).await.expect("claim");
+    let die = claimed
+        .iter()
+        .find(|c| c.event_id == "will-die")
+        .expect("claimed");
+    let finish = claimed
+        .iter()
+        .find(|c| c.event_id == "will-finish")
+        .expect("claimed");
+    store
+        .fail_event(die.id, die.fence, "300011 refund not found", None, true)
+        .await
+        .expect("dead");
+    store
+        .complete_events(
+            "main",
+            &[(finish.id, finish.fence)],
+            kwaishop_sync::store::EventOutcome::Nothing,
+            3_000,
+        )
+        .await
+        .expect("done");
+    store.close().await;
+
+    let out = run(&["queue", "dead", "--config", &config], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("300011 refund not found"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["queue", "ls", "--config", &config], None);
+    assert!(text(&out).contains("dead 1"), "{}", text(&out));
+    let out = run(
+        &["queue", "retry", "--config", &config, &die.id.to_string()],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(
+        &["queue", "ls", "--config", &config, "--status", "pending"],
+        None,
+    );
+    assert!(
+        text(&out).contains("will-die") || text(&out).contains("kwaishop_order_paySuccess"),
+        "{}",
+        text(&out)
+    );
+    let out = run(
+        &[
+            "queue",
+            "purge",
+            "--config",
+            &config,
+            "--done-older-than",
+            "1h",
+        ],
+        None,
+    );
+    assert!(
+        text(&out).contains("removed 1 done event"),
+        "{}",
+        text(&out)
+    );
+    let bad = run(
+        &[
+            "queue",
+            "purge",
+            "--config",
+            &config,
+            "--done-older-than",
+            "a while",
+        ],
+        None,
+    );
+    assert!(!bad.status.success());
+}
