@@ -15,8 +15,8 @@ use crate::api::{DEFAULT_AUTHORIZE_URL, DEFAULT_BASE_URL};
 /// sets `[database] url`; `KWAISHOP_SYNC__STREAMS__ORDERS__ENABLED=false` a stream's switch.
 pub const ENV_PREFIX: &str = "KWAISHOP_SYNC__";
 
-const SECTIONS: [&str; 9] = [
-    "platform", "database", "limits", "retry", "sync", "streams", "push", "shops", "clock",
+const SECTIONS: [&str; 10] = [
+    "platform", "database", "limits", "retry", "sync", "streams", "push", "queue", "shops", "clock",
 ];
 
 #[derive(Debug, Default, Deserialize)]
