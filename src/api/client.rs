@@ -118,6 +118,8 @@ struct Inner {
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests sent, per (shop, method): what a run cost, and what metrics report.
     sent: Mutex<HashMap<(String, Method), u64>>,
+    /// Answers, per (shop, method, outcome): `ok` or the failure class.
+    outcomes: Mutex<HashMap<(String, Method, &'static str), u64>>,
 }
 
 /// Installs rustls' ring provider once per process. reqwest is built without a default
@@ -168,6 +170,7 @@ impl ApiClient {
                 cache: RwLock::new(HashMap::new()),
                 refresh_locks: Mutex::new(HashMap::new()),
                 sent: Mutex::new(HashMap::new()),
+                outcomes: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -181,6 +184,15 @@ impl ApiClient {
     pub fn sent(&self, shop: &str, method: Method) -> u64 {
         let sent = self.inner.sent.lock().unwrap_or_else(|p| p.into_inner());
         sent.get(&(shop.to_string(), method)).copied().unwrap_or(0)
+    }
+
+    /// Answers so far, per (shop, method, outcome), where the outcome is `ok` or the failure
+    /// class (`throttled`, `transient`, …), sorted.
+    pub fn call_counts(&self) -> Vec<(String, Method, &'static str, u64)> {
+        let outcomes = self.inner.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = outcomes.iter().map(|((s, m, o), n)| (s.clone(), *m, *o, *n)).collect();
+        out.sort();
+        out
     }
 
     /// The rate limiters (for reporting the effective pace).
@@ -249,6 +261,26 @@ impl ApiClient {
         // paced requests together on their way to the platform.
         self.count_call(shop, method).await?;
         inner.limits.acquire(method).await;
+        let result = self.wire(shop, method, param, token).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.class.as_str(),
+        };
+        if let Ok(mut outcomes) = inner.outcomes.lock() {
+            *outcomes.entry((shop.to_string(), method, outcome)).or_insert(0) += 1;
+        }
+        result
+    }
+
+    /// Signs, sends and decodes one request.
+    async fn wire(
+        &self,
+        shop: &str,
+        method: Method,
+        param: &str,
+        token: &TokenSet,
+    ) -> Result<Success, ApiError> {
+        let inner = &self.inner;
         let timestamp = inner.clock.now_ms().to_string();
         let input = SignInput {
             access_token: token.access_token.expose(),
