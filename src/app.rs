@@ -69,6 +69,15 @@ pub fn client_options(config: &Config) -> ClientOptions {
     }
 }
 
+/// The app's credentials a config holds.
+pub fn app_credentials(config: &Config) -> AppCredentials {
+    AppCredentials {
+        app_key: config.platform.app_key.clone(),
+        app_secret: config.platform.app_secret.clone(),
+        sign_secret: config.platform.sign_secret.clone(),
+    }
+}
+
 /// A token file as the console's "copy token" or the simulator writes it.
 #[derive(Debug, Deserialize)]
 struct TokenFile {

@@ -40,8 +40,10 @@ enum LogFormat {
 enum Command {
     /// Try it: a simulated shop synced into ./kwaishop-demo.db, then a summary.
     Demo(DemoArgs),
-    /// The service: the push receiver and queue worker (and the pollers on their schedules).
-    Run(ConfigArg),
+    /// The service: pollers on their schedules, push receiver, queue worker, token keeper.
+    Run(RunArgs),
+    /// Ask for a range to be re-read (durably), and wake the running daemon.
+    Resync(ResyncArgs),
     /// Catch up every shop and stream (or the ones named) and exit.
     Sync(SyncArgs),
     /// Look at and manage the push queue.
@@ -61,6 +63,31 @@ enum Command {
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Request a resync of every shop and stream at start.
+    #[arg(long)]
+    resync: bool,
+}
+
+#[derive(Args, Debug)]
+struct ResyncArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only this shop.
+    #[arg(long)]
+    shop: Option<String>,
+    /// Only this stream.
+    #[arg(long, value_enum)]
+    stream: Option<StreamArg>,
+    /// From this date (YYYY-MM-DD, Beijing time) or instant (RFC 3339); default and limit: the
+    /// platform's 90 days.
+    #[arg(long)]
+    since: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -463,25 +490,60 @@ async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_daemon(arg: ConfigArg) -> anyhow::Result<()> {
-    let config = load_config(&arg)?;
-    let app = App::open(config).await?;
-    let settings = kwaishop_sync::queue::WorkerSettings {
-        max_attempts: app.config.queue.max_attempts,
-        retention: app.config.queue.retention,
-        concurrency: app.config.queue.concurrency,
-        lease: app.config.queue.lease,
-        retry_base: app.config.queue.retry_base,
-        ..Default::default()
+async fn run_daemon(args: RunArgs) -> anyhow::Result<()> {
+    let opts = kwaishop_sync::daemon::service::ServiceOptions {
+        config_path: args.config.config,
+        resync_at_start: args.resync,
+        listener: None,
     };
-    let daemon = kwaishop_sync::daemon::start(app, None, settings).await?;
-    shutdown_signal().await;
-    eprintln!("stopping: no new pushes; finishing what is in flight (Ctrl-C again exits at once)");
-    tokio::spawn(async {
-        shutdown_signal().await;
-        std::process::exit(130);
-    });
-    daemon.stop().await;
+    kwaishop_sync::daemon::service::run(opts).await?;
+    Ok(())
+}
+
+/// A date (Beijing midnight) or an RFC 3339 instant, as epoch ms.
+fn parse_since(text: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| anyhow::anyhow!("--since {text:?}: expected YYYY-MM-DD or an RFC 3339 time"))?;
+    let midnight = date.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp_millis()).unwrap_or(0);
+    Ok(midnight - kwaishop_sync::clock::BEIJING_OFFSET_MS)
+}
+
+async fn run_resync(args: ResyncArgs) -> anyhow::Result<()> {
+    let (config, store) = open_store(&args.config).await?;
+    let shops: Vec<String> = match &args.shop {
+        Some(s) => {
+            anyhow::ensure!(config.shop(s).is_some(), "no shop {s:?} in the config");
+            vec![s.clone()]
+        }
+        None => config.shops.iter().map(|s| s.id.clone()).collect(),
+    };
+    let streams: Vec<Stream> = args.stream.map(|s| vec![s.into()]).unwrap_or_else(|| Stream::ALL.to_vec());
+    let now = kwaishop_sync::app::clock_for(&config).now_ms();
+    let horizon = now - kwaishop_sync::sync::HORIZON_MS;
+    let since = match &args.since {
+        Some(text) => parse_since(text)?,
+        None => horizon,
+    };
+    if since < horizon {
+        eprintln!("note: the platform keeps 90 days; the resync starts at {}", kwaishop_sync::clock::format_ms(horizon));
+    }
+    for shop in &shops {
+        store.ensure_shop(&kwaishop_sync::store::ShopRow::new(shop)).await?;
+        for stream in &streams {
+            let settle = config.stream(stream.as_str()).map(|c| c.settle.as_millis() as i64).unwrap_or(60_000);
+            let (id, merged) = store
+                .request_resync(shop, *stream, kwaishop_sync::store::ResyncKind::Resync, since.max(horizon), now - settle, now)
+                .await?;
+            println!("{shop} {}: resync #{id} {}", stream.as_str(), if merged { "(merged into the waiting one)" } else { "requested" });
+        }
+    }
+    match kwaishop_sync::daemon::wake_daemon(&config.daemon.state_dir) {
+        Some(pid) => println!("woke the running daemon (pid {pid})"),
+        None => println!("no daemon is running here: the next `kwaishop-sync run` or `sync --once` does it"),
+    }
     Ok(())
 }
 
@@ -699,7 +761,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => run_demo(args).await,
-            Command::Run(arg) => run_daemon(arg).await,
+            Command::Run(args) => run_daemon(args).await,
+            Command::Resync(args) => run_resync(args).await,
             Command::Sync(args) => run_sync(args).await,
             Command::Queue(cmd) => run_queue(cmd).await,
             Command::Auth(cmd) => run_auth(cmd).await,

@@ -53,7 +53,7 @@ fn sync_command(config: &Path, log: &Path) -> tokio::process::Command {
         .append(true)
         .open(log)
         .expect("log file");
-    cmd.args(["sync", "--once", "--config"])
+    cmd.args(["sync", "--once", "--log", binary_log_level(), "--config"])
         .arg(config)
         .stdout(Stdio::null())
         .stderr(log)
@@ -103,7 +103,7 @@ async fn kill_and_restart(store: Store, db_url: String) {
     .await;
     let dir = tempfile::tempdir().expect("dir");
     let config = write_config(&sim, dir.path(), &db_url);
-    let log = dir.path().join("sync.log");
+    let log = binary_log(dir.path(), "sync-kill");
     let truth = truth(&sim).await;
     let mut truth_orders = Vec::new();
     for o in truth["shops"][0]["orders"].as_array().expect("orders") {

@@ -64,7 +64,7 @@ async fn spawn_daemon(config: &Path, log: &Path) -> (tokio::process::Child, Stri
         .open(log)
         .expect("log");
     let mut child = tokio::process::Command::new(BIN)
-        .args(["run", "--config"])
+        .args(["run", "--log", binary_log_level(), "--config"])
         .arg(config)
         .stdout(Stdio::piped())
         .stderr(log)
@@ -103,7 +103,7 @@ async fn acknowledged_pushes_survive_sigkill(store: Store, db_url: String) {
         .collect();
     let dir = tempfile::tempdir().expect("dir");
     let config = write_config(&sim, dir.path(), &db_url);
-    let log = dir.path().join("daemon.log");
+    let log = binary_log(dir.path(), "daemon-kill");
     let client = reqwest::Client::new();
     let mut rng = StdRng::from_os_rng();
     let mut acked = Vec::new();

@@ -80,6 +80,8 @@ pub struct ClientOptions {
     pub max_body_bytes: usize,
     /// Refresh before a call when the access token expires within this many ms.
     pub refresh_margin_ms: i64,
+    /// This process's instance id, sent in the User-Agent (several daemons on one database).
+    pub instance: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -94,6 +96,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             max_body_bytes: 8 << 20,
             refresh_margin_ms: 5 * 60_000,
+            instance: None,
         }
     }
 }
@@ -113,7 +116,8 @@ struct Inner {
     clock: SharedClock,
     tokens: Arc<dyn TokenStore>,
     usage: Arc<dyn UsageStore>,
-    limits: RateLimits,
+    /// Replaced when the number of instances sharing the app's budget changes.
+    limits: RwLock<Arc<RateLimits>>,
     cache: RwLock<HashMap<String, TokenSet>>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests sent, per (shop, method): what a run cost, and what metrics report.
@@ -142,7 +146,10 @@ impl ApiClient {
         let http = reqwest::Client::builder()
             .timeout(opts.timeout)
             .connect_timeout(opts.connect_timeout)
-            .user_agent(concat!("kwaishop-sync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(match &opts.instance {
+                Some(id) => format!("kwaishop-sync/{} ({id})", env!("CARGO_PKG_VERSION")),
+                None => format!("kwaishop-sync/{}", env!("CARGO_PKG_VERSION")),
+            })
             .build()
             .map_err(|e| {
                 ApiError::local(
@@ -151,12 +158,7 @@ impl ApiClient {
                     e.without_url().to_string(),
                 )
             })?;
-        let qps = opts.qps.clone();
-        let limits = RateLimits::new(|m| {
-            qps.get(&m)
-                .copied()
-                .unwrap_or_else(|| platform_default_qps(m))
-        });
+        let limits = RwLock::new(Arc::new(limits_for(&opts, 1)));
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -196,8 +198,17 @@ impl ApiClient {
     }
 
     /// The rate limiters (for reporting the effective pace).
-    pub fn limits(&self) -> &RateLimits {
-        &self.inner.limits
+    pub fn limits(&self) -> Arc<RateLimits> {
+        self.inner.limits.read().map(|l| l.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Shares the app's QPS budget among `instances` processes (each takes 1/n of every
+    /// method's limit, so their sum never exceeds it). Calls already waiting keep their pace.
+    pub fn set_share(&self, instances: u32) {
+        let limits = Arc::new(limits_for(&self.inner.opts, instances.max(1)));
+        if let Ok(mut current) = self.inner.limits.write() {
+            *current = limits;
+        }
     }
 
     /// Calls `method` for `shop` with the business parameters `param` (one JSON object, sent and
@@ -260,7 +271,7 @@ impl ApiClient {
         // The quota is counted (a database write) before pacing, so its latency cannot bunch
         // paced requests together on their way to the platform.
         self.count_call(shop, method).await?;
-        inner.limits.acquire(method).await;
+        self.limits().acquire(method).await;
         let result = self.wire(shop, method, param, token).await;
         let outcome = match &result {
             Ok(_) => "ok",
@@ -545,6 +556,14 @@ impl ApiClient {
         }
         Ok(tokens)
     }
+}
+
+/// Rate limiters for the configured QPS divided among `share` instances.
+fn limits_for(opts: &ClientOptions, share: u32) -> RateLimits {
+    RateLimits::new(|m| {
+        let qps = opts.qps.get(&m).copied().unwrap_or_else(|| platform_default_qps(m));
+        qps / f64::from(share)
+    })
 }
 
 fn quota_error(method: Method, until: i64, why: &str) -> ApiError {

@@ -134,8 +134,24 @@ pub struct ClockConfig {
 #[derive(Debug, Clone)]
 pub struct PushConfig {
     pub enabled: bool,
-    pub listen: String,
     pub path: String,
+}
+
+/// The daemon's HTTP server (push path, /healthz, /metrics, the status page).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+/// The service's own settings.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// How long a stop may take (finish the open page, drain the worker) before exiting anyway.
+    pub grace: Duration,
+    /// Where the pid file and the SQLite instance lock live.
+    pub state_dir: PathBuf,
+    /// How long a (shop, stream) lease lasts without renewal (several instances on Postgres).
+    pub lease: Duration,
 }
 
 /// The queue worker that applies push messages.
@@ -167,6 +183,8 @@ pub struct Config {
     pub refunds: StreamConfig,
     pub items: StreamConfig,
     pub push: PushConfig,
+    pub http: HttpConfig,
+    pub daemon: DaemonConfig,
     pub queue: QueueConfig,
     pub shops: Vec<ShopConfig>,
     pub clock: Option<ClockConfig>,

@@ -15,8 +15,8 @@ use crate::api::{DEFAULT_AUTHORIZE_URL, DEFAULT_BASE_URL};
 /// sets `[database] url`; `KWAISHOP_SYNC__STREAMS__ORDERS__ENABLED=false` a stream's switch.
 pub const ENV_PREFIX: &str = "KWAISHOP_SYNC__";
 
-const SECTIONS: [&str; 10] = [
-    "platform", "database", "limits", "retry", "sync", "streams", "push", "queue", "shops", "clock",
+const SECTIONS: [&str; 12] = [
+    "platform", "database", "limits", "retry", "sync", "streams", "push", "http", "daemon", "queue", "shops", "clock",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,8 +95,21 @@ struct RawStreams {
 #[serde(deny_unknown_fields)]
 struct RawPush {
     enabled: Option<bool>,
-    listen: Option<String>,
     path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    grace_secs: Option<u64>,
+    state_dir: Option<PathBuf>,
+    lease_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +283,8 @@ pub(super) fn parse(
     let streams: RawStreams = section(root.get("streams"), "streams", &mut cx.errors);
     let push: RawPush = section(root.get("push"), "push", &mut cx.errors);
     let queue: RawQueue = section(root.get("queue"), "queue", &mut cx.errors);
+    let http: RawHttp = section(root.get("http"), "http", &mut cx.errors);
+    let daemon: RawDaemon = section(root.get("daemon"), "daemon", &mut cx.errors);
     let clock: Option<RawClock> = root
         .get("clock")
         .map(|v| section(Some(v), "clock", &mut cx.errors));
@@ -297,6 +312,8 @@ pub(super) fn parse(
         refunds: build_stream(&mut cx, "refunds", streams.refunds, StreamDefaults::REFUNDS),
         items: build_stream(&mut cx, "items", streams.items, StreamDefaults::ITEMS),
         push,
+        http: build_http(&mut cx, http),
+        daemon: build_daemon(&mut cx, daemon),
         queue: build_queue(&mut cx, queue),
         shops: build_shops(&mut cx, shops),
         clock: clock.and_then(|c| build_clock(&mut cx, c)),
@@ -542,9 +559,37 @@ fn build_stream(cx: &mut Ctx, name: &str, s: RawStream, d: StreamDefaults) -> St
 fn build_push(p: RawPush) -> PushConfig {
     PushConfig {
         enabled: p.enabled.unwrap_or(false),
-        listen: p.listen.unwrap_or_else(|| "127.0.0.1:8610".into()),
         path: p.path.unwrap_or_else(|| "/kwaishop/push".into()),
     }
+}
+
+fn build_http(cx: &mut Ctx, h: RawHttp) -> HttpConfig {
+    let listen = h.listen.unwrap_or_else(|| "127.0.0.1:8610".into());
+    if listen.parse::<std::net::SocketAddr>().is_err() {
+        cx.err("http.listen", format!("{listen:?} is not an address like 127.0.0.1:8610"));
+    }
+    HttpConfig { listen }
+}
+
+fn build_daemon(cx: &mut Ctx, d: RawDaemon) -> DaemonConfig {
+    let grace = d.grace_secs.unwrap_or(20);
+    if !(1..=600).contains(&grace) {
+        cx.err("daemon.grace_secs", "must be between 1 and 600");
+    }
+    let lease = d.lease_secs.unwrap_or(60);
+    if !(5..=3600).contains(&lease) {
+        cx.err("daemon.lease_secs", "must be between 5 and 3600");
+    }
+    let state_dir = match d.state_dir {
+        Some(p) => cx.path(&p),
+        None => cx
+            .env
+            .iter()
+            .find(|(k, _)| k == "STATE_DIRECTORY")
+            .map(|(_, v)| PathBuf::from(v.split(':').next().unwrap_or(v)))
+            .unwrap_or_else(|| cx.base.to_path_buf()),
+    };
+    DaemonConfig { grace: Duration::from_secs(grace), state_dir, lease: Duration::from_secs(lease) }
 }
 
 fn build_queue(cx: &mut Ctx, q: RawQueue) -> QueueConfig {

@@ -2,6 +2,11 @@
 //! the pollers), one shutdown tree, one HTTP server.
 
 pub mod http;
+mod keeper;
+mod lock;
+pub mod observe;
+mod runner;
+pub mod service;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -18,6 +23,7 @@ use crate::push::MessageKey;
 use crate::push::receiver::{Receiver, ReceiverSettings, ReceiverStats, ShopDirectory};
 use crate::queue::WorkerStats;
 use crate::queue::{Worker, WorkerSettings};
+use observe::{Liveness, ObserveSources};
 
 /// Errors of starting the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,8 @@ impl DaemonHandle {
     }
 }
 
+pub use lock::wake_daemon;
+
 /// The shop directory for the receiver, from the config and the database.
 pub async fn shop_directory(app: &App) -> Result<ShopDirectory, DaemonError> {
     let mut directory = ShopDirectory::default();
@@ -74,80 +82,62 @@ pub async fn shop_directory(app: &App) -> Result<ShopDirectory, DaemonError> {
     Ok(directory)
 }
 
-/// Starts the receiver (when push is enabled; on `listener` if given, else on the configured
-/// address) and the worker.
-pub async fn start(
+/// Starts the HTTP server (the push receiver when push is enabled, /healthz and /metrics) on
+/// `listener` if given, else on the configured address, and the queue worker.
+pub async fn start(app: App, listener: Option<TcpListener>, worker_settings: WorkerSettings) -> Result<DaemonHandle, DaemonError> {
+    let liveness = Arc::new(Liveness::new());
+    let directory = Arc::new(RwLock::new(shop_directory(&app).await?));
+    start_with(app, listener, worker_settings, liveness, directory).await
+}
+
+/// [`start`] with the liveness registry and the shop directory the service shares.
+pub(crate) async fn start_with(
     app: App,
     listener: Option<TcpListener>,
     worker_settings: WorkerSettings,
+    liveness: Arc<Liveness>,
+    directory: Arc<RwLock<ShopDirectory>>,
 ) -> Result<DaemonHandle, DaemonError> {
     let shutdown = CancellationToken::new();
     let wake = Arc::new(Notify::new());
-    let worker = Worker::new(
-        app.client.clone(),
-        app.store.clone(),
-        app.clock.clone(),
-        worker_settings,
-        wake.clone(),
-    );
+    let worker = Worker::new(app.client.clone(), app.store.clone(), app.clock.clone(), worker_settings, wake.clone());
     let worker_stats = worker.stats();
     let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
-    let mut http_addr = None;
+    let mut router = axum::Router::new();
     let mut receiver_stats = None;
     if app.config.push.enabled {
-        let secret = app
-            .config
-            .platform
-            .msg_secret
-            .as_ref()
-            .ok_or(DaemonError::NoMessageSecret)?;
-        let key =
-            MessageKey::from_secret(secret.expose()).map_err(DaemonError::BadMessageSecret)?;
-        let directory = Arc::new(RwLock::new(shop_directory(&app).await?));
-        let settings = ReceiverSettings {
-            path: app.config.push.path.clone(),
-            ..ReceiverSettings::default()
-        };
-        let receiver = Receiver::new(
-            app.store.clone(),
-            key,
-            app.config.platform.app_key.clone(),
-            directory,
-            settings,
-            app.clock.clone(),
-            wake,
-        );
+        let secret = app.config.platform.msg_secret.as_ref().ok_or(DaemonError::NoMessageSecret)?;
+        let key = MessageKey::from_secret(secret.expose()).map_err(DaemonError::BadMessageSecret)?;
+        let settings = ReceiverSettings { path: app.config.push.path.clone(), ..ReceiverSettings::default() };
+        let receiver = Receiver::new(app.store.clone(), key, app.config.platform.app_key.clone(), directory, settings, app.clock.clone(), wake);
         receiver_stats = Some(receiver.stats());
-        let listener = match listener {
-            Some(l) => l,
-            None => TcpListener::bind(&app.config.push.listen)
-                .await
-                .map_err(|source| DaemonError::Listen {
-                    addr: app.config.push.listen.clone(),
-                    source,
-                })?,
-        };
-        http_addr = listener.local_addr().ok();
-        info!(addr = ?http_addr, path = app.config.push.path, "receiving pushes");
-        if let Some(addr) = http_addr {
-            // A line for people and for tools that started the daemon on port 0.
-            println!(
-                "push receiver listening on http://{addr}{}",
-                app.config.push.path
-            );
-        }
-        tasks.push(tokio::spawn(http::serve(
-            listener,
-            receiver.routes(),
-            Duration::from_secs(5),
-            shutdown.clone(),
-        )));
+        router = router.merge(receiver.routes());
     }
-    Ok(DaemonHandle {
-        http_addr,
-        receiver: receiver_stats,
-        worker: worker_stats,
-        shutdown,
-        tasks,
-    })
+    let sources = ObserveSources {
+        store: app.store.clone(),
+        client: app.client.clone(),
+        clock: app.clock.clone(),
+        daily_quota: app.config.limits.daily_quota,
+        worker: Some(worker_stats.clone()),
+        receiver: receiver_stats.clone(),
+        liveness,
+    };
+    router = router.merge(observe::routes(sources));
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(&app.config.http.listen)
+            .await
+            .map_err(|source| DaemonError::Listen { addr: app.config.http.listen.clone(), source })?,
+    };
+    let http_addr = listener.local_addr().ok();
+    if let Some(addr) = http_addr {
+        info!(%addr, push = app.config.push.enabled, "HTTP server listening");
+        if app.config.push.enabled {
+            // A line for people and for tools that started the daemon on port 0.
+            println!("push receiver listening on http://{addr}{}", app.config.push.path);
+        }
+        println!("health and metrics on http://{addr}/healthz and http://{addr}/metrics");
+    }
+    tasks.push(tokio::spawn(http::serve(listener, router, Duration::from_secs(5), shutdown.clone())));
+    Ok(DaemonHandle { http_addr, receiver: receiver_stats, worker: worker_stats, shutdown, tasks })
 }

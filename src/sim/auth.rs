@@ -130,6 +130,7 @@ impl AuthState {
                 discarded_at: None,
             },
         );
+        super::ledger::record([access_token.as_str(), refresh_token.as_str()]);
         Grant {
             shop,
             access_token,
@@ -144,6 +145,7 @@ impl AuthState {
     pub fn app_token(&mut self, rng: &mut StdRng, now: i64) -> (String, i64) {
         self.seq += 1;
         let token = Self::token(rng, "ChFvYXV0aC5hY2Nlc3NUb2tlbh");
+        super::ledger::record([token.as_str()]);
         self.access.insert(
             token.clone(),
             AccessInfo {

@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod generate;
 mod lifecycle;
 pub mod messages;
+pub mod ledger;
 pub mod model;
 pub mod mutate;
 pub mod push;
@@ -146,6 +147,9 @@ pub struct CallRecord {
     pub param: Option<String>,
     pub fault: Option<Fault>,
     pub records: usize,
+    /// The caller's User-Agent (which daemon instance called).
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 /// The simulator's whole state, shared by its handlers and background tasks.
@@ -280,6 +284,7 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
             })
             .collect(),
     };
+    ledger::record([credentials.app_secret.as_str(), credentials.sign_secret.as_str(), credentials.msg_secret.as_str()]);
     let pusher = config
         .push
         .clone()

@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::store::{ShopStatus, Store, StoreError, Stream, StreamState};
 
 pub use progress::{NoProgress, SyncProgress};
-pub use window::{Window, plan_window};
+pub use window::{HORIZON_MS, Window, plan_window};
 
 /// What a sync run needs: the client, the store, the settings, the clock.
 #[derive(Debug, Clone)]

@@ -1,0 +1,109 @@
+//! One daemon per SQLite file (an exclusive lock file beside it), and the pid file that
+//! `kwaishop-sync resync` reads to wake the running daemon.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// Errors of taking the lock or writing the pid file.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another kwaishop-sync is already running on {db} (its lock file {lock} is held{holder}); one daemon per SQLite file — use Postgres to run several")]
+    Held { db: String, lock: String, holder: String },
+    #[error("cannot create {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// The SQLite file of a database URL, or `None` for Postgres.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(PathBuf::from)
+}
+
+/// Held for the daemon's lifetime; dropping it releases the lock and removes the pid file.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _lock: Option<Flock<File>>,
+    pid_file: PathBuf,
+}
+
+impl Drop for InstanceLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+/// The pid file's path in the state directory.
+pub fn pid_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("kwaishop-sync.pid")
+}
+
+/// Takes the SQLite lock (when the database is a SQLite file) and writes the pid file.
+pub fn acquire(database_url: &str, state_dir: &Path) -> Result<InstanceLock, LockError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| LockError::Io { path, source }
+    };
+    let lock = match sqlite_path(database_url) {
+        None => None,
+        Some(db) => {
+            let lock_path = PathBuf::from(format!("{}.lock", db.display()));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .read(true)
+                .open(&lock_path)
+                .map_err(io(&lock_path))?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(mut locked) => {
+                    let _ = locked.set_len(0);
+                    let _ = writeln!(*locked, "{}", std::process::id());
+                    Some(locked)
+                }
+                Err(_) => {
+                    let holder = std::fs::read_to_string(&lock_path)
+                        .ok()
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .map(|pid| format!(" by pid {pid}"))
+                        .unwrap_or_default();
+                    return Err(LockError::Held { db: db.display().to_string(), lock: lock_path.display().to_string(), holder });
+                }
+            }
+        }
+    };
+    std::fs::create_dir_all(state_dir).map_err(io(state_dir))?;
+    let pid_file = pid_file(state_dir);
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(io(&pid_file))?;
+    Ok(InstanceLock { _lock: lock, pid_file })
+}
+
+/// Wakes the daemon whose pid is in the state directory with SIGUSR1; returns its pid, or
+/// `None` when no daemon runs there.
+pub fn wake_daemon(state_dir: &Path) -> Option<i32> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let pid: i32 = std::fs::read_to_string(pid_file(state_dir)).ok()?.trim().parse().ok()?;
+    kill(Pid::from_raw(pid), Signal::SIGUSR1).ok().map(|()| pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_instance_on_one_sqlite_file_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let first = acquire(&url, dir.path()).expect("first");
+        let second = acquire(&url, dir.path()).expect_err("second");
+        assert!(second.to_string().contains("already running"), "{second}");
+        drop(first);
+        assert!(!pid_file(dir.path()).exists(), "the pid file goes with the lock");
+        acquire(&url, dir.path()).expect("free again");
+        // Postgres needs no lock file.
+        acquire("postgres://x/y", dir.path()).expect("no lock for postgres");
+    }
+}
