@@ -2,6 +2,7 @@
 //! the pollers), one shutdown tree, one HTTP server.
 
 pub mod http;
+pub mod observe;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
