@@ -44,7 +44,7 @@ fn write_config(sim: &SimHandle, dir: &Path, db_url: &str) -> std::path::PathBuf
     let path = dir.join("push.toml");
     kwaishop_sync::sim::run::write_config(sim, &path, Some(db_url), None, None).expect("config");
     let mut text = std::fs::read_to_string(&path).expect("read");
-    text.push_str("\n[push]\nenabled = true\nlisten = \"127.0.0.1:0\"\n");
+    text.push_str("\n[push]\nenabled = true\n\n[http]\nlisten = \"127.0.0.1:0\"\n");
     for stream in ["orders", "refunds", "items"] {
         text.push_str(&format!("\n[streams.{stream}]\nenabled = false\n"));
     }
