@@ -15,6 +15,7 @@ mod db;
 mod error;
 mod events;
 mod items;
+mod leases;
 mod postgres;
 mod records;
 mod resync;
@@ -33,6 +34,7 @@ pub use events::{
     ClaimedEvent, EventKind, EventOutcome, EventRow, EventStatus, NewEvent, QueueStats,
     UnknownEventKind, UnknownEventStatus,
 };
+pub use leases::{InstanceRow, LeaseRow};
 pub use resync::{ResyncKind, ResyncRequest};
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
 pub use shops::{ShopRow, ShopStatus};
