@@ -505,9 +505,13 @@ fn parse_since(text: &str) -> anyhow::Result<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp_millis());
     }
-    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| anyhow::anyhow!("--since {text:?}: expected YYYY-MM-DD or an RFC 3339 time"))?;
-    let midnight = date.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp_millis()).unwrap_or(0);
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        anyhow::anyhow!("--since {text:?}: expected YYYY-MM-DD or an RFC 3339 time")
+    })?;
+    let midnight = date
+        .and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc().timestamp_millis())
+        .unwrap_or(0);
     Ok(midnight - kwaishop_sync::clock::BEIJING_OFFSET_MS)
 }
 
@@ -520,7 +524,10 @@ async fn run_resync(args: ResyncArgs) -> anyhow::Result<()> {
         }
         None => config.shops.iter().map(|s| s.id.clone()).collect(),
     };
-    let streams: Vec<Stream> = args.stream.map(|s| vec![s.into()]).unwrap_or_else(|| Stream::ALL.to_vec());
+    let streams: Vec<Stream> = args
+        .stream
+        .map(|s| vec![s.into()])
+        .unwrap_or_else(|| Stream::ALL.to_vec());
     let now = kwaishop_sync::app::clock_for(&config).now_ms();
     let horizon = now - kwaishop_sync::sync::HORIZON_MS;
     let since = match &args.since {
@@ -528,21 +535,46 @@ async fn run_resync(args: ResyncArgs) -> anyhow::Result<()> {
         None => horizon,
     };
     if since < horizon {
-        eprintln!("note: the platform keeps 90 days; the resync starts at {}", kwaishop_sync::clock::format_ms(horizon));
+        eprintln!(
+            "note: the platform keeps 90 days; the resync starts at {}",
+            kwaishop_sync::clock::format_ms(horizon)
+        );
     }
     for shop in &shops {
-        store.ensure_shop(&kwaishop_sync::store::ShopRow::new(shop)).await?;
+        store
+            .ensure_shop(&kwaishop_sync::store::ShopRow::new(shop))
+            .await?;
         for stream in &streams {
-            let settle = config.stream(stream.as_str()).map(|c| c.settle.as_millis() as i64).unwrap_or(60_000);
+            let settle = config
+                .stream(stream.as_str())
+                .map(|c| c.settle.as_millis() as i64)
+                .unwrap_or(60_000);
             let (id, merged) = store
-                .request_resync(shop, *stream, kwaishop_sync::store::ResyncKind::Resync, since.max(horizon), now - settle, now)
+                .request_resync(
+                    shop,
+                    *stream,
+                    kwaishop_sync::store::ResyncKind::Resync,
+                    since.max(horizon),
+                    now - settle,
+                    now,
+                )
                 .await?;
-            println!("{shop} {}: resync #{id} {}", stream.as_str(), if merged { "(merged into the waiting one)" } else { "requested" });
+            println!(
+                "{shop} {}: resync #{id} {}",
+                stream.as_str(),
+                if merged {
+                    "(merged into the waiting one)"
+                } else {
+                    "requested"
+                }
+            );
         }
     }
     match kwaishop_sync::daemon::wake_daemon(&config.daemon.state_dir) {
         Some(pid) => println!("woke the running daemon (pid {pid})"),
-        None => println!("no daemon is running here: the next `kwaishop-sync run` or `sync --once` does it"),
+        None => println!(
+            "no daemon is running here: the next `kwaishop-sync run` or `sync --once` does it"
+        ),
     }
     Ok(())
 }

@@ -24,8 +24,14 @@ use tokio::net::UnixDatagram;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kwaishop-sync");
 
+/// (shop, method, window) → per daemon, the first and last call's time.
+type Spans = BTreeMap<(usize, String, String), BTreeMap<String, (i64, i64)>>;
+
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Service settings for tests: fast schedules, a short settle delay, a short grace period.
@@ -37,12 +43,23 @@ struct Settings<'a> {
 
 impl Default for Settings<'_> {
     fn default() -> Self {
-        Self { shops: None, items_schedule: "*/2 * * * * *", lease_secs: 60 }
+        Self {
+            shops: None,
+            items_schedule: "*/2 * * * * *",
+            lease_secs: 60,
+        }
     }
 }
 
 /// Writes a service config for `sim` into `dir`; returns its path and the HTTP address.
-fn service_config(sim: &SimHandle, dir: &Path, name: &str, db_url: &str, qps: Option<f64>, s: &Settings) -> (PathBuf, String) {
+fn service_config(
+    sim: &SimHandle,
+    dir: &Path,
+    name: &str,
+    db_url: &str,
+    qps: Option<f64>,
+    s: &Settings,
+) -> (PathBuf, String) {
     let path = dir.join(format!("{name}.toml"));
     kwaishop_sync::sim::run::write_config(sim, &path, Some(db_url), qps, None).expect("config");
     let mut text = std::fs::read_to_string(&path).expect("read");
@@ -58,8 +75,14 @@ fn service_config(sim: &SimHandle, dir: &Path, name: &str, db_url: &str, qps: Op
         "\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[push]\nenabled = true\n\n[daemon]\ngrace_secs = 15\nlease_secs = {}\nstate_dir = \"{name}.state\"\n\n[retry]\ntransient_delay_ms = 50\nthrottled_delay_ms = 100\nmax_delay_ms = 1000\n\n[clock]\nspeed = 1.0\nwall_origin_ms = {now}\norigin_ms = {now}\n",
         s.lease_secs
     ));
-    for (stream, schedule) in [("orders", "*/2 * * * * *"), ("refunds", "*/2 * * * * *"), ("items", s.items_schedule)] {
-        text.push_str(&format!("\n[streams.{stream}]\nschedule = \"{schedule}\"\nsettle_secs = 1\n"));
+    for (stream, schedule) in [
+        ("orders", "*/2 * * * * *"),
+        ("refunds", "*/2 * * * * *"),
+        ("items", s.items_schedule),
+    ] {
+        text.push_str(&format!(
+            "\n[streams.{stream}]\nschedule = \"{schedule}\"\nsettle_secs = 1\n"
+        ));
     }
     std::fs::write(&path, text).expect("write");
     (path, format!("http://127.0.0.1:{port}"))
@@ -85,8 +108,14 @@ impl Daemon {
         let mut buf = vec![0u8; 4096];
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await.unwrap_or_else(|_| panic!("no {what} within {timeout:?}")).expect("recv");
-            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == what) {
+            let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within {timeout:?}"))
+                .expect("recv");
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == what)
+            {
                 return;
             }
         }
@@ -94,16 +123,26 @@ impl Daemon {
 }
 
 async fn spawn(config: &Path, log: &Path, args: &[&str], notify_at: Option<&Path>) -> Daemon {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
     let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("run").args(args).args(["--log", binary_log_level(), "--config"]).arg(config);
+    cmd.arg("run")
+        .args(args)
+        .args(["--log", binary_log_level(), "--config"])
+        .arg(config);
     cmd.stdout(Stdio::null()).stderr(log).kill_on_drop(true);
     let notify = notify_at.map(|p| {
         let _ = std::fs::remove_file(p);
         cmd.env("NOTIFY_SOCKET", p);
         UnixDatagram::bind(p).expect("notify socket")
     });
-    Daemon { child: cmd.spawn().expect("spawn the daemon"), notify }
+    Daemon {
+        child: cmd.spawn().expect("spawn the daemon"),
+        notify,
+    }
 }
 
 async fn order_rows(store: &Store, shop: &str) -> usize {
@@ -117,7 +156,11 @@ async fn wait_for_truth(store: &Store, sim: &SimHandle, shop: usize, timeout: Du
         if diff.problems.is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "shop {shop} did not reach the truth: {:?}", &diff.problems[..diff.problems.len().min(3)]);
+        assert!(
+            Instant::now() < deadline,
+            "shop {shop} did not reach the truth: {:?}",
+            &diff.problems[..diff.problems.len().min(3)]
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -133,31 +176,85 @@ fn push_body(sim: &SimHandle, id: &str, oid: i64) -> String {
 // ---------------------------------------------------------------- lifecycle
 
 async fn lifecycle(store: Store, db_url: String) {
-    let sim = start_sim(SimConfig { seed: 61, days: 30, orders: 20_000, qps: Some(40.0), mutate: false, ..SimConfig::default() }).await;
+    let sim = start_sim(SimConfig {
+        seed: 61,
+        days: 30,
+        orders: 20_000,
+        qps: Some(40.0),
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
     let dir = tempfile::tempdir().expect("dir");
-    let (config, http) = service_config(&sim, dir.path(), "life", &db_url, Some(40.0), &Settings::default());
+    let (config, http) = service_config(
+        &sim,
+        dir.path(),
+        "life",
+        &db_url,
+        Some(40.0),
+        &Settings::default(),
+    );
     let log = binary_log(dir.path(), "service-life");
     let mut daemon = spawn(&config, &log, &[], Some(&dir.path().join("notify.sock"))).await;
     daemon.notified("READY=1", Duration::from_secs(30)).await;
     // It syncs …
-    wait_until(Duration::from_secs(60), "the backfill under way", || async { order_rows(&store, "shop-0").await >= 2_000 }).await;
+    wait_until(
+        Duration::from_secs(60),
+        "the backfill under way",
+        || async { order_rows(&store, "shop-0").await >= 2_000 },
+    )
+    .await;
     // … and takes pushes.
-    let oids: Vec<i64> = truth(&sim).await["shops"][0]["orders"].as_array().expect("orders").iter().take(3).map(|o| o["orderBaseInfo"]["oid"].as_i64().expect("oid")).collect();
+    let oids: Vec<i64> = truth(&sim).await["shops"][0]["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .take(3)
+        .map(|o| o["orderBaseInfo"]["oid"].as_i64().expect("oid"))
+        .collect();
     for (i, oid) in oids.iter().enumerate() {
-        let r = reqwest::Client::new().post(format!("{http}/kwaishop/push")).body(push_body(&sim, &format!("life-{i}"), *oid)).send().await.expect("push");
+        let r = reqwest::Client::new()
+            .post(format!("{http}/kwaishop/push"))
+            .body(push_body(&sim, &format!("life-{i}"), *oid))
+            .send()
+            .await
+            .expect("push");
         assert_eq!(r.text().await.expect("body"), r#"{"result":1}"#);
     }
-    let health = reqwest::get(format!("{http}/healthz")).await.expect("healthz");
+    let health = reqwest::get(format!("{http}/healthz"))
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
     // SIGTERM in the middle of the backfill: exit 0 within the grace period.
-    assert!(order_rows(&store, "shop-0").await < 20_000, "still backfilling");
+    assert!(
+        order_rows(&store, "shop-0").await < 20_000,
+        "still backfilling"
+    );
     let asked = Instant::now();
     daemon.signal(Signal::SIGTERM);
-    let status = tokio::time::timeout(Duration::from_secs(20), daemon.child.wait()).await.expect("stopped in time").expect("wait");
-    assert!(status.success(), "exit status {status:?}; see {}", log.display());
-    assert!(asked.elapsed() <= Duration::from_secs(15), "took {:?}", asked.elapsed());
+    let status = tokio::time::timeout(Duration::from_secs(20), daemon.child.wait())
+        .await
+        .expect("stopped in time")
+        .expect("wait");
+    assert!(
+        status.success(),
+        "exit status {status:?}; see {}",
+        log.display()
+    );
+    assert!(
+        asked.elapsed() <= Duration::from_secs(15),
+        "took {:?}",
+        asked.elapsed()
+    );
     let events = store.list_events(None, 100).await.expect("events");
-    assert_eq!(events.iter().filter(|e| e.event_id.starts_with("life-")).count(), 3, "the acknowledged pushes are kept");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.event_id.starts_with("life-"))
+            .count(),
+        3,
+        "the acknowledged pushes are kept"
+    );
     // After a restart the mirror reaches the truth, without duplicates.
     let mut again = spawn(&config, &log, &[], Some(&dir.path().join("notify2.sock"))).await;
     again.notified("READY=1", Duration::from_secs(30)).await;
@@ -181,7 +278,13 @@ async fn lifecycle_postgres() {
 // ---------------------------------------------------------------- resync triggers
 
 async fn resync_runs(store: &Store, stream: Stream) -> usize {
-    store.recent_runs(Some("shop-0"), 10_000).await.expect("runs").iter().filter(|r| r.kind == "resync" && r.stream == stream).count()
+    store
+        .recent_runs(Some("shop-0"), 10_000)
+        .await
+        .expect("runs")
+        .iter()
+        .filter(|r| r.kind == "resync" && r.stream == stream)
+        .count()
 }
 
 async fn all_resyncs_done(store: &Store) -> bool {
@@ -189,12 +292,24 @@ async fn all_resyncs_done(store: &Store) -> bool {
 }
 
 fn cli(config: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BIN).args(args).arg("--config").arg(config).output().expect("cli")
+    std::process::Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("cli")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill() {
-    let sim = start_sim(SimConfig { seed: 63, days: 20, orders: 1_500, mutate: false, ..SimConfig::default() }).await;
+    let sim = start_sim(SimConfig {
+        seed: 63,
+        days: 20,
+        orders: 1_500,
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
     let (store, dir) = sqlite_store().await;
     let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
     let (config, _) = service_config(&sim, dir.path(), "resync", &url, None, &Settings::default());
@@ -205,26 +320,61 @@ async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill() {
 
     // SIGUSR1 with nothing waiting: one resync of every stream.
     daemon.signal(Signal::SIGUSR1);
-    wait_until(Duration::from_secs(60), "the signalled resync", || async { resync_runs(&store, Stream::Items).await == 1 && resync_runs(&store, Stream::Orders).await == 1 && all_resyncs_done(&store).await }).await;
-    assert_eq!(store.recent_resyncs(100).await.expect("resyncs").len(), 3, "one request per stream");
+    wait_until(Duration::from_secs(60), "the signalled resync", || async {
+        resync_runs(&store, Stream::Items).await == 1
+            && resync_runs(&store, Stream::Orders).await == 1
+            && all_resyncs_done(&store).await
+    })
+    .await;
+    assert_eq!(
+        store.recent_resyncs(100).await.expect("resyncs").len(),
+        3,
+        "one request per stream"
+    );
 
     // The CLI: one request, one run.
     let out = cli(&config, &["resync", "--stream", "orders"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("woke the running daemon"));
-    wait_until(Duration::from_secs(60), "the CLI's resync", || async { resync_runs(&store, Stream::Orders).await == 2 && all_resyncs_done(&store).await }).await;
+    wait_until(Duration::from_secs(60), "the CLI's resync", || async {
+        resync_runs(&store, Stream::Orders).await == 2 && all_resyncs_done(&store).await
+    })
+    .await;
 
     // Ten triggers within a second: one run and at most one queued.
     let before = store.recent_resyncs(1_000).await.expect("resyncs").len();
     let started = Instant::now();
-    let burst: Vec<_> = (0..10).map(|_| std::process::Command::new(BIN).args(["resync", "--stream", "orders", "--config"]).arg(&config).stdout(Stdio::null()).spawn().expect("cli")).collect();
+    let burst: Vec<_> = (0..10)
+        .map(|_| {
+            std::process::Command::new(BIN)
+                .args(["resync", "--stream", "orders", "--config"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("cli")
+        })
+        .collect();
     for mut c in burst {
         assert!(c.wait().expect("wait").success());
     }
-    assert!(started.elapsed() < Duration::from_secs(3), "the burst took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the burst took {:?}",
+        started.elapsed()
+    );
     let created = store.recent_resyncs(1_000).await.expect("resyncs").len() - before;
-    assert!((1..=2).contains(&created), "{created} requests from ten triggers");
-    wait_until(Duration::from_secs(60), "the burst's resyncs", || async { all_resyncs_done(&store).await }).await;
+    assert!(
+        (1..=2).contains(&created),
+        "{created} requests from ten triggers"
+    );
+    wait_until(Duration::from_secs(60), "the burst's resyncs", || async {
+        all_resyncs_done(&store).await
+    })
+    .await;
     let runs = resync_runs(&store, Stream::Orders).await - 2;
     assert!((1..=2).contains(&runs), "{runs} runs from ten triggers");
 
@@ -236,7 +386,15 @@ async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill() {
     let refunds_before = resync_runs(&store, Stream::Refunds).await;
     let mut again = spawn(&config, &log, &[], Some(&dir.path().join("n2.sock"))).await;
     again.notified("READY=1", Duration::from_secs(30)).await;
-    wait_until(Duration::from_secs(60), "the resync after the restart", || async { all_resyncs_done(&store).await && resync_runs(&store, Stream::Refunds).await > refunds_before }).await;
+    wait_until(
+        Duration::from_secs(60),
+        "the resync after the restart",
+        || async {
+            all_resyncs_done(&store).await
+                && resync_runs(&store, Stream::Refunds).await > refunds_before
+        },
+    )
+    .await;
     again.signal(Signal::SIGTERM);
     assert!(again.child.wait().await.expect("wait").success());
 }
@@ -245,32 +403,67 @@ async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_new_schedule_and_shop_and_refuses_a_broken_config() {
-    let sim = start_sim(SimConfig { seed: 65, shops: 3, days: 20, orders: 1_000, mutate: false, ..SimConfig::default() }).await;
+    let sim = start_sim(SimConfig {
+        seed: 65,
+        shops: 3,
+        days: 20,
+        orders: 1_000,
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
     admin(&sim, "revoke?shop=2").await;
     let (store, dir) = sqlite_store().await;
     let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
-    let yearly = Settings { shops: Some(1), items_schedule: "0 0 0 1 1 *", ..Settings::default() };
+    let yearly = Settings {
+        shops: Some(1),
+        items_schedule: "0 0 0 1 1 *",
+        ..Settings::default()
+    };
     let (config, http) = service_config(&sim, dir.path(), "hup", &url, None, &yearly);
     let log = binary_log(dir.path(), "service-hup");
     let mut daemon = spawn(&config, &log, &[], Some(&dir.path().join("n.sock"))).await;
     daemon.notified("READY=1", Duration::from_secs(30)).await;
     wait_for_truth(&store, &sim, 0, Duration::from_secs(60)).await;
-    let item_runs = || async { store.recent_runs(Some("shop-0"), 10_000).await.expect("runs").iter().filter(|r| r.stream == Stream::Items).count() };
+    let item_runs = || async {
+        store
+            .recent_runs(Some("shop-0"), 10_000)
+            .await
+            .expect("runs")
+            .iter()
+            .filter(|r| r.stream == Stream::Items)
+            .count()
+    };
     let runs_before = item_runs().await;
     assert_eq!(order_rows(&store, "shop-1").await, 0);
 
     // The new config: every shop, and items every two seconds.
     let all = Settings::default();
     let (new_config, _) = service_config(&sim, dir.path(), "hup-new", &url, None, &all);
-    let text = std::fs::read_to_string(&new_config).expect("read").replace(&new_config_listen(&new_config), &new_config_listen(&config)).replace("hup-new.state", "hup.state");
+    let text = std::fs::read_to_string(&new_config)
+        .expect("read")
+        .replace(&new_config_listen(&new_config), &new_config_listen(&config))
+        .replace("hup-new.state", "hup.state");
     std::fs::write(&config, text).expect("write");
     daemon.signal(Signal::SIGHUP);
-    wait_until(Duration::from_secs(30), "the schedule change", || async { item_runs().await >= runs_before + 2 }).await;
+    wait_until(Duration::from_secs(30), "the schedule change", || async {
+        item_runs().await >= runs_before + 2
+    })
+    .await;
     wait_for_truth(&store, &sim, 1, Duration::from_secs(60)).await;
     // The revoked shop is marked and the others are fine.
-    wait_until(Duration::from_secs(30), "shop-2 marked needs_reauth", || async {
-        store.shops().await.expect("shops").iter().any(|s| s.shop_id == "shop-2" && s.status == ShopStatus::NeedsReauth)
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "shop-2 marked needs_reauth",
+        || async {
+            store
+                .shops()
+                .await
+                .expect("shops")
+                .iter()
+                .any(|s| s.shop_id == "shop-2" && s.status == ShopStatus::NeedsReauth)
+        },
+    )
     .await;
     wait_for_truth(&store, &sim, 0, Duration::from_secs(30)).await;
 
@@ -278,26 +471,58 @@ async fn sighup_applies_a_new_schedule_and_shop_and_refuses_a_broken_config() {
     std::fs::write(&config, "[platform\nthis is not TOML").expect("write");
     let runs = item_runs().await;
     daemon.signal(Signal::SIGHUP);
-    wait_until(Duration::from_secs(30), "runs continuing after the refused reload", || async { item_runs().await >= runs + 2 }).await;
-    assert!(daemon.child.try_wait().expect("try_wait").is_none(), "still running");
-    assert_eq!(reqwest::get(format!("{http}/healthz")).await.expect("healthz").status(), 200);
+    wait_until(
+        Duration::from_secs(30),
+        "runs continuing after the refused reload",
+        || async { item_runs().await >= runs + 2 },
+    )
+    .await;
+    assert!(
+        daemon.child.try_wait().expect("try_wait").is_none(),
+        "still running"
+    );
+    assert_eq!(
+        reqwest::get(format!("{http}/healthz"))
+            .await
+            .expect("healthz")
+            .status(),
+        200
+    );
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(logged.contains("the new config is refused"), "the refusal is logged");
+    assert!(
+        logged.contains("the new config is refused"),
+        "the refusal is logged"
+    );
     daemon.signal(Signal::SIGTERM);
     assert!(daemon.child.wait().await.expect("wait").success());
 }
 
 fn new_config_listen(path: &Path) -> String {
     let text = std::fs::read_to_string(path).expect("read");
-    text.lines().find(|l| l.starts_with("listen = ")).expect("listen").to_string()
+    text.lines()
+        .find(|l| l.starts_with("listen = "))
+        .expect("listen")
+        .to_string()
 }
 
 // ---------------------------------------------------------------- two daemons on one Postgres
 
 async fn two_daemons(store: Store, db_url: String) {
-    let sim = start_sim(SimConfig { seed: 67, shops: 4, days: 30, orders: 4_000, qps: Some(60.0), mutate: false, ..SimConfig::default() }).await;
+    let sim = start_sim(SimConfig {
+        seed: 67,
+        shops: 4,
+        days: 30,
+        orders: 4_000,
+        qps: Some(60.0),
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
     let dir = tempfile::tempdir().expect("dir");
-    let settings = Settings { lease_secs: 5, ..Settings::default() };
+    let settings = Settings {
+        lease_secs: 5,
+        ..Settings::default()
+    };
     let (config_a, _) = service_config(&sim, dir.path(), "a", &db_url, Some(60.0), &settings);
     let (config_b, _) = service_config(&sim, dir.path(), "b", &db_url, Some(60.0), &settings);
     let log_a = binary_log(dir.path(), "service-a");
@@ -307,7 +532,11 @@ async fn two_daemons(store: Store, db_url: String) {
     let mut b = spawn(&config_b, &log_b, &[], Some(&dir.path().join("b.sock"))).await;
     b.notified("READY=1", Duration::from_secs(30)).await;
     wait_until(Duration::from_secs(60), "both daemons polling", || async {
-        let agents: BTreeSet<String> = calls(&sim).await.into_iter().filter_map(|c| c.agent).collect();
+        let agents: BTreeSet<String> = calls(&sim)
+            .await
+            .into_iter()
+            .filter_map(|c| c.agent)
+            .collect();
         agents.len() >= 2
     })
     .await;
@@ -322,17 +551,32 @@ async fn two_daemons(store: Store, db_url: String) {
     let log = calls(&sim).await;
     // Every (shop, stream) was served.
     for shop in 0..4 {
-        for method in ["open.order.cursor.list", "open.seller.order.refund.pcursor.list", "open.item.list.get"] {
-            assert!(log.iter().any(|c| c.shop == Some(shop) && c.method == method), "shop {shop} {method} never polled");
+        for method in [
+            "open.order.cursor.list",
+            "open.seller.order.refund.pcursor.list",
+            "open.item.list.get",
+        ] {
+            assert!(
+                log.iter()
+                    .any(|c| c.shop == Some(shop) && c.method == method),
+                "shop {shop} {method} never polled"
+            );
         }
     }
     // No window was polled by both daemons at once.
-    let mut spans: BTreeMap<(usize, String, String), BTreeMap<String, (i64, i64)>> = BTreeMap::new();
+    let mut spans: Spans = BTreeMap::new();
     for c in log.iter().filter(|c| c.method.contains("list")) {
-        let (Some(shop), Some(agent)) = (c.shop, c.agent.clone()) else { continue };
-        let p: serde_json::Value = serde_json::from_str(c.param.as_deref().unwrap_or("{}")).expect("param");
+        let (Some(shop), Some(agent)) = (c.shop, c.agent.clone()) else {
+            continue;
+        };
+        let p: serde_json::Value =
+            serde_json::from_str(c.param.as_deref().unwrap_or("{}")).expect("param");
         let window = format!("{}-{}", p["beginTime"], p["endTime"]);
-        let span = spans.entry((shop, c.method.clone(), window)).or_default().entry(agent).or_insert((c.wall_ms, c.wall_ms));
+        let span = spans
+            .entry((shop, c.method.clone(), window))
+            .or_default()
+            .entry(agent)
+            .or_insert((c.wall_ms, c.wall_ms));
         span.0 = span.0.min(c.wall_ms);
         span.1 = span.1.max(c.wall_ms);
     }
@@ -340,28 +584,47 @@ async fn two_daemons(store: Store, db_url: String) {
         let v: Vec<&(i64, i64)> = by_agent.values().collect();
         for (i, x) in v.iter().enumerate() {
             for y in &v[i + 1..] {
-                assert!(x.1 < y.0 || y.1 < x.0, "window {key:?} polled by two daemons at once: {by_agent:?}");
+                assert!(
+                    x.1 < y.0 || y.1 < x.0,
+                    "window {key:?} polled by two daemons at once: {by_agent:?}"
+                );
             }
         }
     }
     // The streams the killed daemon was reading when it died are taken over within the lease
     // (5 s) plus a tick (2 s), with a little slack.
-    let from_killed = |c: &&kwaishop_sync::sim::CallRecord| c.agent.as_deref().is_some_and(|a| a.ends_with(&killed_agent));
+    let from_killed = |c: &&kwaishop_sync::sim::CallRecord| {
+        c.agent
+            .as_deref()
+            .is_some_and(|a| a.ends_with(&killed_agent))
+    };
     let held: BTreeSet<(usize, String)> = log
         .iter()
         .filter(from_killed)
         .filter(|c| c.wall_ms > killed_at - 2_000 && c.method.contains("list"))
         .filter_map(|c| c.shop.map(|s| (s, c.method.clone())))
         .collect();
-    assert!(!held.is_empty(), "the killed daemon was reading something when it died");
+    assert!(
+        !held.is_empty(),
+        "the killed daemon was reading something when it died"
+    );
     for (shop, method) in &held {
         let next = log
             .iter()
-            .filter(|c| c.wall_ms > killed_at && c.shop == Some(*shop) && &c.method == method && !from_killed(c))
+            .filter(|c| {
+                c.wall_ms > killed_at
+                    && c.shop == Some(*shop)
+                    && &c.method == method
+                    && !from_killed(c)
+            })
             .map(|c| c.wall_ms)
             .min()
             .unwrap_or_else(|| panic!("shop {shop} {method} was never taken over"));
-        assert!(next - killed_at <= 10_000, "shop {shop} {method} taken over after {} ms", next - killed_at);
+        assert!(
+            next - killed_at <= 10_000,
+            "shop {shop} {method} taken over after {} ms",
+            next - killed_at
+        );
     }
     b.signal(Signal::SIGTERM);
     assert!(b.child.wait().await.expect("wait").success());

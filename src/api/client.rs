@@ -191,15 +191,26 @@ impl ApiClient {
     /// Answers so far, per (shop, method, outcome), where the outcome is `ok` or the failure
     /// class (`throttled`, `transient`, …), sorted.
     pub fn call_counts(&self) -> Vec<(String, Method, &'static str, u64)> {
-        let outcomes = self.inner.outcomes.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<_> = outcomes.iter().map(|((s, m, o), n)| (s.clone(), *m, *o, *n)).collect();
+        let outcomes = self
+            .inner
+            .outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = outcomes
+            .iter()
+            .map(|((s, m, o), n)| (s.clone(), *m, *o, *n))
+            .collect();
         out.sort();
         out
     }
 
     /// The rate limiters (for reporting the effective pace).
     pub fn limits(&self) -> Arc<RateLimits> {
-        self.inner.limits.read().map(|l| l.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.inner
+            .limits
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Shares the app's QPS budget among `instances` processes (each takes 1/n of every
@@ -278,7 +289,9 @@ impl ApiClient {
             Err(e) => e.class.as_str(),
         };
         if let Ok(mut outcomes) = inner.outcomes.lock() {
-            *outcomes.entry((shop.to_string(), method, outcome)).or_insert(0) += 1;
+            *outcomes
+                .entry((shop.to_string(), method, outcome))
+                .or_insert(0) += 1;
         }
         result
     }
@@ -561,7 +574,11 @@ impl ApiClient {
 /// Rate limiters for the configured QPS divided among `share` instances.
 fn limits_for(opts: &ClientOptions, share: u32) -> RateLimits {
     RateLimits::new(|m| {
-        let qps = opts.qps.get(&m).copied().unwrap_or_else(|| platform_default_qps(m));
+        let qps = opts
+            .qps
+            .get(&m)
+            .copied()
+            .unwrap_or_else(|| platform_default_qps(m));
         qps / f64::from(share)
     })
 }

@@ -16,7 +16,8 @@ use crate::api::{DEFAULT_AUTHORIZE_URL, DEFAULT_BASE_URL};
 pub const ENV_PREFIX: &str = "KWAISHOP_SYNC__";
 
 const SECTIONS: [&str; 12] = [
-    "platform", "database", "limits", "retry", "sync", "streams", "push", "http", "daemon", "queue", "shops", "clock",
+    "platform", "database", "limits", "retry", "sync", "streams", "push", "http", "daemon",
+    "queue", "shops", "clock",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -566,7 +567,10 @@ fn build_push(p: RawPush) -> PushConfig {
 fn build_http(cx: &mut Ctx, h: RawHttp) -> HttpConfig {
     let listen = h.listen.unwrap_or_else(|| "127.0.0.1:8610".into());
     if listen.parse::<std::net::SocketAddr>().is_err() {
-        cx.err("http.listen", format!("{listen:?} is not an address like 127.0.0.1:8610"));
+        cx.err(
+            "http.listen",
+            format!("{listen:?} is not an address like 127.0.0.1:8610"),
+        );
     }
     HttpConfig { listen }
 }
@@ -589,7 +593,11 @@ fn build_daemon(cx: &mut Ctx, d: RawDaemon) -> DaemonConfig {
             .map(|(_, v)| PathBuf::from(v.split(':').next().unwrap_or(v)))
             .unwrap_or_else(|| cx.base.to_path_buf()),
     };
-    DaemonConfig { grace: Duration::from_secs(grace), state_dir, lease: Duration::from_secs(lease) }
+    DaemonConfig {
+        grace: Duration::from_secs(grace),
+        state_dir,
+        lease: Duration::from_secs(lease),
+    }
 }
 
 fn build_queue(cx: &mut Ctx, q: RawQueue) -> QueueConfig {

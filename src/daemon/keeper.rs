@@ -14,7 +14,9 @@ const REFRESH_WHEN_LEFT_MS: i64 = 24 * 3_600_000;
 /// One pass over every active shop.
 pub async fn check_tokens(app: &App) {
     let now = app.clock.now_ms();
-    let Ok(shops) = app.store.shops().await else { return };
+    let Ok(shops) = app.store.shops().await else {
+        return;
+    };
     for shop in shops.iter().filter(|s| s.status == ShopStatus::Active) {
         let tokens = match app.store.load_tokens(&shop.shop_id).await {
             Ok(Some(t)) => t,
@@ -30,16 +32,24 @@ pub async fn check_tokens(app: &App) {
         } else if grant_left < 30 * DAY_MS {
             warn!(shop = shop.shop_id, ends = %format_ms(tokens.refresh_expires_at), "the shop's authorization ends within 30 days");
         }
-        if tokens.access_expires_at - now > REFRESH_WHEN_LEFT_MS || tokens.refresh_token.is_empty() {
+        if tokens.access_expires_at - now > REFRESH_WHEN_LEFT_MS || tokens.refresh_token.is_empty()
+        {
             continue;
         }
         match app.client.refresh_now(&shop.shop_id).await {
-            Ok(fresh) => info!(shop = shop.shop_id, expires = %format_ms(fresh.access_expires_at), "refreshed the shop's access token ahead of expiry"),
+            Ok(fresh) => {
+                info!(shop = shop.shop_id, expires = %format_ms(fresh.access_expires_at), "refreshed the shop's access token ahead of expiry")
+            }
             Err(e) if e.class == crate::api::ErrorClass::AuthorizationRevoked => {
                 error!(shop = shop.shop_id, error = %e, "the shop's authorization is gone: it needs to authorize the app again");
-                let _ = app.store.set_shop_status(&shop.shop_id, ShopStatus::NeedsReauth, Some(&e.message)).await;
+                let _ = app
+                    .store
+                    .set_shop_status(&shop.shop_id, ShopStatus::NeedsReauth, Some(&e.message))
+                    .await;
             }
-            Err(e) => warn!(shop = shop.shop_id, error = %e, "cannot refresh the shop's token yet; will try again"),
+            Err(e) => {
+                warn!(shop = shop.shop_id, error = %e, "cannot refresh the shop's token yet; will try again")
+            }
         }
     }
 }

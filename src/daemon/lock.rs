@@ -10,15 +10,26 @@ use nix::fcntl::{Flock, FlockArg};
 /// Errors of taking the lock or writing the pid file.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another kwaishop-sync is already running on {db} (its lock file {lock} is held{holder}); one daemon per SQLite file — use Postgres to run several")]
-    Held { db: String, lock: String, holder: String },
+    #[error(
+        "another kwaishop-sync is already running on {db} (its lock file {lock} is held{holder}); one daemon per SQLite file — use Postgres to run several"
+    )]
+    Held {
+        db: String,
+        lock: String,
+        holder: String,
+    },
     #[error("cannot create {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The SQLite file of a database URL, or `None` for Postgres.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(PathBuf::from)
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(PathBuf::from)
 }
 
 /// Held for the daemon's lifetime; dropping it releases the lock and removes the pid file.
@@ -69,7 +80,11 @@ pub fn acquire(database_url: &str, state_dir: &Path) -> Result<InstanceLock, Loc
                         .filter(|s| !s.is_empty())
                         .map(|pid| format!(" by pid {pid}"))
                         .unwrap_or_default();
-                    return Err(LockError::Held { db: db.display().to_string(), lock: lock_path.display().to_string(), holder });
+                    return Err(LockError::Held {
+                        db: db.display().to_string(),
+                        lock: lock_path.display().to_string(),
+                        holder,
+                    });
                 }
             }
         }
@@ -77,7 +92,10 @@ pub fn acquire(database_url: &str, state_dir: &Path) -> Result<InstanceLock, Loc
     std::fs::create_dir_all(state_dir).map_err(io(state_dir))?;
     let pid_file = pid_file(state_dir);
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(io(&pid_file))?;
-    Ok(InstanceLock { _lock: lock, pid_file })
+    Ok(InstanceLock {
+        _lock: lock,
+        pid_file,
+    })
 }
 
 /// Wakes the daemon whose pid is in the state directory with SIGUSR1; returns its pid, or
@@ -85,7 +103,11 @@ pub fn acquire(database_url: &str, state_dir: &Path) -> Result<InstanceLock, Loc
 pub fn wake_daemon(state_dir: &Path) -> Option<i32> {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-    let pid: i32 = std::fs::read_to_string(pid_file(state_dir)).ok()?.trim().parse().ok()?;
+    let pid: i32 = std::fs::read_to_string(pid_file(state_dir))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     kill(Pid::from_raw(pid), Signal::SIGUSR1).ok().map(|()| pid)
 }
 
@@ -101,7 +123,10 @@ mod tests {
         let second = acquire(&url, dir.path()).expect_err("second");
         assert!(second.to_string().contains("already running"), "{second}");
         drop(first);
-        assert!(!pid_file(dir.path()).exists(), "the pid file goes with the lock");
+        assert!(
+            !pid_file(dir.path()).exists(),
+            "the pid file goes with the lock"
+        );
         acquire(&url, dir.path()).expect("free again");
         // Postgres needs no lock file.
         acquire("postgres://x/y", dir.path()).expect("no lock for postgres");

@@ -84,7 +84,11 @@ pub async fn shop_directory(app: &App) -> Result<ShopDirectory, DaemonError> {
 
 /// Starts the HTTP server (the push receiver when push is enabled, /healthz and /metrics) on
 /// `listener` if given, else on the configured address, and the queue worker.
-pub async fn start(app: App, listener: Option<TcpListener>, worker_settings: WorkerSettings) -> Result<DaemonHandle, DaemonError> {
+pub async fn start(
+    app: App,
+    listener: Option<TcpListener>,
+    worker_settings: WorkerSettings,
+) -> Result<DaemonHandle, DaemonError> {
     let liveness = Arc::new(Liveness::new());
     let directory = Arc::new(RwLock::new(shop_directory(&app).await?));
     start_with(app, listener, worker_settings, liveness, directory).await
@@ -100,16 +104,39 @@ pub(crate) async fn start_with(
 ) -> Result<DaemonHandle, DaemonError> {
     let shutdown = CancellationToken::new();
     let wake = Arc::new(Notify::new());
-    let worker = Worker::new(app.client.clone(), app.store.clone(), app.clock.clone(), worker_settings, wake.clone());
+    let worker = Worker::new(
+        app.client.clone(),
+        app.store.clone(),
+        app.clock.clone(),
+        worker_settings,
+        wake.clone(),
+    );
     let worker_stats = worker.stats();
     let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
     let mut router = axum::Router::new();
     let mut receiver_stats = None;
     if app.config.push.enabled {
-        let secret = app.config.platform.msg_secret.as_ref().ok_or(DaemonError::NoMessageSecret)?;
-        let key = MessageKey::from_secret(secret.expose()).map_err(DaemonError::BadMessageSecret)?;
-        let settings = ReceiverSettings { path: app.config.push.path.clone(), ..ReceiverSettings::default() };
-        let receiver = Receiver::new(app.store.clone(), key, app.config.platform.app_key.clone(), directory, settings, app.clock.clone(), wake);
+        let secret = app
+            .config
+            .platform
+            .msg_secret
+            .as_ref()
+            .ok_or(DaemonError::NoMessageSecret)?;
+        let key =
+            MessageKey::from_secret(secret.expose()).map_err(DaemonError::BadMessageSecret)?;
+        let settings = ReceiverSettings {
+            path: app.config.push.path.clone(),
+            ..ReceiverSettings::default()
+        };
+        let receiver = Receiver::new(
+            app.store.clone(),
+            key,
+            app.config.platform.app_key.clone(),
+            directory,
+            settings,
+            app.clock.clone(),
+            wake,
+        );
         receiver_stats = Some(receiver.stats());
         router = router.merge(receiver.routes());
     }
@@ -127,17 +154,34 @@ pub(crate) async fn start_with(
         Some(l) => l,
         None => TcpListener::bind(&app.config.http.listen)
             .await
-            .map_err(|source| DaemonError::Listen { addr: app.config.http.listen.clone(), source })?,
+            .map_err(|source| DaemonError::Listen {
+                addr: app.config.http.listen.clone(),
+                source,
+            })?,
     };
     let http_addr = listener.local_addr().ok();
     if let Some(addr) = http_addr {
         info!(%addr, push = app.config.push.enabled, "HTTP server listening");
         if app.config.push.enabled {
             // A line for people and for tools that started the daemon on port 0.
-            println!("push receiver listening on http://{addr}{}", app.config.push.path);
+            println!(
+                "push receiver listening on http://{addr}{}",
+                app.config.push.path
+            );
         }
         println!("health and metrics on http://{addr}/healthz and http://{addr}/metrics");
     }
-    tasks.push(tokio::spawn(http::serve(listener, router, Duration::from_secs(5), shutdown.clone())));
-    Ok(DaemonHandle { http_addr, receiver: receiver_stats, worker: worker_stats, shutdown, tasks })
+    tasks.push(tokio::spawn(http::serve(
+        listener,
+        router,
+        Duration::from_secs(5),
+        shutdown.clone(),
+    )));
+    Ok(DaemonHandle {
+        http_addr,
+        receiver: receiver_stats,
+        worker: worker_stats,
+        shutdown,
+        tasks,
+    })
 }

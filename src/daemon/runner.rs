@@ -24,25 +24,44 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(holder: Option<String>, lease: Duration) -> Self {
-        Self { running: Mutex::new(HashSet::new()), holder, lease }
+        Self {
+            running: Mutex::new(HashSet::new()),
+            holder,
+            lease,
+        }
     }
 
     /// Whether (shop, stream) is running in this process now.
     pub fn is_running(&self, shop: &str, stream: Stream) -> bool {
-        self.running.lock().map(|r| r.contains(&(shop.to_string(), stream))).unwrap_or(false)
+        self.running
+            .lock()
+            .map(|r| r.contains(&(shop.to_string(), stream)))
+            .unwrap_or(false)
     }
 
     /// Runs `job` for (shop, stream) unless it already runs here or another daemon holds its
     /// lease; returns `None` when skipped. `job` gets a token that is cancelled on `cancel` or
     /// when the lease is lost.
-    pub async fn exclusive<F, Fut, T>(&self, store: &Store, clock: &SharedClock, shop: &str, stream: Stream, cancel: &CancellationToken, job: F) -> Option<T>
+    pub async fn exclusive<F, Fut, T>(
+        &self,
+        store: &Store,
+        clock: &SharedClock,
+        shop: &str,
+        stream: Stream,
+        cancel: &CancellationToken,
+        job: F,
+    ) -> Option<T>
     where
         F: FnOnce(CancellationToken) -> Fut,
         Fut: Future<Output = T>,
     {
         let key = (shop.to_string(), stream);
         if !self.running.lock().ok()?.insert(key.clone()) {
-            debug!(shop, stream = stream.as_str(), "already running here; skipped");
+            debug!(
+                shop,
+                stream = stream.as_str(),
+                "already running here; skipped"
+            );
             return None;
         }
         let result = self.leased(store, clock, shop, stream, cancel, job).await;
@@ -52,18 +71,35 @@ impl Runner {
         result
     }
 
-    async fn leased<F, Fut, T>(&self, store: &Store, clock: &SharedClock, shop: &str, stream: Stream, cancel: &CancellationToken, job: F) -> Option<T>
+    async fn leased<F, Fut, T>(
+        &self,
+        store: &Store,
+        clock: &SharedClock,
+        shop: &str,
+        stream: Stream,
+        cancel: &CancellationToken,
+        job: F,
+    ) -> Option<T>
     where
         F: FnOnce(CancellationToken) -> Fut,
         Fut: Future<Output = T>,
     {
         let child = cancel.child_token();
-        let Some(holder) = &self.holder else { return Some(job(child).await) };
+        let Some(holder) = &self.holder else {
+            return Some(job(child).await);
+        };
         let ttl = self.lease.as_millis() as i64;
-        let fence = match store.acquire_lease(shop, stream, holder, clock.now_ms(), ttl).await {
+        let fence = match store
+            .acquire_lease(shop, stream, holder, clock.now_ms(), ttl)
+            .await
+        {
             Ok(Some(fence)) => fence,
             Ok(None) => {
-                debug!(shop, stream = stream.as_str(), "leased by another daemon; skipped");
+                debug!(
+                    shop,
+                    stream = stream.as_str(),
+                    "leased by another daemon; skipped"
+                );
                 return None;
             }
             Err(e) => {
@@ -72,7 +108,13 @@ impl Runner {
             }
         };
         let renew = {
-            let (store, clock, shop, holder, child) = (store.clone(), clock.clone(), shop.to_string(), holder.clone(), child.clone());
+            let (store, clock, shop, holder, child) = (
+                store.clone(),
+                clock.clone(),
+                shop.to_string(),
+                holder.clone(),
+                child.clone(),
+            );
             let every = self.lease / 3;
             tokio::spawn(async move {
                 loop {
@@ -80,14 +122,23 @@ impl Runner {
                         _ = child.cancelled() => return,
                         _ = tokio::time::sleep(every) => {}
                     }
-                    match store.renew_lease(&shop, stream, &holder, fence, clock.now_ms(), ttl).await {
+                    match store
+                        .renew_lease(&shop, stream, &holder, fence, clock.now_ms(), ttl)
+                        .await
+                    {
                         Ok(true) => {}
                         Ok(false) => {
-                            warn!(shop, stream = stream.as_str(), "lost the stream's lease; stopping after this page");
+                            warn!(
+                                shop,
+                                stream = stream.as_str(),
+                                "lost the stream's lease; stopping after this page"
+                            );
                             child.cancel();
                             return;
                         }
-                        Err(e) => warn!(shop, stream = stream.as_str(), error = %e, "cannot renew the stream's lease"),
+                        Err(e) => {
+                            warn!(shop, stream = stream.as_str(), error = %e, "cannot renew the stream's lease")
+                        }
                     }
                 }
             })

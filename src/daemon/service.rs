@@ -72,18 +72,28 @@ struct Service {
 
 impl Service {
     fn app(&self) -> Arc<App> {
-        self.app.read().map(|a| a.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.app
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// One scheduled (or initial) run of a (shop, stream), unless the shop needs to be
     /// authorized again, or the run is already going on here or at another daemon.
     async fn poll(self: &Arc<Self>, shop: String, stream: Stream) {
         let app = self.app();
-        if !app.config.stream(stream.as_str()).is_some_and(|c| c.enabled) || app.config.shop(&shop).is_none() {
+        if !app
+            .config
+            .stream(stream.as_str())
+            .is_some_and(|c| c.enabled)
+            || app.config.shop(&shop).is_none()
+        {
             return;
         }
         if let Ok(shops) = app.store.shops().await
-            && shops.iter().any(|s| s.shop_id == shop && s.status == ShopStatus::NeedsReauth)
+            && shops
+                .iter()
+                .any(|s| s.shop_id == shop && s.status == ShopStatus::NeedsReauth)
         {
             return;
         }
@@ -91,21 +101,36 @@ impl Service {
         let job_shop = shop.clone();
         let outcome = self
             .runner
-            .exclusive(&app.store, &app.clock, &shop, stream, &self.shutdown, |cancel| async move {
-                cx.sync_stream(&job_shop, stream, &NoProgress, &cancel).await
-            })
+            .exclusive(
+                &app.store,
+                &app.clock,
+                &shop,
+                stream,
+                &self.shutdown,
+                |cancel| async move {
+                    cx.sync_stream(&job_shop, stream, &NoProgress, &cancel)
+                        .await
+                },
+            )
             .await;
         if let Some(summary) = outcome
             && let RunOutcome::Failed { message, .. } = &summary.outcome
         {
-            warn!(shop = summary.shop_id, stream = stream.as_str(), error = message, "the run failed; the next tick tries again");
+            warn!(
+                shop = summary.shop_id,
+                stream = stream.as_str(),
+                error = message,
+                "the run failed; the next tick tries again"
+            );
         }
     }
 
     /// Runs the open resync requests whose (shop, stream) is free.
     async fn run_resyncs(self: &Arc<Self>) {
         let app = self.app();
-        let Ok(open) = app.store.open_resyncs().await else { return };
+        let Ok(open) = app.store.open_resyncs().await else {
+            return;
+        };
         for request in open {
             if self.shutdown.is_cancelled() {
                 return;
@@ -116,9 +141,14 @@ impl Service {
             let cx = app.sync_context();
             let (shop, stream) = (request.shop_id.clone(), request.stream);
             self.runner
-                .exclusive(&app.store, &app.clock, &shop, stream, &self.shutdown, |cancel| async move {
-                    cx.run_resync(request, &NoProgress, &cancel).await
-                })
+                .exclusive(
+                    &app.store,
+                    &app.clock,
+                    &shop,
+                    stream,
+                    &self.shutdown,
+                    |cancel| async move { cx.run_resync(request, &NoProgress, &cancel).await },
+                )
                 .await;
         }
     }
@@ -150,7 +180,9 @@ impl Service {
             }
         };
         if config.database_url != old.config.database_url {
-            error!("SIGHUP: database.url cannot change on reload (restart the service); keeping the old config");
+            error!(
+                "SIGHUP: database.url cannot change on reload (restart the service); keeping the old config"
+            );
             return;
         }
         let new = match reloaded_app(&old, config).await {
@@ -170,7 +202,10 @@ impl Service {
             Ok(next) => {
                 let mut old_scheduler = std::mem::replace(scheduler, next);
                 let _ = old_scheduler.shutdown().await;
-                info!(shops = new.config.shops.len(), "SIGHUP: config reloaded (schedules, limits and shops applied)");
+                info!(
+                    shops = new.config.shops.len(),
+                    "SIGHUP: config reloaded (schedules, limits and shops applied)"
+                );
             }
             Err(e) => error!("SIGHUP: cannot rebuild the schedules: {e}"),
         }
@@ -184,7 +219,11 @@ impl Service {
 
     fn spawn_catch_up(self: &Arc<Self>, app: &App, shop: &str) {
         for stream in Stream::ALL {
-            if app.config.stream(stream.as_str()).is_some_and(|c| c.enabled) {
+            if app
+                .config
+                .stream(stream.as_str())
+                .is_some_and(|c| c.enabled)
+            {
                 let (service, shop) = (self.clone(), shop.to_string());
                 tokio::spawn(async move { service.poll(shop, stream).await });
             }
@@ -200,14 +239,30 @@ async fn reloaded_app(old: &App, config: Config) -> Result<App, AppError> {
 }
 
 /// Requests a resync of `[since, now − settle]` for every shop and stream (or one shop).
-pub async fn request_resync_all(app: &App, since_ms: Option<i64>) -> Result<usize, crate::store::StoreError> {
+pub async fn request_resync_all(
+    app: &App,
+    since_ms: Option<i64>,
+) -> Result<usize, crate::store::StoreError> {
     let now = app.clock.now_ms();
     let since = since_ms.unwrap_or(now - HORIZON_MS).max(now - HORIZON_MS);
     let mut n = 0;
     for shop in &app.config.shops {
         for stream in Stream::ALL {
-            let settle = app.config.stream(stream.as_str()).map(|c| c.settle.as_millis() as i64).unwrap_or(60_000);
-            app.store.request_resync(&shop.id, stream, ResyncKind::Resync, since, now - settle, now).await?;
+            let settle = app
+                .config
+                .stream(stream.as_str())
+                .map(|c| c.settle.as_millis() as i64)
+                .unwrap_or(60_000);
+            app.store
+                .request_resync(
+                    &shop.id,
+                    stream,
+                    ResyncKind::Resync,
+                    since,
+                    now - settle,
+                    now,
+                )
+                .await?;
             n += 1;
         }
     }
@@ -220,7 +275,9 @@ async fn build_scheduler(service: &Arc<Service>, app: &App) -> Result<JobSchedul
     let scheduler = JobScheduler::new().await.map_err(err)?;
     for shop in &app.config.shops {
         for stream in Stream::ALL {
-            let Some(cfg) = app.config.stream(stream.as_str()).filter(|c| c.enabled) else { continue };
+            let Some(cfg) = app.config.stream(stream.as_str()).filter(|c| c.enabled) else {
+                continue;
+            };
             let (service, shop) = (service.clone(), shop.id.clone());
             let job = Job::new_async(cfg.schedule.as_str(), move |_, _| {
                 let (service, shop) = (service.clone(), shop.clone());
@@ -241,11 +298,17 @@ async fn build_scheduler(service: &Arc<Service>, app: &App) -> Result<JobSchedul
                 let app = service.app();
                 let cx = app.sync_context();
                 for shop in &app.config.shops {
-                    if let Err(e) = cx.request_reconcile(&shop.id, app.config.sync.reconcile_days).await {
+                    if let Err(e) = cx
+                        .request_reconcile(&shop.id, app.config.sync.reconcile_days)
+                        .await
+                    {
                         warn!(shop = shop.id, error = %e, "cannot request the deep reconcile");
                     }
                 }
-                info!(days = app.config.sync.reconcile_days, "deep reconcile requested");
+                info!(
+                    days = app.config.sync.reconcile_days,
+                    "deep reconcile requested"
+                );
                 service.resync_wake.notify_one();
             })
         })
@@ -286,7 +349,14 @@ pub fn worker_settings(config: &Config) -> WorkerSettings {
 pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
     let config = Config::load(&opts.config_path)?;
     let lock = lock::acquire(&config.database_url, &config.daemon.state_dir)?;
-    let instance_id = format!("{}-{}", nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "host".into()), std::process::id());
+    let instance_id = format!(
+        "{}-{}",
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "host".into()),
+        std::process::id()
+    );
     let shared_database = lock::sqlite_path(&config.database_url).is_none();
     let mut app = App::open(config).await?;
     // Name this instance in the User-Agent, so the platform's logs (and the simulator's) tell
@@ -294,16 +364,44 @@ pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
     let mut options = crate::app::client_options(&app.config);
     options.instance = Some(instance_id.clone());
     let store = Arc::new(app.store.clone());
-    app.client = ApiClient::new(crate::app::app_credentials(&app.config), options, app.clock.clone(), store.clone(), store).map_err(AppError::from)?;
-    let host = instance_id.rsplit_once('-').map(|(h, _)| h.to_string()).unwrap_or_default();
-    app.store.register_instance(&instance_id, &host, i64::from(std::process::id()), app.clock.now_ms()).await.map_err(AppError::from)?;
+    app.client = ApiClient::new(
+        crate::app::app_credentials(&app.config),
+        options,
+        app.clock.clone(),
+        store.clone(),
+        store,
+    )
+    .map_err(AppError::from)?;
+    let host = instance_id
+        .rsplit_once('-')
+        .map(|(h, _)| h.to_string())
+        .unwrap_or_default();
+    app.store
+        .register_instance(
+            &instance_id,
+            &host,
+            i64::from(std::process::id()),
+            app.clock.now_ms(),
+        )
+        .await
+        .map_err(AppError::from)?;
 
     let liveness = Arc::new(Liveness::new());
     let directory = Arc::new(RwLock::new(shop_directory(&app).await?));
-    let daemon = start_with(app.clone(), opts.listener, worker_settings(&app.config), liveness.clone(), directory.clone()).await?;
+    let daemon = start_with(
+        app.clone(),
+        opts.listener,
+        worker_settings(&app.config),
+        liveness.clone(),
+        directory.clone(),
+    )
+    .await?;
     let service = Arc::new(Service {
         config_path: opts.config_path.clone(),
-        runner: Runner::new(shared_database.then(|| instance_id.clone()), app.config.daemon.lease),
+        runner: Runner::new(
+            shared_database.then(|| instance_id.clone()),
+            app.config.daemon.lease,
+        ),
         app: RwLock::new(Arc::new(app.clone())),
         resync_wake: Notify::new(),
         liveness: liveness.clone(),
@@ -318,22 +416,36 @@ pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
     tasks.spawn(instance_loop(service.clone(), shared_database));
     tasks.spawn(watch_loop(service.clone(), daemon.worker.clone()));
     if opts.resync_at_start {
-        let n = request_resync_all(&app, None).await.map_err(AppError::from)?;
+        let n = request_resync_all(&app, None)
+            .await
+            .map_err(AppError::from)?;
         info!(requests = n, "resync requested at start");
     }
     for shop in &app.config.shops {
         service.spawn_catch_up(&app, &shop.id);
     }
     service.resync_wake.notify_one();
-    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running")]);
-    info!(instance = instance_id, shops = app.config.shops.len(), "kwaishop-sync is running");
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("running"),
+    ]);
+    info!(
+        instance = instance_id,
+        shops = app.config.shops.len(),
+        "kwaishop-sync is running"
+    );
 
     let grace = app.config.daemon.grace;
     wait_for_stop(&service, &mut scheduler).await;
-    notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("stopping")]);
+    notify(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("stopping"),
+    ]);
     info!(grace = ?grace, "stopping: no new pushes or polls; finishing what is in flight");
     let stopped = stop(service.clone(), scheduler, daemon, tasks);
-    let result = tokio::time::timeout(grace, stopped).await.map_err(|_| ServiceError::GraceExceeded(grace));
+    let result = tokio::time::timeout(grace, stopped)
+        .await
+        .map_err(|_| ServiceError::GraceExceeded(grace));
     if let Err(e) = app.store.unregister_instance(&instance_id).await {
         warn!(error = %e, "cannot unregister this instance (it expires by itself)");
     }
@@ -375,19 +487,33 @@ async fn wait_for_stop(service: &Arc<Service>, scheduler: &mut JobScheduler) {
     });
 }
 
-async fn stop(service: Arc<Service>, mut scheduler: JobScheduler, daemon: DaemonHandle, mut tasks: JoinSet<()>) {
+async fn stop(
+    service: Arc<Service>,
+    mut scheduler: JobScheduler,
+    daemon: DaemonHandle,
+    mut tasks: JoinSet<()>,
+) {
     let _ = scheduler.shutdown().await;
     service.shutdown.cancel();
     daemon.stop().await;
     while tasks.join_next().await.is_some() {}
     // Runs started by the scheduler stop at their next page boundary: wait for them.
-    while Stream::ALL.iter().any(|s| service.app().config.shops.iter().any(|shop| service.runner.is_running(&shop.id, *s))) {
+    while Stream::ALL.iter().any(|s| {
+        service
+            .app()
+            .config
+            .shops
+            .iter()
+            .any(|shop| service.runner.is_running(&shop.id, *s))
+    }) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 async fn resync_loop(service: Arc<Service>) {
-    service.liveness.register("resync", Duration::from_secs(120));
+    service
+        .liveness
+        .register("resync", Duration::from_secs(120));
     loop {
         service.liveness.beat("resync");
         service.run_resyncs().await;
@@ -400,7 +526,9 @@ async fn resync_loop(service: Arc<Service>) {
 }
 
 async fn keeper_loop(service: Arc<Service>) {
-    service.liveness.register("keeper", Duration::from_secs(600));
+    service
+        .liveness
+        .register("keeper", Duration::from_secs(600));
     loop {
         service.liveness.beat("keeper");
         keeper::check_tokens(&service.app()).await;
@@ -417,10 +545,17 @@ async fn instance_loop(service: Arc<Service>, shared: bool) {
     loop {
         let app = service.app();
         let ttl = app.config.daemon.lease.as_millis() as i64;
-        match app.store.heartbeat_instance(&service.instance_id, app.clock.now_ms(), ttl).await {
+        match app
+            .store
+            .heartbeat_instance(&service.instance_id, app.clock.now_ms(), ttl)
+            .await
+        {
             Ok(live) if shared && live != share => {
                 share = live;
-                info!(instances = live, "sharing the app's QPS budget with the other daemons");
+                info!(
+                    instances = live,
+                    "sharing the app's QPS budget with the other daemons"
+                );
                 app.client.set_share(live.max(1) as u32);
             }
             Ok(_) => {}
@@ -436,10 +571,15 @@ async fn instance_loop(service: Arc<Service>, shared: bool) {
 /// The worker's progress into liveness, STATUS= lines, and the watchdog.
 async fn watch_loop(service: Arc<Service>, worker: Arc<crate::queue::WorkerStats>) {
     use std::sync::atomic::Ordering;
-    service.liveness.register("scheduler", Duration::from_secs(60));
+    service
+        .liveness
+        .register("scheduler", Duration::from_secs(60));
     service.liveness.register("worker", Duration::from_secs(60));
     let watchdog = sd_notify::watchdog_enabled();
-    let every = watchdog.map(|w| w / 3).unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(5));
+    let every = watchdog
+        .map(|w| w / 3)
+        .unwrap_or(Duration::from_secs(5))
+        .min(Duration::from_secs(5));
     let mut rounds = 0;
     let mut last_status = std::time::Instant::now() - Duration::from_secs(60);
     loop {
@@ -456,7 +596,9 @@ async fn watch_loop(service: Arc<Service>, worker: Arc<crate::queue::WorkerStats
         }
         if last_status.elapsed() >= Duration::from_secs(30) {
             last_status = std::time::Instant::now();
-            notify(&[sd_notify::NotifyState::Status(&status_line(&service.app()).await)]);
+            notify(&[sd_notify::NotifyState::Status(
+                &status_line(&service.app()).await,
+            )]);
         }
         tokio::select! {
             _ = service.shutdown.cancelled() => return,
@@ -469,12 +611,18 @@ async fn watch_loop(service: Arc<Service>, worker: Arc<crate::queue::WorkerStats
 async fn status_line(app: &App) -> String {
     let now = app.clock.now_ms();
     let states = app.store.all_states().await.unwrap_or_default();
-    let worst = states.iter().filter_map(|s| s.checkpoint_ms).map(|c| now - c).max();
+    let worst = states
+        .iter()
+        .filter_map(|s| s.checkpoint_ms)
+        .map(|c| now - c)
+        .max();
     let queue = app.store.queue_stats().await.ok();
     format!(
         "{} shop(s); largest lag {}; queue {} pending, {} dead",
         app.config.shops.len(),
-        worst.map(|l| format!("{}s", l / 1000)).unwrap_or_else(|| "-".into()),
+        worst
+            .map(|l| format!("{}s", l / 1000))
+            .unwrap_or_else(|| "-".into()),
         queue.as_ref().map_or(0, |q| q.pending),
         queue.as_ref().map_or(0, |q| q.dead),
     )

@@ -227,7 +227,12 @@ fn log_call(state: &SimState, record: CallRecord) {
 }
 
 /// Every platform API path: the pipeline, then the API itself.
-async fn api(State(state): State<Arc<SimState>>, headers: axum::http::HeaderMap, uri: Uri, body: Bytes) -> Response {
+async fn api(
+    State(state): State<Arc<SimState>>,
+    headers: axum::http::HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let Some(method) = Method::ALL.into_iter().find(|m| m.path() == uri.path()) else {
         return json_response(
             StatusCode::NOT_FOUND,
@@ -250,7 +255,10 @@ async fn api(State(state): State<Arc<SimState>>, headers: axum::http::HeaderMap,
         param: params.get("param").cloned(),
         fault: None,
         records: 0,
-        agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+        agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     };
     let draw: f64 = state.rng.lock().map(|mut r| r.random()).unwrap_or(1.0);
     let faults = state.faults.read().map(|f| f.clone()).unwrap_or_default();

@@ -10,10 +10,16 @@ pub const LOGS_VAR: &str = "KWAISHOP_TEST_LOGS";
 
 /// Records secrets in the ledger, if one is configured.
 pub fn record<'a>(secrets: impl IntoIterator<Item = &'a str>) {
-    let Some(dir) = std::env::var_os(LOGS_VAR) else { return };
+    let Some(dir) = std::env::var_os(LOGS_VAR) else {
+        return;
+    };
     let path = std::path::Path::new(&dir).join("secrets.ledger");
     let _ = std::fs::create_dir_all(&dir);
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let mut text = String::new();
         for s in secrets {
             text.push_str(s);

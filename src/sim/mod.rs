@@ -15,9 +15,9 @@ mod factory;
 pub mod faults;
 pub mod gateway;
 pub mod generate;
+pub mod ledger;
 mod lifecycle;
 pub mod messages;
-pub mod ledger;
 pub mod model;
 pub mod mutate;
 pub mod push;
@@ -284,7 +284,11 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
             })
             .collect(),
     };
-    ledger::record([credentials.app_secret.as_str(), credentials.sign_secret.as_str(), credentials.msg_secret.as_str()]);
+    ledger::record([
+        credentials.app_secret.as_str(),
+        credentials.sign_secret.as_str(),
+        credentials.msg_secret.as_str(),
+    ]);
     let pusher = config
         .push
         .clone()

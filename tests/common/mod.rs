@@ -21,14 +21,18 @@ use serde_json::Value;
 pub fn init_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let Some(dir) = std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR) else { return };
+        let Some(dir) = std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR) else {
+            return;
+        };
         let _ = std::fs::create_dir_all(&dir);
         let name = std::env::current_exe()
             .ok()
             .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "test".into());
         let path = std::path::Path::new(&dir).join(format!("{name}-{}.log", std::process::id()));
-        let Ok(file) = std::fs::File::create(path) else { return };
+        let Ok(file) = std::fs::File::create(path) else {
+            return;
+        };
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
             .with_writer(std::sync::Mutex::new(file))
@@ -40,14 +44,22 @@ pub fn init_logs() {
 /// Where a spawned binary's stderr goes: the test-log directory when set, else `fallback`.
 pub fn binary_log(fallback: &std::path::Path, name: &str) -> std::path::PathBuf {
     match std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR) {
-        Some(dir) => std::path::Path::new(&dir).join(format!("{name}-{}-{}.log", std::process::id(), kwaishop_sync::clock::wall_ms())),
+        Some(dir) => std::path::Path::new(&dir).join(format!(
+            "{name}-{}-{}.log",
+            std::process::id(),
+            kwaishop_sync::clock::wall_ms()
+        )),
         None => fallback.join(format!("{name}.log")),
     }
 }
 
 /// The log level for spawned binaries: trace when the suite's logs are checked.
 pub fn binary_log_level() -> &'static str {
-    if std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR).is_some() { "trace" } else { "info" }
+    if std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR).is_some() {
+        "trace"
+    } else {
+        "info"
+    }
 }
 
 /// Starts a simulator on 127.0.0.1:0 with its own clock.
