@@ -15,52 +15,13 @@ use common_db::{on_postgres, on_sqlite};
 use kwaishop_sync::api::Method;
 use kwaishop_sync::app::App;
 use kwaishop_sync::clock::{Clock, DAY_MS, next_beijing_midnight};
-use kwaishop_sync::commands::demo::{config_for_sim, import_sim_tokens};
 use kwaishop_sync::commands::sync::sync_once;
-use kwaishop_sync::config::Config;
 use kwaishop_sync::sim::faults::FaultConfig;
 use kwaishop_sync::sim::{SimConfig, SimHandle};
 use kwaishop_sync::store::{Source, Store, Stream};
 use kwaishop_sync::sync::{NoProgress, RunOutcome, RunSummary, SyncProgress};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-
-/// The app of a kwaishop-sync syncing `sim` into `store`, with test-speed retries.
-async fn app_for(sim: &SimHandle, store: Store, tweak: impl FnOnce(&mut Config)) -> App {
-    let mut config = config_for_sim(sim, std::path::Path::new("unused.db")).expect("config");
-    config.retry.throttled_delay = Duration::from_millis(100);
-    config.retry.transient_delay = Duration::from_millis(20);
-    config.retry.max_delay = Duration::from_millis(500);
-    tweak(&mut config);
-    let mut app = App::with_store(config, store).await.expect("app");
-    // The simulator's clock is this process's: share it, so fast-forwards reach the client.
-    app.clock = sim.state.clock.clone();
-    app = rebuild_client(app);
-    import_sim_tokens(&app.store, sim).await.expect("tokens");
-    // The generated history reaches up to the simulator's start; windows end a settle delay
-    // behind now, so let that delay pass as it would in real time.
-    sim.state.clock.advance(2 * 60_000);
-    app
-}
-
-/// Rebuilds the client on the app's (possibly replaced) clock.
-fn rebuild_client(mut app: App) -> App {
-    let store = Arc::new(app.store.clone());
-    let creds = kwaishop_sync::api::AppCredentials {
-        app_key: app.config.platform.app_key.clone(),
-        app_secret: app.config.platform.app_secret.clone(),
-        sign_secret: app.config.platform.sign_secret.clone(),
-    };
-    app.client = kwaishop_sync::api::ApiClient::new(
-        creds,
-        kwaishop_sync::app::client_options(&app.config),
-        app.clock.clone(),
-        store.clone(),
-        store,
-    )
-    .expect("client");
-    app
-}
 
 async fn sync_all(app: &App) -> Vec<RunSummary> {
     sync_with(

@@ -1,20 +1,45 @@
-//! `kwaishop-sync demo`: the simulator in this process with a seeded shop, a sync of it into a
-//! local SQLite file, and a short summary — what a newcomer runs first.
+//! `kwaishop-sync demo`: the simulator in this process with a seeded shop, the daemon's receiver
+//! and queue worker against it, a backfill into a local SQLite file with progress bars, a few
+//! seconds of pushes, and a short report whose totals are checked against the simulator's truth
+//! — what a newcomer runs first.
+//!
+//! Re-running is safe: the world is rebuilt from its seed and origin (kept beside the database in
+//! `<db>.demo.json`) with the simulator's clock resumed where the last demo stopped, so the file
+//! is reused and only what changed is synced; a different seed or size, `--fresh`, or a demo
+//! that did not finish recreates it. A file the demo did not make is never touched.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::oauth::TokenSet;
+use crate::api::records::{Item, Order, Refund};
 use crate::app::App;
-use crate::clock::ScaledClock;
+use crate::clock::{Clock, ScaledClock, wall_ms};
 use crate::config::Config;
 use crate::secret::Secret;
+use crate::sim::push::PushConfig;
 use crate::sim::{self, SimConfig, SimHandle};
-use crate::store::{Store, Stream};
-use crate::sync::{RunOutcome, SyncProgress};
+use crate::store::{
+    DailySales, ItemSales, RefundSummary, ReportFilter, ResyncKind, ShopTotals, Store, Stream,
+};
+use crate::sync::{NoProgress, RunOutcome, SyncProgress};
+
+/// How many times faster than real time the demo's world runs: a few seconds of pushes are an
+/// hour of a busy shop.
+pub const SPEED: f64 = 600.0;
+/// The demo's one shop.
+pub const SHOP: &str = "shop-0";
+/// The receiver's path.
+const PUSH_PATH: &str = "/kwaishop/push";
+/// A world older than this (simulated) is rebuilt: the platform serves 90 days of orders.
+const MAX_AGE_MS: i64 = 60 * crate::clock::DAY_MS;
 
 /// What the demo is asked to do.
 #[derive(Debug, Clone)]
@@ -23,33 +48,135 @@ pub struct DemoOptions {
     pub seed: u64,
     pub days: u32,
     pub orders: usize,
+    /// How long pushes flow after the backfill (real seconds).
+    pub push_secs: u64,
+    /// Recreate the database even when it could be reused.
+    pub fresh: bool,
+}
+
+/// What became of the database file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileUse {
+    Created,
+    Reused,
+    /// Recreated, and why.
+    Recreated(String),
 }
 
 /// What the demo did.
 #[derive(Debug, Clone)]
 pub struct DemoReport {
     pub db: PathBuf,
-    pub recreated: bool,
-    pub orders: i64,
-    pub refunds: i64,
-    pub items: i64,
-    pub skus: i64,
+    pub file: FileUse,
+    /// Totals over the mirror (the reporting views and the item tables).
+    pub mirror: ShopTotals,
+    /// The same totals computed from the simulator's own data.
+    pub truth: ShopTotals,
+    pub pushes_received: u64,
+    pub events_applied: u64,
+    pub daily: Vec<DailySales>,
+    pub top_items: Vec<ItemSales>,
+    pub refunds: Vec<RefundSummary>,
     pub seconds: f64,
     pub failures: Vec<String>,
 }
 
-/// The config of a kwaishop-sync that syncs the given simulator into `db`.
+/// Kept beside the database (`<db>.demo.json`): enough to rebuild the same world.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Meta {
+    seed: u64,
+    days: u32,
+    orders: usize,
+    /// The instant the world was generated at.
+    origin_ms: i64,
+    /// The simulated instant the last demo stopped the world at.
+    resume_ms: i64,
+    /// False while a demo runs: a file left by one that did not finish is not reused.
+    complete: bool,
+}
+
+fn meta_path(db: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.demo.json", db.display()))
+}
+
+fn read_meta(db: &Path) -> Option<Meta> {
+    let text = std::fs::read_to_string(meta_path(db)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_meta(db: &Path, meta: &Meta) -> anyhow::Result<()> {
+    let path = meta_path(db);
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(meta)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+/// Decides between creating, reusing and recreating the file; removes it when recreating.
+fn prepare_file(opts: &DemoOptions) -> anyhow::Result<(FileUse, Meta)> {
+    let now = wall_ms();
+    let new_meta = Meta {
+        seed: opts.seed,
+        days: opts.days,
+        orders: opts.orders,
+        origin_ms: now,
+        resume_ms: now,
+        complete: false,
+    };
+    if !opts.db.exists() {
+        let _ = std::fs::remove_file(meta_path(&opts.db));
+        return Ok((FileUse::Created, new_meta));
+    }
+    let Some(old) = read_meta(&opts.db) else {
+        anyhow::bail!(
+            "{} exists but was not made by `kwaishop-sync demo` (there is no {} beside it); \
+             it is left alone: pass --db to use another file, or --fresh to replace it",
+            opts.db.display(),
+            meta_path(&opts.db).display()
+        );
+    };
+    let why = if opts.fresh {
+        Some("--fresh".to_string())
+    } else if (old.seed, old.days, old.orders) != (opts.seed, opts.days, opts.orders) {
+        Some(format!(
+            "it held another world (seed {}, {} days, {} orders)",
+            old.seed, old.days, old.orders
+        ))
+    } else if !old.complete {
+        Some("the demo that made it did not finish".to_string())
+    } else if old.resume_ms - old.origin_ms > MAX_AGE_MS {
+        Some("its world is older than 60 simulated days".to_string())
+    } else {
+        None
+    };
+    match why {
+        None => Ok((FileUse::Reused, old)),
+        Some(why) => {
+            remove_db(&opts.db)?;
+            let _ = std::fs::remove_file(meta_path(&opts.db));
+            Ok((FileUse::Recreated(why), new_meta))
+        }
+    }
+}
+
+/// The config of a kwaishop-sync that syncs the given simulator into `db`, following its clock
+/// and receiving its pushes.
 pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::config::ConfigErrors> {
     let creds = sim.credentials();
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let (wall_origin, origin) = sim.state.clock.origin();
     let mut text = format!(
-        "[platform]\nbase_url = {}\napp_key = {}\napp_secret = {}\nsign_secret = {}\nmsg_secret = {}\n\n[database]\nurl = {}\n",
+        "[platform]\nbase_url = {}\napp_key = {}\napp_secret = {}\nsign_secret = {}\nmsg_secret = {}\n\n\
+         [database]\nurl = {}\n\n[push]\nenabled = true\npath = {}\n\n\
+         [clock]\nspeed = {:?}\nwall_origin_ms = {wall_origin}\norigin_ms = {origin}\n",
         q(&sim.base_url()),
         q(&creds.app_key),
         q(&creds.app_secret),
         q(&creds.sign_secret),
         q(&creds.msg_secret),
         q(&format!("sqlite://{}", db.display())),
+        q(PUSH_PATH),
+        sim.state.clock.speed(),
     );
     for (i, shop) in creds.shops.iter().enumerate() {
         text.push_str(&format!(
@@ -91,85 +218,389 @@ fn remove_db(path: &Path) -> std::io::Result<bool> {
     Ok(existed)
 }
 
-/// Runs the demo: simulator, sync, summary.
+/// The totals of the simulator's shop `index`, computed from the platform's own documents with
+/// the client's record parser — independently of the mirror and its SQL.
+pub fn truth_totals(sim: &SimHandle, index: usize) -> anyhow::Result<ShopTotals> {
+    let truth = {
+        let shops = sim
+            .state
+            .shops
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the simulator's data is poisoned"))?;
+        let shop = shops
+            .get(index)
+            .ok_or_else(|| anyhow::anyhow!("the simulator has no shop {index}"))?;
+        sim::apis::shop_truth(index, shop)
+    };
+    let docs = |name: &str| truth[name].as_array().cloned().unwrap_or_default();
+    let raw = |v: &serde_json::Value| RawValue::from_string(v.to_string());
+    let mut t = ShopTotals::default();
+    for doc in docs("orders") {
+        let order = Order::from_raw(&raw(&doc)?)?;
+        t.orders += 1;
+        if order.pay_time.is_some() {
+            t.paid_orders += 1;
+            t.gmv_fen += order.total_fee;
+        }
+    }
+    for doc in docs("refunds") {
+        let refund = Refund::from_raw(&raw(&doc)?)?;
+        t.refunds += 1;
+        t.refund_fen += refund.refund_fee;
+    }
+    for doc in docs("items") {
+        let item = Item::from_raw(&raw(&doc)?)?;
+        t.items += 1;
+        t.skus += item.skus.len() as i64;
+    }
+    Ok(t)
+}
+
+/// A line that changes in place on a terminal (or is printed once at the end elsewhere).
+fn push_phase_bar(secs: u64) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(secs.max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len}s {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("pushes");
+    bar
+}
+
+/// Waits until the simulator has no delivery outstanding and the queue is empty.
+async fn wait_for_quiet(sim: &SimHandle, store: &Store, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let sent = sim
+            .state
+            .pusher
+            .as_ref()
+            .is_none_or(|p| p.outstanding() == 0);
+        let queue = store.queue_stats().await.ok();
+        if sent && queue.is_some_and(|q| q.pending == 0 && q.running == 0) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Runs the demo: simulator, daemon, backfill, pushes, report.
 pub async fn run(
     opts: &DemoOptions,
     progress: Arc<dyn SyncProgress>,
 ) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
-    // Each demo simulates a new world (its own "now"), so an earlier demo file is replaced.
-    let recreated = remove_db(&opts.db)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let config = SimConfig {
+    let (file, mut meta) = prepare_file(opts)?;
+    write_meta(&opts.db, &meta)?;
+
+    // The daemon's listener first: the simulator needs the push URL.
+    let daemon_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let push_url = format!("http://{}{PUSH_PATH}", daemon_listener.local_addr()?);
+    let clock = Arc::new(ScaledClock::new(wall_ms(), meta.resume_ms, SPEED));
+    let sim_config = SimConfig {
         seed: opts.seed,
         days: opts.days,
         orders: opts.orders,
+        speed: SPEED,
+        origin_ms: Some(meta.origin_ms),
+        push: Some(PushConfig {
+            retry_scale: 0.001,
+            heartbeat_ms: 1_000,
+            ..PushConfig::new(push_url)
+        }),
         ..SimConfig::default()
     };
-    let sim = sim::start(config, listener, Arc::new(ScaledClock::starting_now(1.0))).await?;
-    let config = config_for_sim(&sim, &opts.db)?;
-    let store = Store::connect(&config.database_url).await?;
-    let app = App::with_store(config, store).await?;
-    import_sim_tokens(&app.store, &sim).await?;
-    let shops = app.shops(None)?;
-    let summaries = super::sync::sync_once(
-        &app,
-        &shops,
-        &Stream::ALL,
+    let sim = sim::start(
+        sim_config,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        clock.clone(),
+    )
+    .await?;
+    let result = drive(
+        opts,
+        &sim,
+        &clock,
+        meta.resume_ms,
+        &file,
+        daemon_listener,
         progress,
-        CancellationToken::new(),
     )
     .await;
-    let failures = summaries
-        .iter()
-        .filter(|s| s.outcome != RunOutcome::CaughtUp)
-        .map(|s| {
-            format!(
-                "{} {}: {}",
-                s.shop_id,
-                s.stream.as_str(),
-                super::sync::outcome_text(&s.outcome)
-            )
-        })
-        .collect();
-    let count = |table: &'static str| {
-        let store = app.store.clone();
-        async move { store.count_rows(table, "shop-0").await.unwrap_or(0) }
+    // The world stops here; the next demo resumes it from this instant.
+    sim.state.mutating.store(false, Ordering::SeqCst);
+    let stopped_at = sim.state.mutator.lock().map(|m| m.now_ms()).ok();
+    let outcome = match result {
+        Ok(mut report) => {
+            report.truth = truth_totals(&sim, 0)?;
+            report.seconds = started.elapsed().as_secs_f64();
+            if let Some(at) = stopped_at {
+                meta.resume_ms = at;
+                meta.complete = report.failures.is_empty();
+                write_meta(&opts.db, &meta)?;
+            }
+            Ok(report)
+        }
+        Err(e) => Err(e),
     };
-    let report = DemoReport {
-        db: opts.db.clone(),
-        recreated,
-        orders: count("orders").await,
-        refunds: count("refunds").await,
-        items: count("items").await,
-        skus: count("skus").await,
-        seconds: started.elapsed().as_secs_f64(),
-        failures,
-    };
-    app.store.close().await;
     sim.stop().await;
-    Ok(report)
+    outcome
+}
+
+/// The demo between starting the simulator and stopping it.
+async fn drive(
+    opts: &DemoOptions,
+    sim: &SimHandle,
+    clock: &Arc<ScaledClock>,
+    resumed_at: i64,
+    file: &FileUse,
+    listener: tokio::net::TcpListener,
+    progress: Arc<dyn SyncProgress>,
+) -> anyhow::Result<DemoReport> {
+    let config = config_for_sim(sim, &opts.db)?;
+    let store = Store::connect(&config.database_url).await?;
+    let app = App::with_store(config, store).await?;
+    import_sim_tokens(&app.store, sim).await?;
+    let shops = app.shops(None)?;
+    let daemon = crate::daemon::start(
+        app.clone(),
+        Some(listener),
+        crate::daemon::service::worker_settings(&app.config),
+    )
+    .await;
+    let daemon = match daemon {
+        Ok(d) => d,
+        Err(e) => {
+            app.store.close().await;
+            return Err(e.into());
+        }
+    };
+    let cancel = CancellationToken::new();
+    let mut failures = Vec::new();
+
+    // 1. Catch up (a backfill on a new file), and on a reused file re-read what changed between
+    //    the last demo's stop and its last poll.
+    eprintln!(
+        "{} the shop's history from the simulator ...",
+        if *file == FileUse::Reused {
+            "Catching up on"
+        } else {
+            "Backfilling"
+        }
+    );
+    let mut summaries =
+        super::sync::sync_once(&app, &shops, &Stream::ALL, progress, cancel.clone()).await;
+    if *file == FileUse::Reused {
+        let now = clock.now_ms();
+        for shop in &shops {
+            for stream in [Stream::Orders, Stream::Refunds] {
+                app.store
+                    .request_resync(shop, stream, ResyncKind::Resync, resumed_at, now, now)
+                    .await?;
+            }
+        }
+        for (request, outcome) in super::sync::resync_once(
+            &app,
+            &shops,
+            &Stream::ALL,
+            Arc::new(NoProgress),
+            cancel.clone(),
+        )
+        .await?
+        {
+            if outcome != RunOutcome::CaughtUp {
+                failures.push(format!(
+                    "resync of {} {}: {}",
+                    request.shop_id,
+                    request.stream.as_str(),
+                    super::sync::outcome_text(&outcome)
+                ));
+            }
+        }
+    }
+
+    // 2. Pushes: the simulator keeps selling; the receiver stores, the worker merges.
+    eprintln!("Letting pushes flow for {} s ...", opts.push_secs);
+    let bar = push_phase_bar(opts.push_secs);
+    let received = |d: &crate::daemon::DaemonHandle| {
+        d.receiver
+            .as_ref()
+            .map_or(0, |r| r.accepted.load(Ordering::Relaxed))
+    };
+    for _ in 0..opts.push_secs {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        bar.inc(1);
+        bar.set_message(format!(
+            "{} received, {} applied",
+            received(&daemon),
+            daemon.worker.done.load(Ordering::Relaxed)
+        ));
+    }
+    bar.finish_and_clear();
+
+    // 3. Stop the world, let the last pushes land, and poll once more past the settle delay.
+    sim.state.mutating.store(false, Ordering::SeqCst);
+    let quiet = wait_for_quiet(sim, &app.store, Duration::from_secs(20)).await;
+    if !quiet {
+        failures.push("pushes still outstanding after 20 s".to_string());
+    }
+    let settle = Stream::ALL
+        .iter()
+        .filter_map(|s| app.config.stream(s.as_str()).map(|c| c.settle))
+        .max()
+        .unwrap_or_default();
+    tokio::time::sleep(settle.div_f64(SPEED) + Duration::from_millis(50)).await;
+    summaries.extend(
+        super::sync::sync_once(&app, &shops, &Stream::ALL, Arc::new(NoProgress), cancel).await,
+    );
+    let pushes_received = received(&daemon);
+    let events_applied = daemon.worker.done.load(Ordering::Relaxed);
+    daemon.stop().await;
+    failures.extend(
+        summaries
+            .iter()
+            .filter(|s| s.outcome != RunOutcome::CaughtUp)
+            .map(|s| {
+                format!(
+                    "{} {}: {}",
+                    s.shop_id,
+                    s.stream.as_str(),
+                    super::sync::outcome_text(&s.outcome)
+                )
+            }),
+    );
+
+    // 4. The report, from the views.
+    let all = ReportFilter {
+        shop_id: Some(SHOP.to_string()),
+        ..ReportFilter::default()
+    };
+    let read = async {
+        let mirror = app.store.shop_totals(SHOP).await?;
+        let mut daily = app.store.daily_sales(&all).await?;
+        let keep_from = daily.len().saturating_sub(7);
+        daily.drain(..keep_from);
+        let mut top_items = app.store.item_sales(&all).await?;
+        top_items.truncate(5);
+        let refunds = app.store.refund_summary(&all).await?;
+        Ok::<_, crate::store::StoreError>((mirror, daily, top_items, refunds))
+    }
+    .await;
+    app.store.close().await;
+    let (mirror, daily, top_items, refunds) = read?;
+    Ok(DemoReport {
+        db: opts.db.clone(),
+        file: file.clone(),
+        mirror,
+        truth: ShopTotals::default(),
+        pushes_received,
+        events_applied,
+        daily,
+        top_items,
+        refunds,
+        seconds: 0.0,
+        failures,
+    })
+}
+
+/// The totals block: one line per figure, `label: mirror` with the truth beside it.
+pub fn totals_lines(t: &ShopTotals) -> Vec<(&'static str, String)> {
+    use super::report::yuan;
+    vec![
+        ("orders", t.orders.to_string()),
+        ("paid orders", t.paid_orders.to_string()),
+        ("GMV (yuan)", yuan(t.gmv_fen)),
+        ("refunds", t.refunds.to_string()),
+        ("refunded (yuan)", yuan(t.refund_fen)),
+        ("items", t.items.to_string()),
+        ("SKUs", t.skus.to_string()),
+    ]
 }
 
 /// The text printed at the end of the demo.
 pub fn render(report: &DemoReport) -> String {
+    use super::report::{table, yuan};
     let mut out = String::new();
+    let file = match &report.file {
+        FileUse::Created => "created".to_string(),
+        FileUse::Reused => "reused: only what changed was synced".to_string(),
+        FileUse::Recreated(why) => format!("recreated: {why}"),
+    };
     out.push_str(&format!(
-        "\nMirrored a simulated shop into {} ({}) in {:.1}s:\n  orders (incl. gift sub-orders): {}\n  refunds: {}\n  items: {} with {} SKUs\n",
+        "\nMirrored a simulated shop into {} ({file}) in {:.1} s; {} pushes received, {} applied.\n\n",
         report.db.display(),
-        if report.recreated { "recreated" } else { "created" },
         report.seconds,
-        report.orders,
-        report.refunds,
-        report.items,
-        report.skus,
+        report.pushes_received,
+        report.events_applied,
     ));
+    let matches = report.mirror == report.truth;
+    out.push_str(&format!(
+        "Totals for {SHOP} (gift sub-orders not counted as orders):\n"
+    ));
+    let body: Vec<Vec<String>> = totals_lines(&report.mirror)
+        .into_iter()
+        .zip(totals_lines(&report.truth))
+        .map(|((label, m), (_, t))| vec![label.to_string(), m, t])
+        .collect();
+    out.push_str(&indent(&table(&["total", "mirror", "simulator"], &body)));
+    out.push_str(if matches {
+        "  The mirror matches the simulator's truth.\n"
+    } else {
+        "  MISMATCH: the mirror differs from the simulator's truth.\n"
+    });
+    if !report.daily.is_empty() {
+        out.push_str("\nLast days (daily_sales, China time):\n");
+        let body: Vec<Vec<String>> = report
+            .daily
+            .iter()
+            .map(|d| {
+                vec![
+                    d.day.clone(),
+                    d.orders.to_string(),
+                    d.paid_orders.to_string(),
+                    yuan(d.gmv_fen),
+                    d.refunds.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(
+            &["day", "orders", "paid", "gmv_yuan", "refunds"],
+            &body,
+        )));
+    }
+    if !report.top_items.is_empty() {
+        out.push_str("\nBest sellers (item_sales):\n");
+        let body: Vec<Vec<String>> = report
+            .top_items
+            .iter()
+            .map(|i| {
+                vec![
+                    i.item_title.clone().unwrap_or_default(),
+                    i.sku_desc.clone().unwrap_or_default(),
+                    i.units.to_string(),
+                    yuan(i.revenue_fen),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(
+            &["item_title", "sku_desc", "units", "revenue_yuan"],
+            &body,
+        )));
+    }
     for f in &report.failures {
         out.push_str(&format!("  problem: {f}\n"));
     }
     out.push_str(&format!(
-        "\nTry it:\n  sqlite3 {db} \"select status, count(*), sum(total_fee)/100.0 as yuan from orders group by status\"\n  sqlite3 {db} \"select status, count(*), sum(refund_fee)/100.0 from refunds group by status\"\n  sqlite3 {db} \"select title, price/100.0 from items where deleted_at is null order by price desc limit 5\"\n",
+        "\nThe database: {db}\nTry it:\n  sqlite3 {db} \"select * from daily_sales order by day desc limit 7\"\n  sqlite3 {db} \"select status, handling_way, refunds, amount_yuan, round(rate * 100, 1) as pct from refund_summary\"\n  sqlite3 {db} \"select item_title, sku_desc, units, revenue_yuan from item_sales order by revenue_fen desc limit 5\"\nor: kwaishop-sync report --db {db}\n",
         db = report.db.display()
     ));
     out
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
 }

@@ -4,5 +4,6 @@ pub mod auth;
 pub mod bench;
 pub mod demo;
 pub mod queue;
+pub mod report;
 pub mod status;
 pub mod sync;

@@ -75,6 +75,11 @@ pub struct SimConfig {
     pub lifetimes: Lifetimes,
     /// The refund list's maximum window (1 day; lower it to act out a sales event).
     pub refund_window_ms: i64,
+    /// The instant the world is generated at (history ends there and the mutation clock starts
+    /// from it); `None`: the clock's now. With an earlier instant, every mutation due between it
+    /// and now is applied at start (without pushes), so a world can be rebuilt exactly as an
+    /// earlier run left it — same seed, same origin, the clock resumed where it stopped.
+    pub origin_ms: Option<i64>,
 }
 
 impl Default for SimConfig {
@@ -97,6 +102,7 @@ impl Default for SimConfig {
             timestamp_tolerance_ms: None,
             lifetimes: Lifetimes::default(),
             refund_window_ms: DAY_MS,
+            origin_ms: None,
         }
     }
 }
@@ -241,15 +247,22 @@ fn random_hex(rng: &mut StdRng, n: usize) -> String {
 pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> {
     use base64::Engine;
     let now = clock.now_ms();
+    let origin = config.origin_ms.map_or(now, |o| o.min(now));
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_0a07);
-    let mut params = GenParams::new(config.seed, config.shops, config.days, config.orders, now);
+    let mut params = GenParams::new(
+        config.seed,
+        config.shops,
+        config.days,
+        config.orders,
+        origin,
+    );
     if let Some(items) = config.items {
         params.items = items;
     }
     if let Some(rate) = config.refund_rate {
         params.refund_rate = rate.clamp(0.0, 1.0);
     }
-    let shops = generate::generate(&params);
+    let mut shops = generate::generate(&params);
     let mutation = MutationParams {
         orders_per_day: config
             .orders_per_day
@@ -259,7 +272,10 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
         item_changes_per_day: 20.0,
         item_takedowns_per_day: 2.0,
     };
-    let mutator = Mutator::new(config.seed.wrapping_add(1), mutation, &shops, now);
+    let mut mutator = Mutator::new(config.seed.wrapping_add(1), mutation, &shops, origin);
+    if origin < now {
+        mutator.advance(&mut shops, now);
+    }
     let mut auth = AuthState::new(config.lifetimes.clone());
     let grants: Vec<Grant> = (0..shops.len())
         .map(|i| auth.grant(&mut rng, i, now))
@@ -292,7 +308,7 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
     let pusher = config
         .push
         .clone()
-        .map(|p| push::Pusher::new(p, &credentials, config.seed));
+        .map(|p| push::Pusher::new(p, &credentials, config.seed, now.max(1) as u64));
     Arc::new(SimState {
         faults: RwLock::new(config.faults.clone()),
         mutating: std::sync::atomic::AtomicBool::new(config.mutate),

@@ -97,10 +97,20 @@ pub struct Pusher {
     rng: Mutex<StdRng>,
     stats: Mutex<PushStats>,
     seq: std::sync::atomic::AtomicU64,
+    /// Deliveries taken off the queue whose answer has not been recorded yet.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Pusher {
-    pub fn new(config: PushConfig, credentials: &SimCredentials, seed: u64) -> Self {
+    /// A sender whose message numbers start at `first_seq`: the simulator passes its clock's
+    /// now, so event ids stay unique across simulator runs over one world (as the platform's
+    /// are) and a receiver's duplicate check is not fooled by a restart.
+    pub fn new(
+        config: PushConfig,
+        credentials: &SimCredentials,
+        seed: u64,
+        first_seq: u64,
+    ) -> Self {
         Self {
             key: MessageKey::from_secret(&credentials.msg_secret)
                 .expect("the simulator generates a 16-byte key"),
@@ -115,13 +125,21 @@ impl Pusher {
             wake: Notify::new(),
             rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x9054)),
             stats: Mutex::new(PushStats::default()),
-            seq: std::sync::atomic::AtomicU64::new(1),
+            seq: std::sync::atomic::AtomicU64::new(first_seq.max(1)),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
     /// The counters so far.
     pub fn stats(&self) -> PushStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Deliveries still to make: queued (retries and delayed copies included) or in flight.
+    /// Zero once every message was acknowledged, dropped on purpose or given up.
+    pub fn outstanding(&self) -> usize {
+        let queued = self.queue.lock().map(|q| q.len()).unwrap_or(0);
+        queued + self.in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The message envelope of one change (reference §11.3).
@@ -224,6 +242,8 @@ impl Pusher {
     fn pop_due(&self, now: Instant) -> Option<Delivery> {
         let mut queue = self.queue.lock().ok()?;
         if queue.peek().is_some_and(|d| d.0.due <= now) {
+            self.in_flight
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             queue.pop().map(|d| d.0)
         } else {
             None
@@ -231,6 +251,8 @@ impl Pusher {
     }
 
     fn record(&self, delivery: Delivery, acked: bool) {
+        // A retry is queued below before this count drops: `outstanding` never reads zero early.
+        let _in_flight = InFlight(&self.in_flight);
         let Ok(mut stats) = self.stats.lock() else {
             return;
         };
@@ -256,6 +278,15 @@ impl Pusher {
             }));
         }
         self.wake.notify_one();
+    }
+}
+
+/// Counts a delivery's answer as recorded when dropped (after any retry is queued).
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

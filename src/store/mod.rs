@@ -18,6 +18,7 @@ mod items;
 mod leases;
 mod postgres;
 mod records;
+mod reports;
 mod resync;
 mod rows;
 mod shops;
@@ -35,6 +36,7 @@ pub use events::{
     UnknownEventKind, UnknownEventStatus,
 };
 pub use leases::{InstanceRow, LeaseRow};
+pub use reports::{DailySales, ItemSales, RefundSummary, ReportFilter, ShopTotals};
 pub use resync::{ResyncKind, ResyncRequest};
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
 pub use shops::{ShopRow, ShopStatus};

@@ -202,3 +202,50 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The app of a kwaishop-sync syncing `sim` into `store`, with test-speed retries.
+pub async fn app_for(
+    sim: &SimHandle,
+    store: kwaishop_sync::store::Store,
+    tweak: impl FnOnce(&mut kwaishop_sync::config::Config),
+) -> kwaishop_sync::app::App {
+    let mut config =
+        kwaishop_sync::commands::demo::config_for_sim(sim, std::path::Path::new("unused.db"))
+            .expect("config");
+    config.retry.throttled_delay = Duration::from_millis(100);
+    config.retry.transient_delay = Duration::from_millis(20);
+    config.retry.max_delay = Duration::from_millis(500);
+    tweak(&mut config);
+    let mut app = kwaishop_sync::app::App::with_store(config, store)
+        .await
+        .expect("app");
+    // The simulator's clock is this process's: share it, so fast-forwards reach the client.
+    app.clock = sim.state.clock.clone();
+    app = rebuild_client(app);
+    kwaishop_sync::commands::demo::import_sim_tokens(&app.store, sim)
+        .await
+        .expect("tokens");
+    // The generated history reaches up to the simulator's start; windows end a settle delay
+    // behind now, so let that delay pass as it would in real time.
+    sim.state.clock.advance(2 * 60_000);
+    app
+}
+
+/// Rebuilds the client on the app's (possibly replaced) clock.
+pub fn rebuild_client(mut app: kwaishop_sync::app::App) -> kwaishop_sync::app::App {
+    let store = Arc::new(app.store.clone());
+    let creds = kwaishop_sync::api::AppCredentials {
+        app_key: app.config.platform.app_key.clone(),
+        app_secret: app.config.platform.app_secret.clone(),
+        sign_secret: app.config.platform.sign_secret.clone(),
+    };
+    app.client = kwaishop_sync::api::ApiClient::new(
+        creds,
+        kwaishop_sync::app::client_options(&app.config),
+        app.clock.clone(),
+        store.clone(),
+        store,
+    )
+    .expect("client");
+    app
+}
