@@ -38,7 +38,8 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Try it: a simulated shop synced into ./kwaishop-demo.db, then a summary.
+    /// Try it: a simulated shop mirrored into ./kwaishop-demo.db by the daemon (backfill and
+    /// pushes), then a report checked against the simulator.
     Demo(DemoArgs),
     /// The service: pollers on their schedules, push receiver, queue worker, token keeper.
     Run(RunArgs),
@@ -114,6 +115,7 @@ enum AuthCommand {
     Url {
         #[command(flatten)]
         config: ConfigArg,
+        /// The shop's id in the config.
         #[arg(long)]
         shop: String,
         /// An opaque value the platform echoes back to the callback.
@@ -124,6 +126,7 @@ enum AuthCommand {
     Exchange {
         #[command(flatten)]
         config: ConfigArg,
+        /// The shop's id in the config.
         #[arg(long)]
         shop: String,
         /// The authorization code (valid for 2 minutes, once).
@@ -134,6 +137,7 @@ enum AuthCommand {
     Import {
         #[command(flatten)]
         config: ConfigArg,
+        /// The shop's id in the config.
         #[arg(long)]
         shop: String,
         /// The JSON file ({"access_token": …, "refresh_token": …, "expires_in": …}); `-` is stdin.
