@@ -15,7 +15,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::oauth::TokenSet;
@@ -159,6 +158,12 @@ fn prepare_file(opts: &DemoOptions) -> anyhow::Result<(FileUse, Meta)> {
     }
 }
 
+/// The worker's claim lease, in simulated seconds: the default five minutes of real time. (The
+/// lease runs on the shared clock; at 600x the default would expire in half a second.)
+fn queue_lease_secs(speed: f64) -> u64 {
+    (300.0 * speed.max(1.0)).round() as u64
+}
+
 /// The config of a kwaishop-sync that syncs the given simulator into `db`, following its clock
 /// and receiving its pushes.
 pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::config::ConfigErrors> {
@@ -168,7 +173,8 @@ pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::confi
     let mut text = format!(
         "[platform]\nbase_url = {}\napp_key = {}\napp_secret = {}\nsign_secret = {}\nmsg_secret = {}\n\n\
          [database]\nurl = {}\n\n[push]\nenabled = true\npath = {}\n\n\
-         [clock]\nspeed = {:?}\nwall_origin_ms = {wall_origin}\norigin_ms = {origin}\n",
+         [clock]\nspeed = {:?}\nwall_origin_ms = {wall_origin}\norigin_ms = {origin}\n\n\
+         [queue]\nlease_secs = {}\n",
         q(&sim.base_url()),
         q(&creds.app_key),
         q(&creds.app_secret),
@@ -177,6 +183,7 @@ pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::confi
         q(&format!("sqlite://{}", db.display())),
         q(PUSH_PATH),
         sim.state.clock.speed(),
+        queue_lease_secs(sim.state.clock.speed()),
     );
     for (i, shop) in creds.shops.iter().enumerate() {
         text.push_str(&format!(
@@ -221,35 +228,30 @@ fn remove_db(path: &Path) -> std::io::Result<bool> {
 /// The totals of the simulator's shop `index`, computed from the platform's own documents with
 /// the client's record parser — independently of the mirror and its SQL.
 pub fn truth_totals(sim: &SimHandle, index: usize) -> anyhow::Result<ShopTotals> {
-    let truth = {
-        let shops = sim
-            .state
-            .shops
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the simulator's data is poisoned"))?;
-        let shop = shops
-            .get(index)
-            .ok_or_else(|| anyhow::anyhow!("the simulator has no shop {index}"))?;
-        sim::apis::shop_truth(index, shop)
-    };
-    let docs = |name: &str| truth[name].as_array().cloned().unwrap_or_default();
-    let raw = |v: &serde_json::Value| RawValue::from_string(v.to_string());
+    let shops = sim
+        .state
+        .shops
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the simulator's data is poisoned"))?;
+    let shop = shops
+        .get(index)
+        .ok_or_else(|| anyhow::anyhow!("the simulator has no shop {index}"))?;
     let mut t = ShopTotals::default();
-    for doc in docs("orders") {
-        let order = Order::from_raw(&raw(&doc)?)?;
+    for doc in shop.orders.iter() {
+        let order = Order::from_raw(&doc.json)?;
         t.orders += 1;
         if order.pay_time.is_some() {
             t.paid_orders += 1;
             t.gmv_fen += order.total_fee;
         }
     }
-    for doc in docs("refunds") {
-        let refund = Refund::from_raw(&raw(&doc)?)?;
+    for doc in shop.refunds.iter() {
+        let refund = Refund::from_raw(&doc.json)?;
         t.refunds += 1;
         t.refund_fen += refund.refund_fee;
     }
-    for doc in docs("items") {
-        let item = Item::from_raw(&raw(&doc)?)?;
+    for doc in shop.items.values() {
+        let item = Item::from_raw(&doc.json)?;
         t.items += 1;
         t.skus += item.skus.len() as i64;
     }
