@@ -1,6 +1,8 @@
 //! The long-running service: the push receiver and the queue worker (and, with the scheduler,
-//! the pollers), one shutdown tree, one HTTP server.
+//! the pollers), one shutdown tree, one HTTP server (push, `/healthz`, `/metrics`), and the loop
+//! that writes the client's hourly call counts to the database.
 
+pub mod call_counts;
 pub mod http;
 mod keeper;
 mod lock;
@@ -50,16 +52,19 @@ pub struct DaemonHandle {
     pub worker: Arc<WorkerStats>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// For the last flush of the call counts.
+    app: App,
 }
 
 impl DaemonHandle {
     /// Asks everything to stop and waits for it: no new pushes, requests in flight finish,
-    /// the worker finishes the records it is fetching.
+    /// the worker finishes the records it is fetching; then the call counts are written.
     pub async fn stop(self) {
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        self.app.flush_api_calls().await;
     }
 
     /// The token that stops the daemon.
@@ -83,7 +88,7 @@ pub async fn shop_directory(app: &App) -> Result<ShopDirectory, DaemonError> {
 }
 
 /// Starts the HTTP server (the push receiver when push is enabled, /healthz and /metrics) on
-/// `listener` if given, else on the configured address, and the queue worker.
+/// `listener` if given, else on the configured address, the queue worker, and the loop that writes the client's call counts every [`call_counts::FLUSH_EVERY`].
 pub async fn start(
     app: App,
     listener: Option<TcpListener>,
@@ -112,7 +117,14 @@ pub(crate) async fn start_with(
         wake.clone(),
     );
     let worker_stats = worker.stats();
-    let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
+    let mut tasks = vec![
+        tokio::spawn(worker.run(shutdown.clone())),
+        tokio::spawn(call_counts::flush_loop(
+            app.clone(),
+            call_counts::FLUSH_EVERY,
+            shutdown.clone(),
+        )),
+    ];
     let mut router = axum::Router::new();
     let mut receiver_stats = None;
     if app.config.push.enabled {
@@ -183,5 +195,6 @@ pub(crate) async fn start_with(
         worker: worker_stats,
         shutdown,
         tasks,
+        app,
     })
 }
