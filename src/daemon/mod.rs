@@ -1,6 +1,6 @@
 //! The long-running service: the push receiver and the queue worker (and, with the scheduler,
-//! the pollers), one shutdown tree, one HTTP server (push, `/healthz`, `/metrics`), and the loop
-//! that writes the client's hourly call counts to the database.
+//! the pollers), one shutdown tree, one HTTP server (push, `/healthz`, `/metrics` and the status
+//! page at `/`), and the loop that writes the client's hourly call counts to the database.
 
 pub mod call_counts;
 pub mod http;
@@ -87,8 +87,9 @@ pub async fn shop_directory(app: &App) -> Result<ShopDirectory, DaemonError> {
     Ok(directory)
 }
 
-/// Starts the HTTP server (the push receiver when push is enabled, /healthz and /metrics) on
-/// `listener` if given, else on the configured address, the queue worker, and the loop that writes the client's call counts every [`call_counts::FLUSH_EVERY`].
+/// Starts the HTTP server (the push receiver when push is enabled, /healthz, /metrics and the
+/// status page at /) on `listener` if given, else on the configured address, the queue worker,
+/// and the loop that writes the client's call counts every [`call_counts::FLUSH_EVERY`].
 pub async fn start(
     app: App,
     listener: Option<TcpListener>,
@@ -181,7 +182,7 @@ pub(crate) async fn start_with(
                 app.config.push.path
             );
         }
-        println!("health and metrics on http://{addr}/healthz and http://{addr}/metrics");
+        println!("status page on http://{addr}/ (health and metrics on /healthz and /metrics)");
     }
     tasks.push(tokio::spawn(http::serve(
         listener,
