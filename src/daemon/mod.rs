@@ -177,12 +177,14 @@ pub(crate) async fn start_with(
         info!(%addr, push = app.config.push.enabled, "HTTP server listening");
         if app.config.push.enabled {
             // A line for people and for tools that started the daemon on port 0.
-            println!(
+            announce(&format!(
                 "push receiver listening on http://{addr}{}",
                 app.config.push.path
-            );
+            ));
         }
-        println!("status page on http://{addr}/ (health and metrics on /healthz and /metrics)");
+        announce(&format!(
+            "status page on http://{addr}/ (health and metrics on /healthz and /metrics)"
+        ));
     }
     tasks.push(tokio::spawn(http::serve(
         listener,
@@ -198,4 +200,11 @@ pub(crate) async fn start_with(
         tasks,
         app,
     })
+}
+
+/// Prints a line on stdout. A tool that read what it needed and closed the pipe must not stop
+/// the daemon: `println!` panics on a closed stdout, this ignores the error.
+fn announce(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
