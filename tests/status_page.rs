@@ -1,7 +1,8 @@
 //! The status page in a real browser: a simulator synced into a real database (SQLite, and
 //! Postgres when `KWAISHOP_TEST_PG_URL` is set), a daemon serving the page on loopback, headless
 //! Chromium reading it. Every figure the page shows is compared with plain SQL over the same
-//! database, and a screenshot is saved under `target/`.
+//! database, `/status.json` is compared with the page, no secret shows on either, and a
+//! screenshot is saved under `target/`.
 //!
 //! Chromium comes from Debian's `chromium` package (`scripts/install-chromium.sh`, which CI
 //! runs). Without it the test says it was skipped, except under CI, where it fails.
@@ -411,6 +412,15 @@ async fn status_page_shows_the_database(store: Store, url: String, browser: Path
     let page_url = format!("http://{addr}/");
     let dom = dump_dom(&browser, &page_url).await;
     check_page(&dom, &sql, &app).await;
+    let json = status_json(&format!("http://{addr}/status.json")).await;
+    check_json(&json, &dom);
+    for secret in secrets(&sim) {
+        assert!(!dom.0.contains(&secret), "a secret on the page");
+        assert!(
+            !json.to_string().contains(&secret),
+            "a secret in status.json"
+        );
+    }
     screenshot(&browser, &page_url, &png).await;
 
     // The last answers are written when the daemon stops.
@@ -426,6 +436,56 @@ async fn status_page_shows_the_database(store: Store, url: String, browser: Path
     );
     sql.close().await;
     sim.stop().await;
+}
+
+async fn status_json(url: &str) -> serde_json::Value {
+    let answer = reqwest::get(url).await.expect("status.json answers");
+    assert_eq!(answer.status(), 200);
+    answer.json().await.expect("status.json is JSON")
+}
+
+/// `/status.json` says what the page says.
+fn check_json(json: &serde_json::Value, dom: &Dom) {
+    let int = |v: &serde_json::Value| v.as_i64().expect("a number");
+    // A later request: only the time moved on.
+    assert!(int(&json["generated_at_ms"]) >= dom.ms("generated-at"));
+    assert_eq!(int(&json["queue"]["dead"]), dom.number("queue.dead"));
+    let total = &json["api_calls"]["total"];
+    assert_eq!(int(&total["calls"]), dom.number("api.total.calls"));
+    assert_eq!(int(&total["ok"]), dom.number("api.total.ok"));
+    let shops = json["shops"].as_array().expect("shops");
+    assert_eq!(shops.len(), 2);
+    for shop in shops {
+        let id = shop["shop_id"].as_str().expect("an id");
+        for table in TABLES {
+            let rows = int(&shop["rows"][table]);
+            assert_eq!(
+                rows,
+                dom.number(&format!("rows.{id}.{table}")),
+                "{id} {table}"
+            );
+        }
+        assert_eq!(
+            int(&shop["calls_today"]),
+            dom.number(&format!("quota.{id}"))
+        );
+    }
+    assert_eq!(json["runs"].as_array().map(Vec::len), Some(6));
+}
+
+/// Everything secret the simulator handed out.
+fn secrets(sim: &SimHandle) -> Vec<String> {
+    let c = sim.credentials();
+    let mut out = vec![
+        c.app_secret.clone(),
+        c.sign_secret.clone(),
+        c.msg_secret.clone(),
+    ];
+    for shop in &c.shops {
+        out.push(shop.access_token.clone());
+        out.push(shop.refresh_token.clone());
+    }
+    out
 }
 
 /// Every figure on the page against the database.
