@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::oauth::TokenSet;
-use crate::api::{ApiClient, ApiError, AppCredentials, ClientOptions, RetryPolicy};
+use crate::api::{ApiClient, ApiError, AppCredentials, ClientOptions, HourlyCalls, RetryPolicy};
 use crate::clock::{ScaledClock, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::secret::Secret;
@@ -180,6 +180,14 @@ impl App {
         }
     }
 
+    /// Writes the client's hourly call counts to `api_calls` (see [`flush_api_calls`]); a
+    /// failure is logged as a warning and the counts wait for the next flush.
+    pub async fn flush_api_calls(&self) {
+        if let Err(e) = flush_api_calls(self.client.hourly_calls(), &self.store).await {
+            warn!(error = %e, "cannot write the API call counts; they are kept for the next try");
+        }
+    }
+
     /// The configured shops, or just the one named.
     pub fn shops(&self, only: Option<&str>) -> Result<Vec<String>, AppError> {
         match only {
@@ -189,6 +197,23 @@ impl App {
                 .map(|s| vec![s.id.clone()])
                 .ok_or_else(|| AppError::UnknownShop(id.to_string())),
             None => Ok(self.config.shops.iter().map(|s| s.id.clone()).collect()),
+        }
+    }
+}
+
+/// Moves the counts waiting in `calls` into the database's `api_calls` in one transaction and
+/// returns how many (shop, hour, method, outcome) rows they were; when the write fails, the
+/// counts are put back, so the next flush writes them.
+pub async fn flush_api_calls(calls: &HourlyCalls, store: &Store) -> Result<usize, StoreError> {
+    let counts = calls.drain();
+    if counts.is_empty() {
+        return Ok(0);
+    }
+    match store.add_api_calls(&counts).await {
+        Ok(()) => Ok(counts.len()),
+        Err(e) => {
+            calls.restore(counts);
+            Err(e)
         }
     }
 }

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds in one day.
 pub const DAY_MS: i64 = 86_400_000;
+/// Milliseconds in one hour.
+pub const HOUR_MS: i64 = 3_600_000;
 /// China standard time offset (UTC+8) in milliseconds; the platform's day boundary.
 pub const BEIJING_OFFSET_MS: i64 = 8 * 3_600_000;
 
@@ -104,6 +106,11 @@ pub fn beijing_day(ms: i64) -> i64 {
     (ms + BEIJING_OFFSET_MS).div_euclid(DAY_MS)
 }
 
+/// The first instant (epoch ms) of the hour holding `ms`; the same hour in UTC and China time.
+pub fn hour_start(ms: i64) -> i64 {
+    ms.div_euclid(HOUR_MS) * HOUR_MS
+}
+
 /// The first instant (epoch ms) of the China-time day after the one holding `ms`.
 pub fn next_beijing_midnight(ms: i64) -> i64 {
     (beijing_day(ms) + 1) * DAY_MS - BEIJING_OFFSET_MS
@@ -126,6 +133,13 @@ mod tests {
         let before = 1_704_124_799_999;
         assert_eq!(next_beijing_midnight(before), before + 1);
         assert_eq!(beijing_day(before) + 1, beijing_day(before + 1));
+    }
+
+    #[test]
+    fn hours_start_on_the_hour_before_and_after_1970() {
+        assert_eq!(hour_start(1_704_124_799_999), 1_704_121_200_000);
+        assert_eq!(hour_start(1_704_121_200_000), 1_704_121_200_000);
+        assert_eq!(hour_start(-1), -HOUR_MS);
     }
 
     #[test]

@@ -4,12 +4,13 @@
 mod common_db;
 
 use common_db::{add_shop, item, order, refund};
-use kwaishop_sync::api::Method;
 use kwaishop_sync::api::limits::UsageStore;
 use kwaishop_sync::api::oauth::{TokenSet, TokenStore};
+use kwaishop_sync::api::{HourlyCalls, HourlyCount, Method};
+use kwaishop_sync::app::flush_api_calls;
 use kwaishop_sync::secret::Secret;
 use kwaishop_sync::store::{
-    PageOutcome, ShopRow, ShopStatus, Source, Store, StoreError, Stream, StreamState,
+    ApiCallRow, PageOutcome, ShopRow, ShopStatus, Source, Store, StoreError, Stream, StreamState,
 };
 
 const SHOP: &str = "shop-1";
@@ -54,6 +55,9 @@ conformance!(
     usage_counts_per_shop_and_day,
     usage_limit_holds_under_concurrency,
     quota_pause_round_trip,
+    api_calls_add_up_per_shop_hour_method_and_outcome,
+    api_calls_from_concurrent_daemons_all_count,
+    a_failed_flush_keeps_the_counts,
     run_log_round_trip,
     states_round_trip,
     shops_keep_their_status,
@@ -711,6 +715,120 @@ async fn quota_pause_round_trip(store: Store) {
     );
     let shops = store.shops().await.expect("shops");
     assert_eq!(shops[0].quota_paused_until, Some(NOW + 99));
+}
+
+/// An hour's first instant.
+const HOUR: i64 = 1_700_110_800_000;
+const HOUR_MS: i64 = 3_600_000;
+
+fn count(
+    shop: &str,
+    hour_ms: i64,
+    method: Method,
+    outcome: &'static str,
+    calls: u64,
+) -> HourlyCount {
+    HourlyCount {
+        shop_id: shop.into(),
+        hour_ms,
+        method,
+        outcome,
+        calls,
+    }
+}
+
+fn call_row(method: Method, hour_ms: i64, outcome: &str, calls: i64) -> ApiCallRow {
+    ApiCallRow {
+        method: method.name().into(),
+        hour_ms,
+        outcome: outcome.into(),
+        calls,
+    }
+}
+
+async fn api_calls_add_up_per_shop_hour_method_and_outcome(store: Store) {
+    let list = Method::OrderCursorList;
+    store
+        .add_api_calls(&[
+            count(SHOP, HOUR, list, "ok", 3),
+            // The same key twice in one batch is added, not refused.
+            count(SHOP, HOUR, list, "ok", 1),
+            count(SHOP, HOUR, list, "transient", 1),
+            count(SHOP, HOUR + HOUR_MS, Method::ItemList, "ok", 2),
+            count("shop-2", HOUR, list, "ok", 4),
+            // Older than anything read below.
+            count(SHOP, HOUR - HOUR_MS, list, "ok", 7),
+        ])
+        .await
+        .expect("first flush");
+    store
+        .add_api_calls(&[count(SHOP, HOUR, list, "ok", 10)])
+        .await
+        .expect("second flush");
+    store.add_api_calls(&[]).await.expect("nothing to add");
+    assert_eq!(
+        store.api_calls_since(None, HOUR).await.expect("all shops"),
+        vec![
+            call_row(Method::ItemList, HOUR + HOUR_MS, "ok", 2),
+            call_row(list, HOUR, "ok", 18),
+            call_row(list, HOUR, "transient", 1),
+        ]
+    );
+    assert_eq!(
+        store
+            .api_calls_since(Some("shop-2"), HOUR)
+            .await
+            .expect("one shop"),
+        vec![call_row(list, HOUR, "ok", 4)]
+    );
+    assert_eq!(
+        store.prune_api_calls(HOUR).await.expect("prune"),
+        1,
+        "only the hour before"
+    );
+    assert_eq!(
+        store.api_calls_since(None, 0).await.expect("after pruning")[2],
+        call_row(list, HOUR, "transient", 1)
+    );
+}
+
+async fn api_calls_from_concurrent_daemons_all_count(store: Store) {
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .add_api_calls(&[count(SHOP, HOUR, Method::OrderDetail, "ok", 1)])
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("no storage error");
+    }
+    assert_eq!(
+        store.api_calls_since(Some(SHOP), HOUR).await.expect("read"),
+        vec![call_row(Method::OrderDetail, HOUR, "ok", 10)]
+    );
+}
+
+async fn a_failed_flush_keeps_the_counts(store: Store) {
+    let calls = HourlyCalls::default();
+    calls.add(SHOP, HOUR, Method::RefundList, "ok", 2);
+    calls.add(SHOP, HOUR, Method::RefundList, "throttled", 1);
+    assert_eq!(flush_api_calls(&calls, &store).await.expect("flush"), 2);
+    assert!(calls.is_empty());
+    assert_eq!(flush_api_calls(&calls, &store).await.expect("nothing"), 0);
+    calls.add(SHOP, HOUR, Method::RefundList, "ok", 5);
+    store.close().await;
+    flush_api_calls(&calls, &store)
+        .await
+        .expect_err("the database is closed");
+    assert_eq!(
+        calls.drain(),
+        vec![count(SHOP, HOUR, Method::RefundList, "ok", 5)],
+        "kept for the next flush"
+    );
 }
 
 async fn run_log_round_trip(store: Store) {

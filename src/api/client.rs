@@ -13,11 +13,12 @@ use tracing::{debug, info, warn};
 
 use super::envelope::{self, Success};
 use super::error::{ApiError, ErrorClass};
+use super::hourly::HourlyCalls;
 use super::limits::{RateLimits, UsageStore};
 use super::oauth::{self, TokenSet, TokenStore};
 use super::sign::{self, SignInput, SignMethod};
 use super::{DEFAULT_BASE_URL, Method};
-use crate::clock::{SharedClock, beijing_day, next_beijing_midnight};
+use crate::clock::{SharedClock, beijing_day, hour_start, next_beijing_midnight};
 use crate::secret::Secret;
 
 /// The app's identity and secrets (reference §4: three secrets, each for one purpose).
@@ -82,6 +83,9 @@ pub struct ClientOptions {
     pub refresh_margin_ms: i64,
     /// This process's instance id, sent in the User-Agent (several daemons on one database).
     pub instance: Option<String>,
+    /// Where answers are counted per hour until the daemon writes them to `api_calls`: a
+    /// client rebuilt on reload is given its predecessor's; `None` starts an empty one.
+    pub hourly_calls: Option<HourlyCalls>,
 }
 
 impl Default for ClientOptions {
@@ -97,6 +101,7 @@ impl Default for ClientOptions {
             max_body_bytes: 8 << 20,
             refresh_margin_ms: 5 * 60_000,
             instance: None,
+            hourly_calls: None,
         }
     }
 }
@@ -124,6 +129,8 @@ struct Inner {
     sent: Mutex<HashMap<(String, Method), u64>>,
     /// Answers, per (shop, method, outcome): `ok` or the failure class.
     outcomes: Mutex<HashMap<(String, Method, &'static str), u64>>,
+    /// The same answers per hour, until they are written to the database.
+    hourly: HourlyCalls,
 }
 
 /// Installs rustls' ring provider once per process. reqwest is built without a default
@@ -159,6 +166,7 @@ impl ApiClient {
                 )
             })?;
         let limits = RwLock::new(Arc::new(limits_for(&opts, 1)));
+        let hourly = opts.hourly_calls.clone().unwrap_or_default();
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -173,6 +181,7 @@ impl ApiClient {
                 refresh_locks: Mutex::new(HashMap::new()),
                 sent: Mutex::new(HashMap::new()),
                 outcomes: Mutex::new(HashMap::new()),
+                hourly,
             }),
         })
     }
@@ -202,6 +211,12 @@ impl ApiClient {
             .collect();
         out.sort();
         out
+    }
+
+    /// The answers counted per (shop, hour, method, outcome) and not yet written to the
+    /// database: drain them into `api_calls` ([`crate::app::flush_api_calls`]).
+    pub fn hourly_calls(&self) -> &HourlyCalls {
+        &self.inner.hourly
     }
 
     /// The rate limiters (for reporting the effective pace).
@@ -293,6 +308,8 @@ impl ApiClient {
                 .entry((shop.to_string(), method, outcome))
                 .or_insert(0) += 1;
         }
+        let hour = hour_start(inner.clock.now_ms());
+        inner.hourly.add(shop, hour, method, outcome, 1);
         result
     }
 

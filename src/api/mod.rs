@@ -6,6 +6,7 @@ pub mod client;
 pub mod codes;
 pub mod envelope;
 pub mod error;
+pub mod hourly;
 pub mod limits;
 pub mod oauth;
 pub mod records;
@@ -13,6 +14,7 @@ pub mod sign;
 
 pub use client::{ApiClient, AppCredentials, ClientOptions, RetryPolicy};
 pub use error::{ApiError, ErrorClass};
+pub use hourly::{HourlyCalls, HourlyCount};
 pub use sign::SignMethod;
 
 /// The production gateway.

@@ -132,7 +132,7 @@ pub fn outcome_text(outcome: &RunOutcome) -> String {
 }
 
 /// Runs the selected streams of the selected shops concurrently (the client's limiters keep the
-/// pace) and returns their summaries.
+/// pace), writes the client's call counts to `api_calls`, and returns the summaries.
 pub async fn sync_once(
     app: &App,
     shops: &[String],
@@ -170,6 +170,8 @@ pub async fn sync_once(
         }
     }
     out.sort_by(|a, b| (&a.shop_id, a.stream.as_str()).cmp(&(&b.shop_id, b.stream.as_str())));
+    // The status page's 24 hours include what a one-off sync called.
+    app.flush_api_calls().await;
     out
 }
 

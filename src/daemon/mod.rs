@@ -1,6 +1,8 @@
 //! The long-running service: the push receiver and the queue worker (and, with the scheduler,
-//! the pollers), one shutdown tree, one HTTP server.
+//! the pollers), one shutdown tree, one HTTP server (push, `/healthz`, `/metrics` and the status
+//! page at `/`), and the loop that writes the client's hourly call counts to the database.
 
+pub mod call_counts;
 pub mod http;
 mod keeper;
 mod lock;
@@ -50,16 +52,19 @@ pub struct DaemonHandle {
     pub worker: Arc<WorkerStats>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// For the last flush of the call counts.
+    app: App,
 }
 
 impl DaemonHandle {
     /// Asks everything to stop and waits for it: no new pushes, requests in flight finish,
-    /// the worker finishes the records it is fetching.
+    /// the worker finishes the records it is fetching; then the call counts are written.
     pub async fn stop(self) {
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        self.app.flush_api_calls().await;
     }
 
     /// The token that stops the daemon.
@@ -82,8 +87,9 @@ pub async fn shop_directory(app: &App) -> Result<ShopDirectory, DaemonError> {
     Ok(directory)
 }
 
-/// Starts the HTTP server (the push receiver when push is enabled, /healthz and /metrics) on
-/// `listener` if given, else on the configured address, and the queue worker.
+/// Starts the HTTP server (the push receiver when push is enabled, /healthz, /metrics and the
+/// status page at /) on `listener` if given, else on the configured address, the queue worker,
+/// and the loop that writes the client's call counts every [`call_counts::FLUSH_EVERY`].
 pub async fn start(
     app: App,
     listener: Option<TcpListener>,
@@ -112,7 +118,14 @@ pub(crate) async fn start_with(
         wake.clone(),
     );
     let worker_stats = worker.stats();
-    let mut tasks = vec![tokio::spawn(worker.run(shutdown.clone()))];
+    let mut tasks = vec![
+        tokio::spawn(worker.run(shutdown.clone())),
+        tokio::spawn(call_counts::flush_loop(
+            app.clone(),
+            call_counts::FLUSH_EVERY,
+            shutdown.clone(),
+        )),
+    ];
     let mut router = axum::Router::new();
     let mut receiver_stats = None;
     if app.config.push.enabled {
@@ -164,12 +177,14 @@ pub(crate) async fn start_with(
         info!(%addr, push = app.config.push.enabled, "HTTP server listening");
         if app.config.push.enabled {
             // A line for people and for tools that started the daemon on port 0.
-            println!(
+            announce(&format!(
                 "push receiver listening on http://{addr}{}",
                 app.config.push.path
-            );
+            ));
         }
-        println!("health and metrics on http://{addr}/healthz and http://{addr}/metrics");
+        announce(&format!(
+            "status page on http://{addr}/ (health and metrics on /healthz and /metrics)"
+        ));
     }
     tasks.push(tokio::spawn(http::serve(
         listener,
@@ -183,5 +198,13 @@ pub(crate) async fn start_with(
         worker: worker_stats,
         shutdown,
         tasks,
+        app,
     })
+}
+
+/// Prints a line on stdout. A tool that read what it needed and closed the pipe must not stop
+/// the daemon: `println!` panics on a closed stdout, this ignores the error.
+fn announce(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }

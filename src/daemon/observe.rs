@@ -1,13 +1,19 @@
-//! Health and metrics over HTTP: `GET /healthz` for load balancers and the systemd watchdog's
-//! view of the loops, `GET /metrics` in the Prometheus text format (0.0.4).
+//! Health, metrics and status over HTTP: `GET /healthz` for load balancers and the systemd
+//! watchdog's view of the loops, `GET /metrics` in the Prometheus text format (0.0.4), and the
+//! status page for people at `GET /` (with its figures as JSON at `GET /status.json`).
 //!
 //! Files: `liveness` (which loops must keep beating), `metrics` (what a scrape reads and
-//! writes), `snapshot` (what it reads from the database), `exposition` (the text format).
+//! writes), `snapshot` (what it reads from the database), `exposition` (the text format),
+//! `status` (the status page's figures), `page`, `charts` and `format` (its HTML).
 
+mod charts;
 mod exposition;
+mod format;
 mod liveness;
 mod metrics;
+mod page;
 mod snapshot;
+mod status;
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,8 +32,14 @@ use crate::queue::WorkerStats;
 use crate::store::Store;
 
 pub use exposition::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+pub use format::escape;
 pub use liveness::{Liveness, LoopSilence};
 pub use metrics::render_metrics;
+pub use page::{REFRESH_SECS, render_page};
+pub use status::{
+    API_HOURS, ApiCallsView, HourCalls, MethodCalls, QueueView, RECENT_RUNS, RunView, ShopView,
+    StatusReport, StreamView, read_status,
+};
 
 /// How long `/healthz` waits for the database to answer.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,9 +71,12 @@ impl fmt::Debug for ObserveSources {
 
 /// `GET /healthz`: 200 `ok` while the database answers (ping, with a 2 s timeout) and no loop is
 /// stalled; otherwise 503 with a one-line reason (`database: …` / `stalled: worker, scheduler`).
-/// `GET /metrics`: Prometheus text.
+/// `GET /metrics`: Prometheus text. `GET /`: the status page (HTML that reloads itself);
+/// `GET /status.json`: its figures.
 pub fn routes(sources: ObserveSources) -> Router {
     Router::new()
+        .route("/", get(status_page))
+        .route("/status.json", get(status_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(Arc::new(sources))
@@ -100,4 +115,26 @@ async fn healthz(State(sources): State<Arc<ObserveSources>>) -> Response {
 async fn metrics(State(sources): State<Arc<ObserveSources>>) -> Response {
     let body = render_metrics(&sources).await;
     ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body).into_response()
+}
+
+/// The page may load nothing from anywhere and run no script: its CSS and SVG are inline.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+async fn status_page(State(sources): State<Arc<ObserveSources>>) -> Response {
+    let body = render_page(&read_status(&sources).await);
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn status_json(State(sources): State<Arc<ObserveSources>>) -> Response {
+    let report = read_status(&sources).await;
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(report)).into_response()
 }

@@ -22,7 +22,7 @@ use super::lock;
 use super::observe::Liveness;
 use super::runner::Runner;
 use super::{DaemonError, DaemonHandle, keeper, shop_directory, start_with};
-use crate::api::ApiClient;
+use crate::api::{ApiClient, HourlyCalls};
 use crate::app::{App, AppError};
 use crate::config::Config;
 use crate::push::receiver::ShopDirectory;
@@ -185,7 +185,7 @@ impl Service {
             );
             return;
         }
-        let new = match reloaded_app(&old, config).await {
+        let new = match reloaded_app(&old, config, &self.instance_id).await {
             Ok(app) => Arc::new(app),
             Err(e) => {
                 error!("SIGHUP: cannot apply the new config, the old one keeps running: {e}");
@@ -231,11 +231,34 @@ impl Service {
     }
 }
 
-/// The application for a reloaded config: the same store and clock, a new client (limits).
-async fn reloaded_app(old: &App, config: Config) -> Result<App, AppError> {
+/// The application for a reloaded config: the same store and clock, a new client (limits)
+/// that still names this instance and counts into the buffer the daemon flushes.
+async fn reloaded_app(old: &App, config: Config, instance_id: &str) -> Result<App, AppError> {
     let mut app = App::with_store(config, old.store.clone()).await?;
     app.clock = old.clock.clone();
+    app.client = service_client(&app, instance_id, Some(old.client.hourly_calls().clone()))?;
     Ok(app)
+}
+
+/// The service's client for `app`'s config and clock. It names this instance in the
+/// User-Agent, so the platform's logs (and the simulator's) tell the daemons apart; given
+/// `hourly`, it adds its answer counts there (a reloaded client keeps its predecessor's).
+fn service_client(
+    app: &App,
+    instance_id: &str,
+    hourly: Option<HourlyCalls>,
+) -> Result<ApiClient, AppError> {
+    let mut options = crate::app::client_options(&app.config);
+    options.instance = Some(instance_id.to_string());
+    options.hourly_calls = hourly;
+    let store = Arc::new(app.store.clone());
+    Ok(ApiClient::new(
+        crate::app::app_credentials(&app.config),
+        options,
+        app.clock.clone(),
+        store.clone(),
+        store,
+    )?)
 }
 
 /// Requests a resync of `[since, now − settle]` for every shop and stream (or one shop).
@@ -359,19 +382,7 @@ pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
     );
     let shared_database = lock::sqlite_path(&config.database_url).is_none();
     let mut app = App::open(config).await?;
-    // Name this instance in the User-Agent, so the platform's logs (and the simulator's) tell
-    // the daemons apart.
-    let mut options = crate::app::client_options(&app.config);
-    options.instance = Some(instance_id.clone());
-    let store = Arc::new(app.store.clone());
-    app.client = ApiClient::new(
-        crate::app::app_credentials(&app.config),
-        options,
-        app.clock.clone(),
-        store.clone(),
-        store,
-    )
-    .map_err(AppError::from)?;
+    app.client = service_client(&app, &instance_id, None)?;
     let host = instance_id
         .rsplit_once('-')
         .map(|(h, _)| h.to_string())
@@ -508,6 +519,8 @@ async fn stop(
     }) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Those runs called the platform after the daemon's last flush.
+    service.app().flush_api_calls().await;
 }
 
 async fn resync_loop(service: Arc<Service>) {

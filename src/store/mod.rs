@@ -8,8 +8,10 @@
 //!
 //! Files: `db` runs statements on either backend, `sqlite`/`postgres` open them, `records` and
 //! `items` write the mirror, `rows` reads it back, `state` holds checkpoints and the run log,
-//! `shops`, `tokens` and `usage` the rest.
+//! `usage` the daily call counter, `api_calls` the hourly answers per method and outcome,
+//! `shops` and `tokens` the rest.
 
+mod api_calls;
 mod batch;
 mod db;
 mod error;
@@ -30,6 +32,7 @@ mod usage;
 use std::fmt;
 use std::str::FromStr;
 
+pub use api_calls::ApiCallRow;
 pub use error::{StoreError, redact_url};
 pub use events::{
     ClaimedEvent, EventKind, EventOutcome, EventRow, EventStatus, NewEvent, QueueStats,
@@ -327,6 +330,9 @@ mod spawnable {
                 .count_call(&shop, 1, crate::api::Method::ItemList, None)
                 .await;
             let _ = s.load_tokens(&shop).await;
+            let _ = s.add_api_calls(&[]).await;
+            let _ = s.api_calls_since(Some(&shop), 0).await;
+            let _ = s.prune_api_calls(0).await;
             let _ = s.ping().await;
             let _ = s.migrate().await;
         });

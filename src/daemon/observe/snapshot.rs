@@ -1,5 +1,5 @@
-//! What one scrape reads from the database: every read within one deadline, each failure
-//! counted and the scrape carried on without it.
+//! What one scrape (or one view of the status page) reads from the database: every read within
+//! one deadline, each failure counted and the scrape carried on without it.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -23,14 +23,14 @@ const SHOPS_AT_ONCE: usize = 2;
 const TABLES: [&str; 4] = ["orders", "refunds", "items", "skus"];
 
 /// The database reads of one scrape, within one deadline, with their failures counted.
-struct Reads {
+pub(super) struct Reads {
     deadline: Instant,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
 
 impl Reads {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             deadline: Instant::now() + READ_BUDGET,
             failed: AtomicU64::new(0),
@@ -39,7 +39,7 @@ impl Reads {
     }
 
     /// The read's value, or `None` (counted) when it failed or missed the deadline.
-    async fn read<T>(
+    pub(super) async fn read<T>(
         &self,
         what: &str,
         read: impl Future<Output = Result<T, StoreError>>,
@@ -53,6 +53,25 @@ impl Reads {
         let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
         first.get_or_insert(error);
         None
+    }
+
+    /// Reads that failed or missed the deadline so far.
+    pub(super) fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Logs one warning for the failed reads, if any, naming the first failure; `consumer`
+    /// says who carried on without them (`metrics`, `status page`).
+    pub(super) fn warn_failures(&self, consumer: &str) {
+        let failed_reads = self.failed();
+        if failed_reads > 0 {
+            let first = self.first_error.lock().map(|e| e.clone()).ok().flatten();
+            warn!(
+                failed_reads,
+                first = first.as_deref().unwrap_or(""),
+                "{consumer}: database reads failed; their figures are left out"
+            );
+        }
     }
 }
 
@@ -80,8 +99,16 @@ pub(super) struct Snapshot {
     pub failed_reads: u64,
 }
 
+/// The snapshot of one scrape, its failed reads logged.
 pub(super) async fn read_database(sources: &ObserveSources) -> Snapshot {
     let reads = Reads::new();
+    let snapshot = read_with(&reads, sources).await;
+    reads.warn_failures("metrics");
+    snapshot
+}
+
+/// The snapshot, with `reads`' deadline and failure count (the caller may read more).
+pub(super) async fn read_with(reads: &Reads, sources: &ObserveSources) -> Snapshot {
     let store = &sources.store;
     let now_ms = sources.clock.now_ms();
     let shops = reads.read("shops", store.shops()).await;
@@ -91,19 +118,11 @@ pub(super) async fn read_database(sources: &ObserveSources) -> Snapshot {
     let queue = reads.read("queue", store.queue_stats()).await;
     let ids = shop_ids(&shops, &states);
     let figures = stream::iter(ids)
-        .map(|shop_id| read_shop(&reads, sources, shop_id, beijing_day(now_ms)))
+        .map(|shop_id| read_shop(reads, sources, shop_id, beijing_day(now_ms)))
         .buffered(SHOPS_AT_ONCE)
         .collect()
         .await;
-    let failed_reads = reads.failed.load(Ordering::Relaxed);
-    if failed_reads > 0 {
-        let first = reads.first_error.lock().map(|e| e.clone()).ok().flatten();
-        warn!(
-            failed_reads,
-            first = first.as_deref().unwrap_or(""),
-            "metrics: database reads failed; their samples are left out"
-        );
-    }
+    let failed_reads = reads.failed();
     Snapshot {
         now_ms,
         shops,
