@@ -158,12 +158,6 @@ fn prepare_file(opts: &DemoOptions) -> anyhow::Result<(FileUse, Meta)> {
     }
 }
 
-/// The worker's claim lease, in simulated seconds: the default five minutes of real time. (The
-/// lease runs on the shared clock; at 600x the default would expire in half a second.)
-fn queue_lease_secs(speed: f64) -> u64 {
-    (300.0 * speed.max(1.0)).round() as u64
-}
-
 /// The config of a kwaishop-sync that syncs the given simulator into `db`, following its clock
 /// and receiving its pushes.
 pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::config::ConfigErrors> {
@@ -183,7 +177,7 @@ pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::confi
         q(&format!("sqlite://{}", db.display())),
         q(PUSH_PATH),
         sim.state.clock.speed(),
-        queue_lease_secs(sim.state.clock.speed()),
+        crate::sim::run::queue_lease_secs(sim.state.clock.speed()),
     );
     for (i, shop) in creds.shops.iter().enumerate() {
         text.push_str(&format!(

@@ -93,6 +93,13 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
+/// The queue worker's claim lease for a kwaishop-sync that follows a clock running `speed` times
+/// as fast: the lease is measured on that clock, so this keeps the default five minutes of real
+/// time (at 600x the default would expire in half a second, in the middle of a fetch).
+pub fn queue_lease_secs(speed: f64) -> u64 {
+    (300.0 * speed.max(1.0)).round() as u64
+}
+
 /// The config file, with each secret in its own file under `<name>.secrets/`.
 pub fn write_config(
     handle: &SimHandle,
@@ -137,6 +144,10 @@ pub fn write_config(
             "\n# The simulator's clock runs {}x: kwaishop-sync follows it.\n[clock]\nspeed = {:?}\nwall_origin_ms = {wall_origin}\norigin_ms = {origin}\n",
             handle.state.clock.speed(),
             handle.state.clock.speed()
+        ));
+        out.push_str(&format!(
+            "\n[queue]\nlease_secs = {}\n",
+            queue_lease_secs(handle.state.clock.speed())
         ));
     }
     if qps.is_some() || quota.is_some() {
