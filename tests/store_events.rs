@@ -320,11 +320,15 @@ async fn claims_respect_due_times_and_leases(store: Store) {
 async fn four_concurrent_claimers_never_share_an_event(store: Store) {
     add_shop(&store, SHOP).await;
     enqueue(&store, &order_pushes(500)).await;
+    // All four start together and let the others in between their claims, so a claimer that
+    // got its connection first cannot drain the queue before the rest have started.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(4));
     let claimers: Vec<_> = (0..4)
         .map(|_| {
-            let store = store.clone();
+            let (store, start) = (store.clone(), start.clone());
             tokio::spawn(async move {
                 let mut mine = Vec::new();
+                start.wait().await;
                 loop {
                     let claimed = store
                         .claim_events(NOW + 1_000, LEASE, 7)
@@ -334,6 +338,7 @@ async fn four_concurrent_claimers_never_share_an_event(store: Store) {
                         return mine;
                     }
                     mine.extend(claimed);
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
             })
         })
