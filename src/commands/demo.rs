@@ -25,9 +25,7 @@ use crate::config::Config;
 use crate::secret::Secret;
 use crate::sim::push::PushConfig;
 use crate::sim::{self, SimConfig, SimHandle};
-use crate::store::{
-    DailySales, ItemSales, RefundSummary, ReportFilter, ResyncKind, ShopTotals, Store, Stream,
-};
+use crate::store::{DailySales, ItemSales, ReportFilter, ResyncKind, ShopTotals, Store, Stream};
 use crate::sync::{NoProgress, RunOutcome, SyncProgress};
 
 /// How many times faster than real time the demo's world runs: a few seconds of pushes are an
@@ -75,7 +73,6 @@ pub struct DemoReport {
     pub events_applied: u64,
     pub daily: Vec<DailySales>,
     pub top_items: Vec<ItemSales>,
-    pub refunds: Vec<RefundSummary>,
     pub seconds: f64,
     pub failures: Vec<String>,
 }
@@ -129,7 +126,7 @@ fn prepare_file(opts: &DemoOptions) -> anyhow::Result<(FileUse, Meta)> {
     let Some(old) = read_meta(&opts.db) else {
         anyhow::bail!(
             "{} exists but was not made by `kwaishop-sync demo` (there is no {} beside it); \
-             it is left alone: pass --db to use another file, or --fresh to replace it",
+             it is left alone: pass --db to use another file, or remove it yourself",
             opts.db.display(),
             meta_path(&opts.db).display()
         );
@@ -208,15 +205,14 @@ pub async fn import_sim_tokens(
     Ok(())
 }
 
-fn remove_db(path: &Path) -> std::io::Result<bool> {
-    let existed = path.exists();
+fn remove_db(path: &Path) -> std::io::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{suffix}", path.display()));
         if p.exists() {
             std::fs::remove_file(p)?;
         }
     }
-    Ok(existed)
+    Ok(())
 }
 
 /// The totals of the simulator's shop `index`, computed from the platform's own documents with
@@ -319,8 +315,8 @@ pub async fn run(
     .await?;
     let result = drive(
         opts,
+        started,
         &sim,
-        &clock,
         meta.resume_ms,
         &file,
         daemon_listener,
@@ -330,28 +326,21 @@ pub async fn run(
     // The world stops here; the next demo resumes it from this instant.
     sim.state.mutating.store(false, Ordering::SeqCst);
     let stopped_at = sim.state.mutator.lock().map(|m| m.now_ms()).ok();
-    let outcome = match result {
-        Ok(mut report) => {
-            report.truth = truth_totals(&sim, 0)?;
-            report.seconds = started.elapsed().as_secs_f64();
-            if let Some(at) = stopped_at {
-                meta.resume_ms = at;
-                meta.complete = report.failures.is_empty();
-                write_meta(&opts.db, &meta)?;
-            }
-            Ok(report)
-        }
-        Err(e) => Err(e),
-    };
     sim.stop().await;
-    outcome
+    let report = result?;
+    if let Some(at) = stopped_at {
+        meta.resume_ms = at;
+        meta.complete = report.failures.is_empty();
+        write_meta(&opts.db, &meta)?;
+    }
+    Ok(report)
 }
 
 /// The demo between starting the simulator and stopping it.
 async fn drive(
     opts: &DemoOptions,
+    started: Instant,
     sim: &SimHandle,
-    clock: &Arc<ScaledClock>,
     resumed_at: i64,
     file: &FileUse,
     listener: tokio::net::TcpListener,
@@ -391,7 +380,7 @@ async fn drive(
     let mut summaries =
         super::sync::sync_once(&app, &shops, &Stream::ALL, progress, cancel.clone()).await;
     if *file == FileUse::Reused {
-        let now = clock.now_ms();
+        let now = sim.state.clock.now_ms();
         for shop in &shops {
             for stream in [Stream::Orders, Stream::Refunds] {
                 app.store
@@ -482,23 +471,22 @@ async fn drive(
         daily.drain(..keep_from);
         let mut top_items = app.store.item_sales(&all).await?;
         top_items.truncate(5);
-        let refunds = app.store.refund_summary(&all).await?;
-        Ok::<_, crate::store::StoreError>((mirror, daily, top_items, refunds))
+        Ok::<_, crate::store::StoreError>((mirror, daily, top_items))
     }
     .await;
     app.store.close().await;
-    let (mirror, daily, top_items, refunds) = read?;
+    let (mirror, daily, top_items) = read?;
+    let truth = truth_totals(sim, 0)?;
     Ok(DemoReport {
         db: opts.db.clone(),
         file: file.clone(),
         mirror,
-        truth: ShopTotals::default(),
+        truth,
         pushes_received,
         events_applied,
         daily,
         top_items,
-        refunds,
-        seconds: 0.0,
+        seconds: started.elapsed().as_secs_f64(),
         failures,
     })
 }
