@@ -103,14 +103,9 @@ impl App {
     pub async fn with_store(config: Config, store: Store) -> Result<App, AppError> {
         store.migrate().await?;
         let clock = clock_for(&config);
-        let app = AppCredentials {
-            app_key: config.platform.app_key.clone(),
-            app_secret: config.platform.app_secret.clone(),
-            sign_secret: config.platform.sign_secret.clone(),
-        };
         let store_arc = Arc::new(store.clone());
         let client = ApiClient::new(
-            app,
+            app_credentials(&config),
             client_options(&config),
             clock.clone(),
             store_arc.clone(),

@@ -123,6 +123,8 @@ struct Inner {
     usage: Arc<dyn UsageStore>,
     /// Replaced when the number of instances sharing the app's budget changes.
     limits: RwLock<Arc<RateLimits>>,
+    /// How many instances share the app's budget (what `limits` was built for).
+    share: std::sync::atomic::AtomicU32,
     cache: RwLock<HashMap<String, TokenSet>>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests sent, per (shop, method): what a run cost, and what metrics report.
@@ -177,6 +179,7 @@ impl ApiClient {
                 tokens,
                 usage,
                 limits,
+                share: std::sync::atomic::AtomicU32::new(1),
                 cache: RwLock::new(HashMap::new()),
                 refresh_locks: Mutex::new(HashMap::new()),
                 sent: Mutex::new(HashMap::new()),
@@ -231,10 +234,19 @@ impl ApiClient {
     /// Shares the app's QPS budget among `instances` processes (each takes 1/n of every
     /// method's limit, so their sum never exceeds it). Calls already waiting keep their pace.
     pub fn set_share(&self, instances: u32) {
-        let limits = Arc::new(limits_for(&self.inner.opts, instances.max(1)));
+        let instances = instances.max(1);
+        let limits = Arc::new(limits_for(&self.inner.opts, instances));
         if let Ok(mut current) = self.inner.limits.write() {
             *current = limits;
+            self.inner
+                .share
+                .store(instances, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// How many instances this client shares the app's budget with (itself included).
+    pub fn share(&self) -> u32 {
+        self.inner.share.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Calls `method` for `shop` with the business parameters `param` (one JSON object, sent and

@@ -7,25 +7,26 @@ use serde::Deserialize;
 use crate::api::oauth::TokenSet;
 use crate::secret::Secret;
 
-/// A token as pasted: the console's copy, or a full token file.
-#[derive(Debug, Deserialize)]
-pub struct PastedToken {
-    pub access_token: String,
+/// A token as pasted: the console's copy, or a full token file. No `Debug`: it holds the
+/// tokens in the clear until they become [`Secret`]s.
+#[derive(Deserialize)]
+struct PastedToken {
+    access_token: String,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    refresh_token: Option<String>,
     /// Seconds the access token stays valid (the console's copy lasts 48 h).
     #[serde(default)]
-    pub expires_in: Option<i64>,
+    expires_in: Option<i64>,
     #[serde(default)]
-    pub access_expires_at: Option<i64>,
+    access_expires_at: Option<i64>,
     #[serde(default)]
-    pub refresh_token_expires_in: Option<i64>,
+    refresh_token_expires_in: Option<i64>,
     #[serde(default)]
-    pub refresh_expires_at: Option<i64>,
+    refresh_expires_at: Option<i64>,
     #[serde(default)]
-    pub open_id: Option<String>,
+    open_id: Option<String>,
     #[serde(default)]
-    pub scopes: Vec<String>,
+    scopes: Vec<String>,
 }
 
 /// Reads a pasted token (JSON) into a token set; `now_ms` dates the relative lifetimes.
@@ -36,6 +37,11 @@ pub fn parse_pasted(text: &str, now_ms: i64) -> Result<TokenSet, String> {
     if t.access_token.trim().is_empty() {
         return Err("access_token is empty".into());
     }
+    let refresh_token = t
+        .refresh_token
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
     let access_expires_at = t
         .access_expires_at
         .or(t.expires_in.map(|s| now_ms + s * 1000))
@@ -43,7 +49,7 @@ pub fn parse_pasted(text: &str, now_ms: i64) -> Result<TokenSet, String> {
     let refresh_expires_at = t
         .refresh_expires_at
         .or(t.refresh_token_expires_in.map(|s| now_ms + s * 1000))
-        .unwrap_or(if t.refresh_token.is_some() {
+        .unwrap_or(if refresh_token.is_some() {
             now_ms + 15_552_000_000
         } else {
             access_expires_at
@@ -52,7 +58,7 @@ pub fn parse_pasted(text: &str, now_ms: i64) -> Result<TokenSet, String> {
         access_token: Secret::new(t.access_token.trim()),
         access_expires_at,
         // Without a refresh token the shop works until the access token expires.
-        refresh_token: Secret::new(t.refresh_token.unwrap_or_default()),
+        refresh_token: Secret::new(refresh_token.unwrap_or_default()),
         refresh_expires_at,
         open_id: t.open_id.unwrap_or_default(),
         scopes: t.scopes,
@@ -62,6 +68,16 @@ pub fn parse_pasted(text: &str, now_ms: i64) -> Result<TokenSet, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blank_refresh_token_counts_as_none_and_spaces_are_trimmed() {
+        let t = parse_pasted(r#"{"access_token":"a","refresh_token":"  "}"#, 0).expect("parses");
+        assert_eq!(t.refresh_token.expose(), "");
+        assert_eq!(t.refresh_expires_at, t.access_expires_at);
+        let t = parse_pasted(r#"{"access_token":"a","refresh_token":" r1 "}"#, 0).expect("parses");
+        assert_eq!(t.refresh_token.expose(), "r1");
+        assert_eq!(t.refresh_expires_at, 15_552_000_000);
+    }
 
     #[test]
     fn a_console_copy_gets_48_hours() {

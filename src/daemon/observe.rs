@@ -32,14 +32,10 @@ use crate::queue::WorkerStats;
 use crate::store::Store;
 
 pub use exposition::CONTENT_TYPE as METRICS_CONTENT_TYPE;
-pub use format::escape;
 pub use liveness::{Liveness, LoopSilence};
 pub use metrics::render_metrics;
-pub use page::{REFRESH_SECS, render_page};
-pub use status::{
-    API_HOURS, ApiCallsView, HourCalls, MethodCalls, QueueView, RECENT_RUNS, RunView, ShopView,
-    StatusReport, StreamView, read_status,
-};
+use page::render_page;
+use status::read_status;
 
 /// How long `/healthz` waits for the database to answer.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);

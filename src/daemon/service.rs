@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::push::receiver::ShopDirectory;
 use crate::queue::WorkerSettings;
 use crate::store::{ResyncKind, ShopStatus, Stream};
-use crate::sync::{HORIZON_MS, NoProgress, RunOutcome};
+use crate::sync::{HORIZON_MS, NoProgress, RunOutcome, SyncProgress};
 
 /// How the service is started.
 #[derive(Debug, Default)]
@@ -139,6 +139,10 @@ impl Service {
                 continue;
             }
             let cx = app.sync_context();
+            let progress = Beats {
+                liveness: self.liveness.clone(),
+                name: "resync",
+            };
             let (shop, stream) = (request.shop_id.clone(), request.stream);
             self.runner
                 .exclusive(
@@ -147,7 +151,7 @@ impl Service {
                     &shop,
                     stream,
                     &self.shutdown,
-                    |cancel| async move { cx.run_resync(request, &NoProgress, &cancel).await },
+                    |cancel| async move { cx.run_resync(request, &progress, &cancel).await },
                 )
                 .await;
         }
@@ -232,11 +236,14 @@ impl Service {
 }
 
 /// The application for a reloaded config: the same store and clock, a new client (limits)
-/// that still names this instance and counts into the buffer the daemon flushes.
+/// that still names this instance, keeps its share of the app's budget and counts into the
+/// buffer the daemon flushes.
 async fn reloaded_app(old: &App, config: Config, instance_id: &str) -> Result<App, AppError> {
     let mut app = App::with_store(config, old.store.clone()).await?;
     app.clock = old.clock.clone();
     app.client = service_client(&app, instance_id, Some(old.client.hourly_calls().clone()))?;
+    // The instance loop only re-divides the budget when the count changes: keep the old share.
+    app.client.set_share(old.client.share());
     Ok(app)
 }
 
@@ -521,6 +528,23 @@ async fn stop(
     }
     // Those runs called the platform after the daemon's last flush.
     service.app().flush_api_calls().await;
+}
+
+/// Progress that feeds the watchdog: a resync can take hours, and its loop beats only between
+/// resyncs, so each window and page beats too.
+struct Beats {
+    liveness: Arc<Liveness>,
+    name: &'static str,
+}
+
+impl SyncProgress for Beats {
+    fn window(&self, _shop: &str, _stream: Stream, _begin: i64, _end: i64, _from: i64, _to: i64) {
+        self.liveness.beat(self.name);
+    }
+
+    fn page(&self, _shop: &str, _stream: Stream, _rows: usize, _page: i64, _of: Option<i64>) {
+        self.liveness.beat(self.name);
+    }
 }
 
 async fn resync_loop(service: Arc<Service>) {

@@ -136,8 +136,9 @@ impl Store {
             .collect())
     }
 
-    /// `refund_summary` over the filter's days (the view itself when every day is asked for),
-    /// by shop, status and handling way.
+    /// `refund_summary` over the filter's days, by shop, status and handling way: the view's
+    /// query over `refund_daily` and `order_daily` with the filter applied (the same figures as
+    /// the view when every day is asked for; `tests/reports.rs` and `tests/demo.rs` check both).
     pub async fn refund_summary(
         &self,
         filter: &ReportFilter,
