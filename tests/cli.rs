@@ -201,10 +201,26 @@ async fn migrate_status_auth_and_queue_commands() {
         &["queue", "ls", "--config", &config, "--status", "pending"],
         None,
     );
-    assert!(
-        text(&out).contains("will-die") || text(&out).contains("kwaishop_order_paySuccess"),
-        "{}",
-        text(&out)
+    let listed = text(&out);
+    // Event lines start with the event's numeric id (after a summary line and the header).
+    let pending: Vec<&str> = listed
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|id| id.parse::<i64>().is_ok())
+        })
+        .collect();
+    assert_eq!(
+        pending.len(),
+        1,
+        "only the retried event is pending:\n{listed}"
+    );
+    let cells: Vec<&str> = pending[0].split_whitespace().collect();
+    assert_eq!(
+        (cells[0], cells[1]),
+        (die.id.to_string().as_str(), "pending"),
+        "{listed}"
     );
     let out = run(
         &[

@@ -108,11 +108,19 @@ async fn acknowledged_pushes_survive_sigkill(store: Store, db_url: String) {
     let mut rng = StdRng::from_os_rng();
     let mut acked = Vec::new();
     let mut n = 0usize;
+    let mut expected = 0;
     for _cycle in 0..20 {
         let (mut daemon, url) = spawn_daemon(&config, &log).await;
         let acks_before_kill = rng.random_range(1..25);
+        expected += acks_before_kill;
         let mut acks = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while acks < acks_before_kill {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon stopped acknowledging; its log: {}",
+                log.display()
+            );
             n += 1;
             let id = format!("kill-{n}");
             let body = envelope(&sim, &key, &id, oids[n % oids.len()]);
@@ -141,7 +149,7 @@ async fn acknowledged_pushes_survive_sigkill(store: Store, db_url: String) {
             missing.push(id.clone());
         }
     }
-    assert!(acked.len() >= 20);
+    assert_eq!(acked.len(), expected);
     assert!(
         missing.is_empty(),
         "{} of {} acknowledged pushes were lost: {missing:?}",

@@ -634,7 +634,11 @@ async fn check_runs(dom: &Dom, sql: &Sql) {
         .rows("SELECT id, rows, calls, outcome FROM sync_runs ORDER BY id DESC LIMIT 10".into())
         .await;
     assert_eq!(runs.len(), 6, "three streams of two shops ran");
-    assert_eq!(dom.count("run.") / 3, runs.len(), "one line per run");
+    assert_eq!(
+        dom.count("run."),
+        3 * runs.len(),
+        "one line per run, three hooks each"
+    );
     for (id, rows, calls, outcome) in runs {
         assert_eq!(dom.number(&format!("run.{id}.rows")), rows, "run {id}");
         assert_eq!(dom.number(&format!("run.{id}.calls")), calls, "run {id}");
