@@ -715,3 +715,40 @@ async fn garbage_answers_give_classified_errors() {
     assert_eq!(err.class, ErrorClass::Malformed, "{err}");
     assert!(err.message.contains("larger than"), "{err}");
 }
+
+/// A reload reconfigures the client in place: every clone (the worker's, the pollers') signs
+/// with the new secret and paces at the new QPS at once, and keeps the instance's share.
+#[tokio::test]
+async fn reconfigure_applies_to_every_clone_at_once() {
+    let sim = start_sim(still(100)).await;
+    let client = client(&sim);
+    let worker_copy = client.clone();
+    client.set_share(2);
+    client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect("a good call");
+
+    let mut wrong = app(&sim);
+    wrong.sign_secret = Secret::new("not-the-sign-secret");
+    let mut opts = fast_options(&sim);
+    opts.qps.insert(Method::ItemList, 40.0);
+    client.reconfigure(wrong, opts.clone());
+    let err = worker_copy
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect_err("the clone signs with the new (wrong) secret");
+    assert_eq!(err.class, ErrorClass::InvalidRequest);
+    assert_eq!(worker_copy.share(), 2, "the share survives a reload");
+    let paced = worker_copy.limits().effective_qps(Method::ItemList);
+    assert!(
+        (paced - 40.0 * 0.97 / 2.0).abs() < 1e-9,
+        "the new QPS, halved for the share, with the 3 % headroom: {paced}"
+    );
+
+    client.reconfigure(app(&sim), opts);
+    worker_copy
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect("the right secret again");
+}

@@ -83,9 +83,6 @@ pub struct ClientOptions {
     pub refresh_margin_ms: i64,
     /// This process's instance id, sent in the User-Agent (several daemons on one database).
     pub instance: Option<String>,
-    /// Where answers are counted per hour until the daemon writes them to `api_calls`: a
-    /// client rebuilt on reload is given its predecessor's; `None` starts an empty one.
-    pub hourly_calls: Option<HourlyCalls>,
 }
 
 impl Default for ClientOptions {
@@ -101,7 +98,6 @@ impl Default for ClientOptions {
             max_body_bytes: 8 << 20,
             refresh_margin_ms: 5 * 60_000,
             instance: None,
-            hourly_calls: None,
         }
     }
 }
@@ -112,12 +108,20 @@ pub struct ApiClient {
     inner: Arc<Inner>,
 }
 
+/// What a reload may change: the gateway, the app's credentials and the options.
 #[derive(Debug)]
-struct Inner {
-    http: reqwest::Client,
+struct Settings {
     base_url: String,
     app: AppCredentials,
     opts: ClientOptions,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    /// Replaced in place on reload ([`ApiClient::reconfigure`]), so every part of the daemon
+    /// keeps using one client: one set of rate limiters and one refresh at a time per shop.
+    settings: RwLock<Arc<Settings>>,
     clock: SharedClock,
     tokens: Arc<dyn TokenStore>,
     usage: Arc<dyn UsageStore>,
@@ -168,13 +172,14 @@ impl ApiClient {
                 )
             })?;
         let limits = RwLock::new(Arc::new(limits_for(&opts, 1)));
-        let hourly = opts.hourly_calls.clone().unwrap_or_default();
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
-                base_url: opts.base_url.trim_end_matches('/').to_string(),
-                app,
-                opts,
+                settings: RwLock::new(Arc::new(Settings {
+                    base_url: opts.base_url.trim_end_matches('/').to_string(),
+                    app,
+                    opts,
+                })),
                 clock,
                 tokens,
                 usage,
@@ -184,14 +189,42 @@ impl ApiClient {
                 refresh_locks: Mutex::new(HashMap::new()),
                 sent: Mutex::new(HashMap::new()),
                 outcomes: Mutex::new(HashMap::new()),
-                hourly,
+                hourly: HourlyCalls::default(),
             }),
         })
     }
 
     /// The app key this client signs as.
-    pub fn app_key(&self) -> &str {
-        &self.inner.app.app_key
+    pub fn app_key(&self) -> String {
+        self.settings().app.app_key.clone()
+    }
+
+    /// The current settings (a reload may replace them at any time).
+    fn settings(&self) -> Arc<Settings> {
+        self.inner
+            .settings
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Applies a reloaded config in place: the gateway, the credentials, QPS (divided by the
+    /// current share), quota, retries and timeouts. Token caches, refresh locks, counters and
+    /// the instance name stay, so every holder of this client sees the change at once. (The
+    /// connect timeout is the one setting that keeps its first value.)
+    pub fn reconfigure(&self, app: AppCredentials, opts: ClientOptions) {
+        let limits = Arc::new(limits_for(&opts, self.share()));
+        let settings = Arc::new(Settings {
+            base_url: opts.base_url.trim_end_matches('/').to_string(),
+            app,
+            opts,
+        });
+        if let Ok(mut current) = self.inner.settings.write() {
+            *current = settings;
+        }
+        if let Ok(mut current) = self.inner.limits.write() {
+            *current = limits;
+        }
     }
 
     /// Requests sent so far for `shop` with `method` (retries included).
@@ -235,7 +268,7 @@ impl ApiClient {
     /// method's limit, so their sum never exceeds it). Calls already waiting keep their pace.
     pub fn set_share(&self, instances: u32) {
         let instances = instances.max(1);
-        let limits = Arc::new(limits_for(&self.inner.opts, instances));
+        let limits = Arc::new(limits_for(&self.settings().opts, instances));
         if let Ok(mut current) = self.inner.limits.write() {
             *current = limits;
             self.inner
@@ -252,7 +285,8 @@ impl ApiClient {
     /// Calls `method` for `shop` with the business parameters `param` (one JSON object, sent and
     /// signed byte for byte), with pacing, quota, token refresh and retries.
     pub async fn call(&self, shop: &str, method: Method, param: &str) -> Result<Success, ApiError> {
-        let policy = &self.inner.opts.retry;
+        let settings = self.settings();
+        let policy = &settings.opts.retry;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(policy.transient_delay)
             .with_max_delay(policy.max_delay)
@@ -334,17 +368,18 @@ impl ApiClient {
         token: &TokenSet,
     ) -> Result<Success, ApiError> {
         let inner = &self.inner;
+        let settings = self.settings();
         let timestamp = inner.clock.now_ms().to_string();
         let input = SignInput {
             access_token: token.access_token.expose(),
-            appkey: &inner.app.app_key,
+            appkey: &settings.app.app_key,
             method: method.name(),
             param: Some(param),
-            sign_method: inner.opts.sign_method,
+            sign_method: settings.opts.sign_method,
             timestamp: Some(&timestamp),
             version: Some("1"),
         };
-        let signature = sign::sign(&input, inner.app.sign_secret.expose());
+        let signature = sign::sign(&input, settings.app.sign_secret.expose());
         let query = serde_urlencoded::to_string([
             ("appkey", input.appkey),
             ("method", input.method),
@@ -352,12 +387,12 @@ impl ApiClient {
             ("param", param),
             ("access_token", input.access_token),
             ("timestamp", &timestamp),
-            ("signMethod", inner.opts.sign_method.as_str()),
+            ("signMethod", settings.opts.sign_method.as_str()),
             ("sign", &signature),
         ])
         .map_err(|e| ApiError::local(ErrorClass::InvalidRequest, method.name(), e.to_string()))?;
         // The URL carries the access token: it is never logged, and errors drop it (without_url).
-        let url = format!("{}{}?{}", inner.base_url, method.path(), query);
+        let url = format!("{}{}?{}", settings.base_url, method.path(), query);
         debug!(shop, method = method.name(), "calling");
         if let Ok(mut sent) = inner.sent.lock() {
             *sent.entry((shop.to_string(), method)).or_insert(0) += 1;
@@ -365,11 +400,12 @@ impl ApiClient {
         let response = inner
             .http
             .get(url)
+            .timeout(settings.opts.timeout)
             .send()
             .await
             .map_err(|e| network_error(method.name(), e))?;
         let status = response.status().as_u16();
-        let body = read_capped(method.name(), response, inner.opts.max_body_bytes).await?;
+        let body = read_capped(method.name(), response, settings.opts.max_body_bytes).await?;
         let outcome = envelope::decode(method.name(), status, &body);
         match outcome {
             Err(mut e) if e.class == ErrorClass::QuotaExhausted => {
@@ -385,6 +421,7 @@ impl ApiClient {
     /// Checks the shop's quota pause and daily limit, and counts the call.
     async fn count_call(&self, shop: &str, method: Method) -> Result<(), ApiError> {
         let inner = &self.inner;
+        let settings = self.settings();
         let now = inner.clock.now_ms();
         let storage = |e: super::limits::UsageError| {
             ApiError::local(ErrorClass::Transient, method.name(), e.to_string())
@@ -401,7 +438,7 @@ impl ApiClient {
         let day = beijing_day(now);
         let counted = inner
             .usage
-            .try_add_call(shop, day, method, inner.opts.daily_quota)
+            .try_add_call(shop, day, method, settings.opts.daily_quota)
             .await
             .map_err(storage)?;
         if counted.is_none() {
@@ -426,7 +463,7 @@ impl ApiClient {
     async fn token_for_call(&self, shop: &str, method: Method) -> Result<TokenSet, ApiError> {
         let token = self.load_token(shop, method.name()).await?;
         let now = self.inner.clock.now_ms();
-        if now + self.inner.opts.refresh_margin_ms < token.access_expires_at {
+        if now + self.settings().opts.refresh_margin_ms < token.access_expires_at {
             return Ok(token);
         }
         match self.refresh_replacing(shop, &token).await {
@@ -534,16 +571,18 @@ impl ApiClient {
     async fn refresh_grant(&self, current: &TokenSet) -> Result<TokenSet, ApiError> {
         const ENDPOINT: &str = "oauth2/refresh_token";
         let inner = &self.inner;
+        let settings = self.settings();
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", current.refresh_token.expose()),
-            ("app_id", &inner.app.app_key),
-            ("app_secret", inner.app.app_secret.expose()),
+            ("app_id", &settings.app.app_key),
+            ("app_secret", settings.app.app_secret.expose()),
         ];
-        let url = format!("{}/{ENDPOINT}", inner.base_url);
+        let url = format!("{}/{ENDPOINT}", settings.base_url);
         let response = inner
             .http
             .post(url)
+            .timeout(settings.opts.timeout)
             .form(&form)
             .send()
             .await
@@ -570,17 +609,19 @@ impl ApiClient {
     pub async fn exchange_code(&self, shop: &str, code: &str) -> Result<TokenSet, ApiError> {
         const ENDPOINT: &str = "oauth2/access_token";
         let inner = &self.inner;
+        let settings = self.settings();
         let query = serde_urlencoded::to_string([
-            ("app_id", inner.app.app_key.as_str()),
+            ("app_id", settings.app.app_key.as_str()),
             ("grant_type", "code"),
             ("code", code),
-            ("app_secret", inner.app.app_secret.expose()),
+            ("app_secret", settings.app.app_secret.expose()),
         ])
         .map_err(|e| ApiError::local(ErrorClass::InvalidRequest, ENDPOINT, e.to_string()))?;
-        let url = format!("{}/{ENDPOINT}?{query}", inner.base_url);
+        let url = format!("{}/{ENDPOINT}?{query}", settings.base_url);
         let response = inner
             .http
             .get(url)
+            .timeout(settings.opts.timeout)
             .send()
             .await
             .map_err(|e| network_error(ENDPOINT, e))?;

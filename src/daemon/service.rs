@@ -22,7 +22,7 @@ use super::lock;
 use super::observe::Liveness;
 use super::runner::Runner;
 use super::{DaemonError, DaemonHandle, keeper, shop_directory, start_with};
-use crate::api::{ApiClient, HourlyCalls};
+use crate::api::ApiClient;
 use crate::app::{App, AppError};
 use crate::config::Config;
 use crate::push::receiver::ShopDirectory;
@@ -189,15 +189,20 @@ impl Service {
             );
             return;
         }
-        let new = match reloaded_app(&old, config, &self.instance_id).await {
+        let new = match reloaded_app(&old, config).await {
             Ok(app) => Arc::new(app),
             Err(e) => {
                 error!("SIGHUP: cannot apply the new config, the old one keeps running: {e}");
                 return;
             }
         };
-        if let (Ok(dir), Ok(mut current)) = (shop_directory(&new).await, self.directory.write()) {
-            *current = dir;
+        match shop_directory(&new).await {
+            Ok(dir) => {
+                if let Ok(mut current) = self.directory.write() {
+                    *current = dir;
+                }
+            }
+            Err(e) => warn!(error = %e, "SIGHUP: pushes keep the old shop list"),
         }
         if let Ok(mut app) = self.app.write() {
             *app = new.clone();
@@ -235,29 +240,25 @@ impl Service {
     }
 }
 
-/// The application for a reloaded config: the same store and clock, a new client (limits)
-/// that still names this instance, keeps its share of the app's budget and counts into the
-/// buffer the daemon flushes.
-async fn reloaded_app(old: &App, config: Config, instance_id: &str) -> Result<App, AppError> {
+/// The application for a reloaded config: the same store, clock and client, the client
+/// reconfigured in place — so the worker, the pollers and the keeper keep sharing one set of
+/// rate limiters (at this instance's share), one refresh lock per shop and one count buffer.
+async fn reloaded_app(old: &App, config: Config) -> Result<App, AppError> {
     let mut app = App::with_store(config, old.store.clone()).await?;
     app.clock = old.clock.clone();
-    app.client = service_client(&app, instance_id, Some(old.client.hourly_calls().clone()))?;
-    // The instance loop only re-divides the budget when the count changes: keep the old share.
-    app.client.set_share(old.client.share());
+    old.client.reconfigure(
+        crate::app::app_credentials(&app.config),
+        crate::app::client_options(&app.config),
+    );
+    app.client = old.client.clone();
     Ok(app)
 }
 
 /// The service's client for `app`'s config and clock. It names this instance in the
-/// User-Agent, so the platform's logs (and the simulator's) tell the daemons apart; given
-/// `hourly`, it adds its answer counts there (a reloaded client keeps its predecessor's).
-fn service_client(
-    app: &App,
-    instance_id: &str,
-    hourly: Option<HourlyCalls>,
-) -> Result<ApiClient, AppError> {
+/// User-Agent, so the platform's logs (and the simulator's) tell the daemons apart.
+fn service_client(app: &App, instance_id: &str) -> Result<ApiClient, AppError> {
     let mut options = crate::app::client_options(&app.config);
     options.instance = Some(instance_id.to_string());
-    options.hourly_calls = hourly;
     let store = Arc::new(app.store.clone());
     Ok(ApiClient::new(
         crate::app::app_credentials(&app.config),
@@ -389,7 +390,7 @@ pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
     );
     let shared_database = lock::sqlite_path(&config.database_url).is_none();
     let mut app = App::open(config).await?;
-    app.client = service_client(&app, &instance_id, None)?;
+    app.client = service_client(&app, &instance_id)?;
     let host = instance_id
         .rsplit_once('-')
         .map(|(h, _)| h.to_string())
