@@ -64,11 +64,12 @@ impl Runner {
             );
             return None;
         }
-        let result = self.leased(store, clock, shop, stream, cancel, job).await;
-        if let Ok(mut r) = self.running.lock() {
-            r.remove(&key);
-        }
-        result
+        // Released however the run ends: finished, panicked, or its future dropped.
+        let _running = Running {
+            set: &self.running,
+            key,
+        };
+        self.leased(store, clock, shop, stream, cancel, job).await
     }
 
     async fn leased<F, Fut, T>(
@@ -116,7 +117,7 @@ impl Runner {
                 child.clone(),
             );
             let every = self.lease / 3;
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = child.cancelled() => return,
@@ -141,13 +142,78 @@ impl Runner {
                         }
                     }
                 }
-            })
+            }))
         };
         let out = job(child.clone()).await;
-        renew.abort();
+        drop(renew);
         if let Err(e) = store.release_lease(shop, stream, holder, fence).await {
             warn!(shop, stream = stream.as_str(), error = %e, "cannot release the stream's lease (it expires by itself)");
         }
         Some(out)
+    }
+}
+
+/// Marks (shop, stream) as running here until dropped.
+struct Running<'a> {
+    set: &'a Mutex<HashSet<(String, Stream)>>,
+    key: (String, Stream),
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.key);
+    }
+}
+
+/// Stops the lease renewal when the run ends, however it ends (a panic, a dropped future).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_run_that_panics_or_is_dropped_releases_its_stream() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+        let runner = std::sync::Arc::new(Runner::new(None, Duration::from_secs(60)));
+        let cancel = CancellationToken::new();
+
+        let panicking = {
+            let (runner, store, clock, cancel) =
+                (runner.clone(), store.clone(), clock.clone(), cancel.clone());
+            tokio::spawn(async move {
+                runner
+                    .exclusive(&store, &clock, "s", Stream::Orders, &cancel, |_| async {
+                        panic!("a job that panics")
+                    })
+                    .await
+            })
+        };
+        assert!(panicking.await.is_err(), "the job panicked");
+        assert!(!runner.is_running("s", Stream::Orders));
+
+        let run = runner.exclusive(&store, &clock, "s", Stream::Refunds, &cancel, |_| {
+            std::future::pending::<()>()
+        });
+        let dropped = tokio::time::timeout(Duration::from_millis(50), run).await;
+        assert!(dropped.is_err(), "the job never finishes");
+        assert!(!runner.is_running("s", Stream::Refunds));
+        let ran = runner
+            .exclusive(&store, &clock, "s", Stream::Refunds, &cancel, |_| async {
+                7
+            })
+            .await;
+        assert_eq!(ran, Some(7), "the stream runs again");
+        store.close().await;
     }
 }
