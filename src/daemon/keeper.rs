@@ -2,18 +2,22 @@
 //! remain (never later than an hour before expiry), and warns well before the refresh token's
 //! fixed ~180 days end, when the merchant must authorize again (reference §2, §7.3).
 
+use std::collections::HashMap;
+
 use tracing::{error, info, warn};
 
 use crate::app::App;
-use crate::clock::{DAY_MS, format_ms};
+use crate::clock::{DAY_MS, beijing_day, format_ms};
 use crate::store::ShopStatus;
 
 /// Refresh when less than this remains (half of the platform's 48 h).
 const REFRESH_WHEN_LEFT_MS: i64 = 24 * 3_600_000;
 
-/// One pass over every active shop.
-pub async fn check_tokens(app: &App) {
+/// One pass over every active shop. The end-of-grant warnings go out once per shop and China
+/// day (`warned` remembers the day of each shop's last one), not at every pass.
+pub async fn check_tokens(app: &App, warned: &mut HashMap<String, i64>) {
     let now = app.clock.now_ms();
+    let today = beijing_day(now);
     let Ok(shops) = app.store.shops().await else {
         return;
     };
@@ -27,9 +31,11 @@ pub async fn check_tokens(app: &App) {
             }
         };
         let grant_left = tokens.refresh_expires_at - now;
-        if grant_left < 7 * DAY_MS {
+        let warn_today =
+            grant_left < 30 * DAY_MS && warned.insert(shop.shop_id.clone(), today) != Some(today);
+        if warn_today && grant_left < 7 * DAY_MS {
             error!(shop = shop.shop_id, ends = %format_ms(tokens.refresh_expires_at), "the shop's authorization ends within 7 days: the merchant must authorize the app again (kwaishop-sync auth url)");
-        } else if grant_left < 30 * DAY_MS {
+        } else if warn_today {
             warn!(shop = shop.shop_id, ends = %format_ms(tokens.refresh_expires_at), "the shop's authorization ends within 30 days");
         }
         if tokens.access_expires_at - now > REFRESH_WHEN_LEFT_MS || tokens.refresh_token.is_empty()

@@ -25,11 +25,9 @@ pub enum LockError {
     },
 }
 
-/// The SQLite file of a database URL, or `None` for Postgres.
+/// The SQLite file of a database URL (read as the store reads it), or `None` for Postgres.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    url.strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .map(PathBuf::from)
+    crate::store::sqlite_file(url).ok()
 }
 
 /// Held for the daemon's lifetime; dropping it releases the lock and removes the pid file.

@@ -567,9 +567,10 @@ async fn keeper_loop(service: Arc<Service>) {
     service
         .liveness
         .register("keeper", Duration::from_secs(600));
+    let mut warned = std::collections::HashMap::new();
     loop {
         service.liveness.beat("keeper");
-        keeper::check_tokens(&service.app()).await;
+        keeper::check_tokens(&service.app(), &mut warned).await;
         tokio::select! {
             _ = service.shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(60)) => {}

@@ -58,7 +58,8 @@ pub struct WorkerStats {
     pub retried: AtomicU64,
     pub dead: AtomicU64,
     pub fetches: AtomicU64,
-    /// Rounds completed; the watchdog reads this as "the loop makes progress".
+    /// Rounds completed (and every 10 s spent waiting for a fetch slot); the watchdog reads this
+    /// as "the loop makes progress".
     pub rounds: AtomicU64,
 }
 
@@ -142,7 +143,7 @@ impl Worker {
                 .claimed
                 .fetch_add(claimed.len() as u64, Ordering::Relaxed);
             for group in group_by_record(claimed) {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
+                let Some(permit) = self.slot(&slots).await else {
                     break;
                 };
                 let worker = self.clone();
@@ -154,6 +155,20 @@ impl Worker {
             while in_flight.try_join_next().is_some() {}
         }
         while in_flight.join_next().await.is_some() {}
+    }
+
+    /// A free fetch slot. During a platform outage every slot can sit in retries for minutes:
+    /// the wait counts as a round every 10 s, because the loop is alive, only slowed down (the
+    /// watchdog must not restart the daemon for the platform's trouble).
+    async fn slot(&self, slots: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        loop {
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => return permit.ok(),
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {
+                    self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     async fn idle(&self, cancel: &CancellationToken, wait: Duration) {
@@ -304,22 +319,22 @@ impl Worker {
     async fn fail(&self, group: &Group, e: &ApiError) {
         let now = self.clock.now_ms();
         let message = e.to_string();
+        if e.class == ErrorClass::AuthorizationRevoked {
+            if let Err(se) = self
+                .store
+                .set_shop_status(&group.shop_id, ShopStatus::NeedsReauth, Some(&e.message))
+                .await
+            {
+                warn!(shop = group.shop_id, error = %se, "cannot mark the shop needs_reauth");
+            }
+        }
         for event in &group.events {
             let (retry_at, count_attempt) = match e.class {
                 // Not the event's fault: wait for the quota without spending an attempt.
                 ErrorClass::QuotaExhausted => {
                     (Some(e.retry_at_ms.unwrap_or(now + 3_600_000)), false)
                 }
-                ErrorClass::AuthorizationRevoked => {
-                    if let Err(se) = self
-                        .store
-                        .set_shop_status(&group.shop_id, ShopStatus::NeedsReauth, Some(&e.message))
-                        .await
-                    {
-                        warn!(shop = group.shop_id, error = %se, "cannot mark the shop needs_reauth");
-                    }
-                    (Some(now + 3_600_000), true)
-                }
+                ErrorClass::AuthorizationRevoked => (Some(now + 3_600_000), true),
                 _ if event.attempts >= self.settings.max_attempts => (None, true),
                 _ => (Some(now + self.backoff(event.attempts)), true),
             };
