@@ -949,6 +949,11 @@ async fn shops_keep_their_status(store: Store) {
             ..shop
         }]
     );
+    assert_eq!(
+        store.shop_status(SHOP).await.expect("status"),
+        Some(ShopStatus::NeedsReauth)
+    );
+    assert_eq!(store.shop_status("nobody").await.expect("status"), None);
     let err = store
         .set_shop_status("nobody", ShopStatus::Active, None)
         .await

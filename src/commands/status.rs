@@ -35,10 +35,15 @@ pub async fn status_lines(store: &Store, now_ms: i64) -> Result<Vec<StatusLine>,
                 .find(|r| r.shop_id == shop.shop_id && r.stream == stream.as_str());
             let table = stream.as_str();
             let rows = store.count_rows(table, &shop.shop_id).await.unwrap_or(0);
-            let paused = state
-                .and_then(|s| s.paused_until_ms)
-                .or(shop.quota_paused_until)
-                .filter(|t| *t > now_ms);
+            // The stream's own pause or the shop's quota pause, whichever lasts longer.
+            let paused = [
+                state.and_then(|s| s.paused_until_ms),
+                shop.quota_paused_until,
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now_ms)
+            .max();
             lines.push(StatusLine {
                 shop_id: shop.shop_id.clone(),
                 shop_status: shop.status.as_str().to_string(),

@@ -90,11 +90,7 @@ impl Service {
         {
             return;
         }
-        if let Ok(shops) = app.store.shops().await
-            && shops
-                .iter()
-                .any(|s| s.shop_id == shop && s.status == ShopStatus::NeedsReauth)
-        {
+        if let Ok(Some(ShopStatus::NeedsReauth)) = app.store.shop_status(&shop).await {
             return;
         }
         let cx = app.sync_context();

@@ -412,15 +412,19 @@ impl Store {
 
     /// How many events are in each status, and the oldest pending one's arrival.
     pub async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
-        const COUNTS: &str = "SELECT status, COUNT(*) FROM events GROUP BY status";
-        const OLDEST: &str = "SELECT MIN(received_at_ms) FROM events WHERE status = 'pending'";
-        let op = "reading queue stats";
-        let counts: Vec<(String, i64)> = self.pool.fetch_all(op, COUNTS, &[]).await?;
+        // One statement: the counts and the oldest arrival come from the same snapshot.
+        const SQL: &str =
+            "SELECT status, COUNT(*), MIN(received_at_ms) FROM events GROUP BY status";
+        let rows: Vec<(String, i64, Option<i64>)> =
+            self.pool.fetch_all("reading queue stats", SQL, &[]).await?;
         let mut stats = QueueStats::default();
-        for (status, count) in counts {
+        for (status, count, oldest) in rows {
             let status: EventStatus = status
                 .parse()
                 .map_err(|e: UnknownEventStatus| StoreError::Corrupt(e.to_string()))?;
+            if status == EventStatus::Pending {
+                stats.oldest_pending_received_at_ms = oldest;
+            }
             let slot = match status {
                 EventStatus::Pending => &mut stats.pending,
                 EventStatus::Running => &mut stats.running,
@@ -430,8 +434,6 @@ impl Store {
             };
             *slot = count;
         }
-        let oldest: Vec<(Option<i64>,)> = self.pool.fetch_all(op, OLDEST, &[]).await?;
-        stats.oldest_pending_received_at_ms = oldest.first().and_then(|r| r.0);
         Ok(stats)
     }
 }

@@ -128,6 +128,18 @@ impl Store {
             .collect()
     }
 
+    /// One shop's status; `None` when it has no row yet.
+    pub async fn shop_status(&self, shop_id: &str) -> Result<Option<ShopStatus>, StoreError> {
+        const SQL: &str = "SELECT status FROM shops WHERE shop_id = $1";
+        let rows: Vec<(String,)> = self
+            .pool
+            .fetch_all("reading a shop's status", SQL, &[shop_id.into()])
+            .await?;
+        rows.first()
+            .map(|(status,)| ShopStatus::parse(status))
+            .transpose()
+    }
+
     /// Sets the shop's status and the reason shown beside it; [`StoreError::UnknownShop`] if
     /// the shop has no row.
     pub async fn set_shop_status(
