@@ -17,10 +17,9 @@ use std::time::Duration;
 
 use common::{start_sim, wait_until};
 use common_db::{on_postgres_with_url, on_sqlite_with_url};
-use kwaishop_sync::api::{ApiClient, Method};
-use kwaishop_sync::app::{App, app_credentials, client_options};
+use kwaishop_sync::api::Method;
+use kwaishop_sync::app::App;
 use kwaishop_sync::clock::{HOUR_MS, beijing_day, hour_start};
-use kwaishop_sync::commands::demo::{config_for_sim, import_sim_tokens};
 use kwaishop_sync::commands::sync::sync_once;
 use kwaishop_sync::daemon::{self, DaemonHandle};
 use kwaishop_sync::queue::WorkerSettings;
@@ -252,29 +251,6 @@ fn sim_config() -> SimConfig {
 
 /// The app of a kwaishop-sync syncing `sim` into `store` on the simulator's clock, with a
 /// daily quota and test-speed retries.
-async fn app_for(sim: &SimHandle, store: Store) -> App {
-    let mut config = config_for_sim(sim, Path::new("unused.db")).expect("config");
-    config.limits.daily_quota = Some(DAILY_QUOTA);
-    config.retry.throttled_delay = Duration::from_millis(100);
-    config.retry.transient_delay = Duration::from_millis(20);
-    config.retry.max_delay = Duration::from_millis(500);
-    let mut app = App::with_store(config, store).await.expect("app");
-    app.clock = sim.state.clock.clone();
-    let store = Arc::new(app.store.clone());
-    app.client = ApiClient::new(
-        app_credentials(&app.config),
-        client_options(&app.config),
-        app.clock.clone(),
-        store.clone(),
-        store,
-    )
-    .expect("client");
-    import_sim_tokens(&app.store, sim).await.expect("tokens");
-    // Windows end a settle delay behind now: let it pass.
-    sim.state.clock.advance(2 * 60_000);
-    app
-}
-
 fn event(id: &str, shop: Option<&str>, oid: i64, received_at_ms: i64) -> NewEvent {
     NewEvent {
         event_id: id.into(),
@@ -366,7 +342,7 @@ async fn the_status_page_shows_the_database_on_postgres() {
 
 async fn status_page_shows_the_database(store: Store, url: String, browser: PathBuf, png: PathBuf) {
     let sim = start_sim(sim_config()).await;
-    let app = app_for(&sim, store).await;
+    let app = common::app_for(&sim, store, |c| c.limits.daily_quota = Some(DAILY_QUOTA)).await;
     let sql = Sql::connect(&url).await;
     let shops = app.shops(None).expect("shops");
     let summaries = sync_once(
