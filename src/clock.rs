@@ -116,6 +116,20 @@ pub fn next_beijing_midnight(ms: i64) -> i64 {
     (beijing_day(ms) + 1) * DAY_MS - BEIJING_OFFSET_MS
 }
 
+/// `3 d 4 h`, `2 h 5 min`, `12 min`, `45 s`, `850 ms`: a span of time in its two largest units.
+pub fn human_span(ms: i64) -> String {
+    let ms = ms.max(0);
+    let s = ms / 1000;
+    let (d, h, m) = (s / 86_400, s / 3_600 % 24, s / 60 % 60);
+    match s {
+        0 => format!("{ms} ms"),
+        1..60 => format!("{s} s"),
+        60..3_600 => format!("{m} min"),
+        3_600..86_400 => format!("{} h {m} min", s / 3_600),
+        _ => format!("{d} d {h} h"),
+    }
+}
+
 /// Formats an epoch-ms instant as an RFC 3339 UTC string, for humans.
 pub fn format_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

@@ -63,32 +63,24 @@ pub async fn status_lines(store: &Store, now_ms: i64) -> Result<Vec<StatusLine>,
     Ok(lines)
 }
 
-fn human_lag(ms: i64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        7200..=172_799 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
 /// The status as a table for a terminal.
 pub fn render(lines: &[StatusLine]) -> String {
     let mut out = format!(
-        "{:<14} {:<12} {:<8} {:<24} {:>6} {:>9} {:<24} {:<12}\n",
+        "{:<14} {:<12} {:<8} {:<24} {:>10} {:>9} {:<24} {:<12}\n",
         "shop", "state", "stream", "checkpoint", "lag", "rows", "last run", "outcome"
     );
     for l in lines {
         out.push_str(&format!(
-            "{:<14} {:<12} {:<8} {:<24} {:>6} {:>9} {:<24} {:<12}\n",
+            "{:<14} {:<12} {:<8} {:<24} {:>10} {:>9} {:<24} {:<12}\n",
             l.shop_id,
             l.shop_status,
             l.stream,
             l.checkpoint_ms
                 .map(format_ms)
                 .unwrap_or_else(|| "never".into()),
-            l.lag_ms.map(human_lag).unwrap_or_else(|| "-".into()),
+            l.lag_ms
+                .map(crate::clock::human_span)
+                .unwrap_or_else(|| "-".into()),
             l.rows,
             l.last_run_ms.map(format_ms).unwrap_or_else(|| "-".into()),
             l.last_outcome.clone().unwrap_or_else(|| "-".into()),

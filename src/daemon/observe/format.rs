@@ -40,19 +40,7 @@ pub fn china_hour(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// `3 d 4 h`, `2 h 5 min`, `12 min`, `45 s`, `850 ms`: a span of time in its two largest units.
-pub fn span(ms: i64) -> String {
-    let ms = ms.max(0);
-    let s = ms / 1000;
-    let (d, h, m) = (s / 86_400, s / 3_600 % 24, s / 60 % 60);
-    match s {
-        0 => format!("{ms} ms"),
-        1..60 => format!("{s} s"),
-        60..3_600 => format!("{m} min"),
-        3_600..86_400 => format!("{} h {m} min", s / 3_600),
-        _ => format!("{d} d {h} h"),
-    }
-}
+pub use crate::clock::human_span as span;
 
 /// `in 2 h 5 min` or `12 min ago`, from `now_ms`.
 pub fn relative(ms: i64, now_ms: i64) -> String {
