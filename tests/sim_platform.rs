@@ -153,8 +153,21 @@ async fn raw_call(
     version: &str,
     in_body: bool,
 ) -> Value {
+    let param = json!({"pageNumber": 1, "pageSize": 10});
+    signed_call(sim, path, method, version, in_body, &param).await
+}
+
+/// Signs and sends `param` to `path` by hand.
+async fn signed_call(
+    sim: &kwaishop_sync::sim::SimHandle,
+    path: &str,
+    method: &str,
+    version: &str,
+    in_body: bool,
+    param: &Value,
+) -> Value {
     let creds = sim.credentials();
-    let param = json!({"pageNumber": 1, "pageSize": 10}).to_string();
+    let param = param.to_string();
     let timestamp = sim.state.clock.now_ms().to_string();
     let input = SignInput {
         access_token: &creds.shops[0].access_token,
@@ -212,6 +225,108 @@ async fn the_gateway_reads_query_and_form_and_checks_method_and_version() {
     assert_ne!(wrong_method["result"], 1, "method must match the path");
     let wrong_version = raw_call(&sim, &path, "open.item.list.get", "2", false).await;
     assert_ne!(wrong_version["result"], 1, "version must be 1");
+}
+
+/// The platform declares its parameters' JSON types; the simulator refuses a number sent as a
+/// string or a fraction, so a client that drifts from the declared types fails here first.
+#[tokio::test]
+async fn parameters_are_read_by_their_json_types() {
+    let sim = start_sim(still()).await;
+    let now = sim.state.clock.now_ms();
+    let call = |method: Method, param: Value| {
+        let sim = &sim;
+        async move { signed_call(sim, &method.path(), method.name(), "1", false, &param).await }
+    };
+    let order = |over: Value| {
+        let mut p = json!({"orderViewStatus": 1, "pageSize": 50, "queryType": 2, "sort": 1,
+            "beginTime": now - DAY_MS, "endTime": now, "cursor": ""});
+        p.as_object_mut()
+            .expect("object")
+            .extend(over.as_object().expect("object").clone());
+        p
+    };
+    let refund = |over: Value| {
+        let mut p = json!({"type": 9, "pageSize": 100, "currentPage": 1, "queryType": 2,
+            "beginTime": now - DAY_MS, "endTime": now, "pcursor": ""});
+        p.as_object_mut()
+            .expect("object")
+            .extend(over.as_object().expect("object").clone());
+        p
+    };
+    assert_eq!(
+        call(Method::OrderCursorList, order(json!({}))).await["result"],
+        1
+    );
+    assert_eq!(
+        call(Method::RefundList, refund(json!({}))).await["result"],
+        1
+    );
+    let refused = [
+        (
+            Method::OrderCursorList,
+            order(json!({"pageSize": "50"})),
+            "pageSize",
+        ),
+        (
+            Method::OrderCursorList,
+            order(json!({"beginTime": (now - DAY_MS).to_string()})),
+            "beginTime",
+        ),
+        (
+            Method::OrderCursorList,
+            order(json!({"endTime": now as f64 + 0.5})),
+            "endTime",
+        ),
+        (
+            Method::OrderCursorList,
+            order(json!({"queryType": "2"})),
+            "queryType",
+        ),
+        (
+            Method::OrderCursorList,
+            order(json!({"cursor": 0})),
+            "cursor",
+        ),
+        (Method::RefundList, refund(json!({"type": "9"})), "type"),
+        (
+            Method::RefundList,
+            refund(json!({"currentPage": 1.5})),
+            "currentPage",
+        ),
+        (
+            Method::RefundList,
+            refund(json!({"pcursor": null})),
+            "pcursor",
+        ),
+        (
+            Method::ItemList,
+            json!({"pageNumber": "1", "pageSize": 10}),
+            "pageNumber",
+        ),
+        (
+            Method::ItemList,
+            json!({"pageNumber": 1, "pageSize": 10.0}),
+            "pageSize",
+        ),
+        (Method::OrderDetail, json!({"oid": "123"}), "oid"),
+        (Method::RefundDetail, json!({"refundId": true}), "refundId"),
+    ];
+    for (method, param, key) in refused {
+        let answer = call(method, param.clone()).await;
+        assert_ne!(answer["result"], 1, "{} accepted {param}", method.name());
+        assert_eq!(
+            answer["sub_code"],
+            "2001",
+            "{} {param}: {answer}",
+            method.name()
+        );
+        assert!(
+            answer["error_msg"]
+                .as_str()
+                .is_some_and(|m| m.contains(key)),
+            "the answer names {key}: {answer}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@ use super::gateway::Failure;
 use super::model::{Doc, DocSet, ShopData, TimeField};
 use crate::api::Method;
 use crate::api::codes::*;
-use crate::api::envelope::{lenient_i64, lenient_text};
 use crate::clock::{Clock, DAY_MS};
 
 /// The platform's history horizon.
@@ -19,13 +18,32 @@ pub const ORDER_PAGE_MAX: i64 = 50;
 pub const REFUND_PAGE_MAX: i64 = 100;
 pub const ITEM_PAGE_MAX: i64 = 100;
 
-/// Runs one API for a shop. Returns the `data` JSON and how many records it holds.
+/// What one API call served: the `data` JSON, how many records it holds, and for the cursor
+/// lists the cursor it handed back (for the call log: tests check where a client resumes).
+#[derive(Debug)]
+pub struct Served {
+    pub data: String,
+    pub records: usize,
+    pub next_cursor: Option<String>,
+}
+
+impl Served {
+    fn one(data: String) -> Self {
+        Self {
+            data,
+            records: 1,
+            next_cursor: None,
+        }
+    }
+}
+
+/// Runs one API for a shop.
 pub fn dispatch(
     state: &SimState,
     method: Method,
     shop: usize,
     p: &Value,
-) -> Result<(String, usize), Failure> {
+) -> Result<Served, Failure> {
     let shops = state
         .shops
         .lock()
@@ -42,12 +60,28 @@ pub fn dispatch(
     }
 }
 
-fn int(p: &Value, key: &str) -> Option<i64> {
-    p.get(key).and_then(lenient_i64)
+/// An optional integer parameter, read strictly by its JSON type: absent or `null` is `None`;
+/// a string (`"50"`), a fraction (`1.5`) or anything else is refused. The platform's declared
+/// types are numbers, and a client that sends them as strings must find out here, not live.
+fn int(p: &Value, key: &str) -> Result<Option<i64>, Failure> {
+    match p.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, format!("{key}无效"))),
+    }
 }
 
 fn required(p: &Value, key: &str) -> Result<i64, Failure> {
-    int(p, key).ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, format!("{key}无效")))
+    int(p, key)?.ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, format!("{key}无效")))
+}
+
+/// A required string parameter (a cursor): a number or anything else is refused.
+fn text<'a>(p: &'a Value, key: &str) -> Result<&'a str, Failure> {
+    p.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, format!("{key}无效")))
 }
 
 /// begin < end, within `max_ms`, not older than the horizon. Orders and refunds use the
@@ -125,12 +159,13 @@ fn window_keys(
     (out, false)
 }
 
+/// An integer field of a stored document (the simulator's own documents hold numbers).
 fn field_of(doc: &Doc, path: &[&str]) -> Option<i64> {
     let mut v = doc.value();
     for key in path {
         v = v.get(key)?.clone();
     }
-    lenient_i64(&v)
+    v.as_i64()
 }
 
 /// orderViewStatus → the order statuses it shows (reference §8.1).
@@ -146,7 +181,7 @@ fn view_statuses(view: i64) -> Option<&'static [i64]> {
     }
 }
 
-fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<(String, usize), Failure> {
+fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<Served, Failure> {
     let view = required(p, "orderViewStatus")?;
     if !(0..=7).contains(&view) {
         return Err(Failure::invalid(RESULT_BAD_VALUE, "orderViewStatus无效"));
@@ -155,16 +190,13 @@ fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<(String, u
     if !(1..=ORDER_PAGE_MAX).contains(&page_size) {
         return Err(Failure::invalid(RESULT_BAD_VALUE, "pageSize无效"));
     }
-    let field = TimeField::from_query_type(int(p, "queryType").unwrap_or(1))
+    let field = TimeField::from_query_type(int(p, "queryType")?.unwrap_or(1))
         .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "queryType无效"))?;
-    let descending = int(p, "sort").unwrap_or(1) != 2;
+    let descending = int(p, "sort")?.unwrap_or(1) != 2;
     let (begin, end) = (required(p, "beginTime")?, required(p, "endTime")?);
     check_window(state, begin, end, ORDER_WINDOW_MS, REFUND_OVER_7_DAYS)?;
-    let cursor = p
-        .get("cursor")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "cursor无效"))?;
-    let cps = int(p, "cpsType").unwrap_or(0);
+    let cursor = text(p, "cursor")?;
+    let cps = int(p, "cpsType")?.unwrap_or(0);
     let (ids, more) = if cursor == "nomore" {
         (Vec::new(), false)
     } else {
@@ -219,7 +251,11 @@ fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<(String, u
         r#"{{"pageSize":{page_size},"beginTime":{begin},"endTime":{end},"cursor":"{next}","orderList":[{}]}}"#,
         served.join(",")
     );
-    Ok((data, ids.len()))
+    Ok(Served {
+        data,
+        records: ids.len(),
+        next_cursor: Some(next),
+    })
 }
 
 /// The detail view: the list document plus the detail-only fields; some answers use the
@@ -229,7 +265,7 @@ fn order_detail(
     shops: &[ShopData],
     shop: usize,
     p: &Value,
-) -> Result<(String, usize), Failure> {
+) -> Result<Served, Failure> {
     let oid = required(p, "oid")?;
     let Some(current) = shops[shop].orders.get(oid) else {
         return Err(Failure::business(RESULT_REJECTED, "order operation reject"));
@@ -262,7 +298,7 @@ fn order_detail(
             }
         }
     }
-    Ok((v.to_string(), 1))
+    Ok(Served::one(v.to_string()))
 }
 
 fn rename(obj: &mut Map<String, Value>, from: &str, to: &str) {
@@ -281,7 +317,7 @@ fn refund_list(
     shop: &ShopData,
     shop_index: usize,
     p: &Value,
-) -> Result<(String, usize), Failure> {
+) -> Result<Served, Failure> {
     let kind = required(p, "type")?;
     if kind != 8 && kind != 9 {
         return Err(Failure::invalid(REFUND_BAD_TYPE, "type无效"));
@@ -291,9 +327,9 @@ fn refund_list(
         return Err(Failure::invalid(RESULT_BAD_VALUE, "pageSize无效"));
     }
     let current_page = required(p, "currentPage")?;
-    let field = TimeField::from_query_type(int(p, "queryType").unwrap_or(1))
+    let field = TimeField::from_query_type(int(p, "queryType")?.unwrap_or(1))
         .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "queryType无效"))?;
-    let descending = int(p, "sort").unwrap_or(1) != 2;
+    let descending = int(p, "sort")?.unwrap_or(1) != 2;
     let (begin, end) = (required(p, "beginTime")?, required(p, "endTime")?);
     check_window(
         state,
@@ -302,13 +338,10 @@ fn refund_list(
         state.config.refund_window_ms,
         REFUND_RANGE_OVER_LIMIT,
     )?;
-    let pcursor = p
-        .get("pcursor")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "pcursor无效"))?;
-    let negotiate = int(p, "negotiateStatus").filter(|n| *n != 0);
-    let status = int(p, "status").filter(|n| *n != 0);
-    let order_id = int(p, "orderId").filter(|n| *n != 0);
+    let pcursor = text(p, "pcursor")?;
+    let negotiate = int(p, "negotiateStatus")?.filter(|n| *n != 0);
+    let status = int(p, "status")?.filter(|n| *n != 0);
+    let order_id = int(p, "orderId")?.filter(|n| *n != 0);
     let keep = |doc: &Doc| {
         let st = field_of(doc, &["status"]).unwrap_or(0);
         (kind == 9 || awaiting_refund(st))
@@ -371,10 +404,14 @@ fn refund_list(
         r#"{{"currentPage":{current_page},"pageSize":{page_size},"totalPage":{total_page},"totalSize":{total_size},"beginTime":{begin},"endTime":{end},"pcursor":"{next}","{list_key}":[{}]}}"#,
         docs.join(",")
     );
-    Ok((data, ids.len()))
+    Ok(Served {
+        data,
+        records: ids.len(),
+        next_cursor: Some(next),
+    })
 }
 
-fn refund_detail(shops: &[ShopData], shop: usize, p: &Value) -> Result<(String, usize), Failure> {
+fn refund_detail(shops: &[ShopData], shop: usize, p: &Value) -> Result<Served, Failure> {
     let refund_id = required(p, "refundId")?;
     let Some(doc) = shops[shop].refunds.get(refund_id) else {
         let elsewhere = shops.iter().any(|s| s.refunds.get(refund_id).is_some());
@@ -389,26 +426,24 @@ fn refund_detail(shops: &[ShopData], shop: usize, p: &Value) -> Result<(String, 
     if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), extra) {
         obj.extend(extra);
     }
-    Ok((v.to_string(), 1))
+    Ok(Served::one(v.to_string()))
 }
 
-fn item_list(shop: &ShopData, p: &Value) -> Result<(String, usize), Failure> {
+fn item_list(shop: &ShopData, p: &Value) -> Result<Served, Failure> {
     // pageSize: 10–100; over 100 or absent means 100 (reference §10).
-    let page_size = match int(p, "pageSize") {
+    let page_size = match int(p, "pageSize")? {
         Some(n) if (1..=ITEM_PAGE_MAX).contains(&n) => n.max(10),
         _ => ITEM_PAGE_MAX,
     };
-    let page = int(p, "pageNumber").unwrap_or(1).max(1);
-    let only_on_shelf = int(p, "onOfflineStatus") == Some(1);
-    let single = int(p, "kwaiItemId").filter(|n| *n != 0);
-    let rel = p.get("relItemId").and_then(lenient_text);
+    let page = int(p, "pageNumber")?.unwrap_or(1).max(1);
+    let only_on_shelf = int(p, "onOfflineStatus")? == Some(1);
+    let single = int(p, "kwaiItemId")?.filter(|n| *n != 0);
+    let rel = int(p, "relItemId")?.filter(|n| *n != 0);
     let matches = |doc: &Doc| {
         let v = doc.value();
-        (!only_on_shelf || v.get("shelfStatus").and_then(lenient_i64) == Some(1))
+        (!only_on_shelf || v.get("shelfStatus").and_then(Value::as_i64) == Some(1))
             && single.is_none_or(|id| doc.id == id)
-            && rel
-                .as_ref()
-                .is_none_or(|r| v.get("relItemId").and_then(lenient_text).as_ref() == Some(r))
+            && rel.is_none_or(|r| v.get("relItemId").and_then(Value::as_i64) == Some(r))
     };
     let all: Vec<&Doc> = shop.items.values().filter(|d| matches(d)).collect();
     let total = all.len() as i64;
@@ -425,7 +460,11 @@ fn item_list(shop: &ShopData, p: &Value) -> Result<(String, usize), Failure> {
         docs.len(),
         docs.join(",")
     );
-    Ok((data, docs.len()))
+    Ok(Served {
+        records: docs.len(),
+        data,
+        next_cursor: None,
+    })
 }
 
 /// The truth about one shop as the platform holds it now (`GET /__sim/truth`).

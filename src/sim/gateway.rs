@@ -255,6 +255,7 @@ async fn api(
         param: params.get("param").cloned(),
         fault: None,
         records: 0,
+        next_cursor: None,
         agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -294,11 +295,12 @@ async fn api(
         _ => process(&state, method, &params, &mut record),
     };
     let body = match outcome {
-        Ok((data, n)) => {
+        Ok(served) => {
             record.outcome = "ok".into();
             record.result = RESULT_OK;
-            record.records = n;
-            render_success(&state, seq, &data)
+            record.records = served.records;
+            record.next_cursor = served.next_cursor;
+            render_success(&state, seq, &served.data)
         }
         Err(f) => {
             record.outcome = f.outcome.into();
@@ -323,7 +325,7 @@ fn process(
     method: Method,
     params: &Params,
     record: &mut CallRecord,
-) -> Result<(String, usize), Failure> {
+) -> Result<apis::Served, Failure> {
     verify_system(state, method, params)?;
     let (shop, token_seq) = check_token(
         state,
@@ -487,6 +489,7 @@ fn log_oauth(state: &SimState, endpoint: &str, shop: Option<usize>, result: i64,
             param: None,
             fault: None,
             records: 0,
+            next_cursor: None,
             agent: None,
         },
     );

@@ -153,6 +153,9 @@ pub struct CallRecord {
     pub param: Option<String>,
     pub fault: Option<Fault>,
     pub records: usize,
+    /// The cursor a successful cursor-list answer handed back (`nomore` at a window's end).
+    #[serde(default)]
+    pub next_cursor: Option<String>,
     /// The caller's User-Agent (which daemon instance called).
     #[serde(default)]
     pub agent: Option<String>,
