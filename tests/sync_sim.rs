@@ -511,31 +511,64 @@ async fn quota_pauses_and_resumes_from_the_cursor(store: Store) {
     sync_all(&app).await;
     assert_eq!(calls(&sim).await.len(), before, "no calls while paused");
 
-    // After Beijing midnight, the orders stream resumes from its stored cursor.
-    let state = app
-        .store
-        .load_state("shop-0", Stream::Orders)
-        .await
-        .expect("state")
-        .expect("state");
+    // After Beijing midnight, each windowed stream resumes exactly where the simulator's last
+    // answer before the pause left it: the cursor it served, in the same window (or, when that
+    // answer ended a window, the next window from its start). Pages are not read twice.
+    let before_pause = calls(&sim).await;
     sim.state
         .clock
         .advance(until - sim.state.clock.now_ms() + 60_000);
-    let resumed_from = calls(&sim).await.len();
+    let resumed_from = before_pause.len();
     assert_caught_up(&sync_all(&app).await);
     let log = calls(&sim).await;
-    let first_order_call = log[resumed_from..]
-        .iter()
-        .find(|c| c.method == Method::OrderCursorList.name())
-        .expect("order calls");
-    let p = param_of(first_order_call);
-    assert_eq!(
-        p["cursor"].as_str(),
-        Some(state.cursor.clone().unwrap_or_default().as_str()),
-        "resumed from the exact cursor"
-    );
-    assert_eq!(p["beginTime"].as_i64(), state.window_begin_ms);
-    assert_eq!(p["endTime"].as_i64(), state.window_end_ms);
+    for method in [Method::OrderCursorList, Method::RefundList] {
+        let is_orders = method == Method::OrderCursorList;
+        let settings = if is_orders {
+            &app.config.orders
+        } else {
+            &app.config.refunds
+        };
+        let lookback = settings.lookback.as_millis() as i64;
+        let last_served = before_pause
+            .iter()
+            .rev()
+            .find(|c| c.method == method.name() && c.outcome == "ok")
+            .unwrap_or_else(|| panic!("{} answered before the pause", method.name()));
+        let served = last_served.next_cursor.clone().expect("a served cursor");
+        let (b, e) = (
+            param_of(last_served)["beginTime"].as_i64().expect("b"),
+            param_of(last_served)["endTime"].as_i64().expect("e"),
+        );
+        let first_after = log[resumed_from..]
+            .iter()
+            .find(|c| c.method == method.name())
+            .unwrap_or_else(|| panic!("{} calls after the pause", method.name()));
+        let p = param_of(first_after);
+        let cursor_key = if is_orders { "cursor" } else { "pcursor" };
+        if served == "nomore" {
+            assert_eq!(
+                p[cursor_key].as_str(),
+                Some(""),
+                "{}: a new window",
+                method.name()
+            );
+            assert_eq!(
+                p["beginTime"].as_i64(),
+                Some(e - lookback),
+                "{}",
+                method.name()
+            );
+        } else {
+            assert_eq!(
+                p[cursor_key].as_str(),
+                Some(served.as_str()),
+                "{} resumed from the cursor the simulator served last",
+                method.name()
+            );
+            assert_eq!(p["beginTime"].as_i64(), Some(b), "{}", method.name());
+            assert_eq!(p["endTime"].as_i64(), Some(e), "{}", method.name());
+        }
+    }
     assert_mirror_equals_truth(&app.store, &sim, 0).await;
 }
 
