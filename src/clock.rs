@@ -69,6 +69,17 @@ impl ScaledClock {
         }
     }
 
+    /// A clock that reads `origin_ms` and moves only when [`advance`](Self::advance)d: tests
+    /// that must know the instant a run plans from (to put records on a window's edge) use it.
+    pub fn stopped_at(origin_ms: i64) -> Self {
+        Self {
+            wall_origin_ms: wall_ms(),
+            origin_ms,
+            speed: 0.0,
+            offset_ms: AtomicI64::new(0),
+        }
+    }
+
     /// A clock that starts at the wall time now and runs `speed` times as fast.
     pub fn starting_now(speed: f64) -> Self {
         let now = wall_ms();
@@ -80,7 +91,7 @@ impl ScaledClock {
         self.offset_ms.fetch_add(ms, Ordering::SeqCst);
     }
 
-    /// How many times faster than the wall clock this clock runs.
+    /// How many times faster than the wall clock this clock runs (0 for a stopped clock).
     pub fn speed(&self) -> f64 {
         self.speed
     }

@@ -230,42 +230,40 @@ async fn items_deleted_only_after_a_complete_scan_postgres() {
 
 // ---------------------------------------------------------------- ties on a window edge
 
-async fn ties_on_window_edges(store: Store) {
-    let sim = start_sim(SimConfig {
-        seed: 9,
-        orders: 2_000,
-        days: 20,
-        mutate: false,
-        ..SimConfig::default()
-    })
+/// Creates `count` orders upstream that all carry `update_time`; returns their oids.
+async fn tie_group(sim: &SimHandle, count: usize, update_time: i64) -> Vec<i64> {
+    let answer = admin(
+        sim,
+        &format!("ties?shop=0&count={count}&update_time={update_time}"),
+    )
     .await;
-    let app = app_for(&sim, store, |_| {}).await;
-    assert_caught_up(&sync_all(&app).await);
-    let checkpoint = app
-        .store
-        .load_state("shop-0", Stream::Orders)
+    let oids: Vec<i64> = answer["oids"]
+        .as_array()
+        .expect("oids")
+        .iter()
+        .map(|v| v.as_i64().expect("oid"))
+        .collect();
+    assert_eq!(oids.len(), count);
+    oids
+}
+
+/// The (beginTime, endTime) of every order-list call the simulator answered.
+async fn order_windows_read(sim: &SimHandle) -> BTreeSet<(i64, i64)> {
+    calls(sim)
         .await
-        .expect("state")
-        .expect("state")
-        .checkpoint_ms
-        .expect("checkpoint");
-    let lookback = app.config.orders.lookback.as_millis() as i64;
-    // 300 orders on the last window's end, 300 on the next window's start.
-    let at_end: Value = admin(
-        &sim,
-        &format!("ties?shop=0&count=300&update_time={checkpoint}"),
-    )
-    .await;
-    let at_begin: Value = admin(
-        &sim,
-        &format!(
-            "ties?shop=0&count=300&update_time={}",
-            checkpoint - lookback
-        ),
-    )
-    .await;
-    sim.state.clock.advance(2 * 60_000);
-    assert_caught_up(&sync_all(&app).await);
+        .iter()
+        .filter(|c| c.method == Method::OrderCursorList.name() && c.outcome == "ok")
+        .map(|c| {
+            let p = param_of(c);
+            (
+                p["beginTime"].as_i64().expect("b"),
+                p["endTime"].as_i64().expect("e"),
+            )
+        })
+        .collect()
+}
+
+async fn assert_all_mirrored(app: &App, groups: &[(&str, &[i64])]) {
     let mirrored: BTreeSet<i64> = app
         .store
         .order_rows("shop-0")
@@ -274,17 +272,101 @@ async fn ties_on_window_edges(store: Store) {
         .iter()
         .map(|r| r.oid)
         .collect();
-    for oids in [&at_end["oids"], &at_begin["oids"]] {
-        let oids: Vec<i64> = oids
-            .as_array()
-            .expect("oids")
-            .iter()
-            .map(|v| v.as_i64().expect("oid"))
-            .collect();
-        assert_eq!(oids.len(), 300);
+    for (edge, oids) in groups {
         let missing = oids.iter().filter(|o| !mirrored.contains(o)).count();
-        assert_eq!(missing, 0, "{missing} of 300 tied orders were not mirrored");
+        assert_eq!(
+            missing,
+            0,
+            "{missing} of {} orders tied on {edge} were not mirrored",
+            oids.len()
+        );
     }
+}
+
+/// Groups of 300 orders sharing one `updateTime` (six pages of ties) sit exactly on the edges of
+/// windows the client reads: the boundary between two backfill windows (one window's end, the
+/// next one's begin), and, once caught up, the next poll's begin (checkpoint − lookback) and end
+/// (now − settle). The simulator's clock stands still, so the instant each run plans from is
+/// known; the windows are those of the design, and the call log proves they were the ones read.
+async fn ties_on_window_edges(store: Store) {
+    let sim = start_sim_stopped(SimConfig {
+        seed: 9,
+        orders: 2_000,
+        days: 20,
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |c| c.sync.backfill_days = 30).await;
+    let cfg = &app.config.orders;
+    let (width, lookback, settle) = (
+        cfg.window.as_millis() as i64,
+        cfg.lookback.as_millis() as i64,
+        cfg.settle.as_millis() as i64,
+    );
+    // The backfill's windows: from 30 days back, each `width` wide and starting a lookback
+    // before the previous one's end, up to now − settle.
+    let now = sim.state.clock.now_ms();
+    let mut windows = vec![];
+    let mut begin = now - 30 * DAY_MS;
+    loop {
+        let end = (begin + width).min(now - settle);
+        windows.push((begin, end));
+        if end >= now - settle {
+            break;
+        }
+        begin = end - lookback;
+    }
+    assert!(windows.len() >= 4, "{windows:?}");
+    // A boundary inside the 20 days of history.
+    let k = windows.len() / 2;
+    let (left, right) = (windows[k - 1], windows[k]);
+    assert!(left.1 > now - 20 * DAY_MS && right.0 > now - 20 * DAY_MS);
+    let left_end = tie_group(&sim, 300, left.1).await;
+    let right_begin = tie_group(&sim, 300, right.0).await;
+    assert_caught_up(&sync_all(&app).await);
+    assert_all_mirrored(
+        &app,
+        &[
+            ("a backfill window's end", &left_end),
+            ("the next backfill window's begin", &right_begin),
+        ],
+    )
+    .await;
+    let read = order_windows_read(&sim).await;
+    for w in &windows {
+        assert!(read.contains(w), "the backfill read {read:?}, not {w:?}");
+    }
+
+    // Caught up; an hour later the next poll reads [checkpoint − lookback, now − settle].
+    let checkpoint = app
+        .store
+        .load_state("shop-0", Stream::Orders)
+        .await
+        .expect("state")
+        .expect("state")
+        .checkpoint_ms
+        .expect("checkpoint");
+    assert_eq!(checkpoint, now - settle);
+    sim.state.clock.advance(3_600_000);
+    let later = sim.state.clock.now_ms();
+    let next = (checkpoint - lookback, later - settle);
+    let at_begin = tie_group(&sim, 300, next.0).await;
+    let at_end = tie_group(&sim, 300, next.1).await;
+    assert_caught_up(&sync_all(&app).await);
+    // Checked right after the run that read them: no later window's lookback hides a miss.
+    assert_all_mirrored(
+        &app,
+        &[
+            ("the poll's begin (checkpoint − lookback)", &at_begin),
+            ("the poll's end (now − settle)", &at_end),
+        ],
+    )
+    .await;
+    assert!(
+        order_windows_read(&sim).await.contains(&next),
+        "the poll read the window {next:?}"
+    );
     assert_mirror_equals_truth(&app.store, &sim, 0).await;
 }
 

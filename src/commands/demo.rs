@@ -161,6 +161,11 @@ pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::confi
     let creds = sim.credentials();
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let (wall_origin, origin) = sim.state.clock.origin();
+    // A stopped clock (a test's) has no speed a separate process could follow; the in-process
+    // users of this config share the simulator's clock itself.
+    let speed = Some(sim.state.clock.speed())
+        .filter(|s| *s > 0.0)
+        .unwrap_or(1.0);
     let mut text = format!(
         "[platform]\nbase_url = {}\napp_key = {}\napp_secret = {}\nsign_secret = {}\nmsg_secret = {}\n\n\
          [database]\nurl = {}\n\n[push]\nenabled = true\npath = {}\n\n\
@@ -173,8 +178,8 @@ pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::confi
         q(&creds.msg_secret),
         q(&format!("sqlite://{}", db.display())),
         q(PUSH_PATH),
-        sim.state.clock.speed(),
-        crate::sim::run::queue_lease_secs(sim.state.clock.speed()),
+        speed,
+        crate::sim::run::queue_lease_secs(speed),
     );
     for (i, shop) in creds.shops.iter().enumerate() {
         text.push_str(&format!(

@@ -74,6 +74,19 @@ pub async fn start_sim(config: SimConfig) -> SimHandle {
         .expect("simulator starts")
 }
 
+/// Starts a simulator whose clock stands still at the wall time now, moving only when a test
+/// advances it: each run then plans its windows from an instant the test knows.
+pub async fn start_sim_stopped(config: SimConfig) -> SimHandle {
+    init_logs();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let clock = Arc::new(ScaledClock::stopped_at(kwaishop_sync::clock::wall_ms()));
+    sim::start(config, listener, clock)
+        .await
+        .expect("simulator starts")
+}
+
 /// The shop id used for the simulator's shop `i`.
 pub fn shop_id(i: usize) -> String {
     format!("shop-{i}")
