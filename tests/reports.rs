@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use common::*;
 use common_db::{on_postgres, on_sqlite};
-use kwaishop_sync::api::records::{Order, Refund};
 use kwaishop_sync::commands::sync::sync_once;
 use kwaishop_sync::sim::SimConfig;
 use kwaishop_sync::store::{
@@ -18,7 +17,6 @@ use kwaishop_sync::store::{
 };
 use kwaishop_sync::sync::{NoProgress, RunOutcome};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 /// The China-time calendar date of an epoch-ms instant.
@@ -30,12 +28,18 @@ fn china_day(ms: i64) -> String {
         .to_string()
 }
 
-fn parse<T>(
-    doc: &Value,
-    f: impl Fn(&RawValue) -> Result<T, kwaishop_sync::api::records::RecordError>,
-) -> T {
-    let raw = RawValue::from_string(doc.to_string()).expect("JSON");
-    f(&raw).expect("the truth parses")
+/// An integer at a JSON path of a simulator document (0 when absent).
+fn int_at(doc: &Value, path: &[&str]) -> i64 {
+    path.iter().fold(doc, |v, k| &v[k]).as_i64().unwrap_or(0)
+}
+
+/// A text at a JSON path (`None` when absent or empty).
+fn text_at(doc: &Value, path: &[&str]) -> Option<String> {
+    path.iter()
+        .fold(doc, |v, k| &v[k])
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// What the views must say, computed from the truth of shop 0.
@@ -45,20 +49,15 @@ struct Expected {
     items: Vec<ItemSales>,
 }
 
+/// The figures the views must show, from the simulator's documents by plain JSON paths (never
+/// through the product's parsers): an order counts on the China-time day of
+/// `orderBaseInfo.createTime`, it is paid when `payTime != 0`, and sells `orderBaseInfo.totalFee`
+/// of `orderItemInfo.num` units; a refund counts on the day of its `createTime` with its
+/// `refundFee`. Gift sub-orders (`subOrderInfo`) are not orders of their own.
 fn expected(truth: &Value, shop_id: &str, from: Option<&str>, to: Option<&str>) -> Expected {
     let shop = &truth["shops"][0];
-    let orders: Vec<Order> = shop["orders"]
-        .as_array()
-        .expect("orders")
-        .iter()
-        .map(|d| parse(d, Order::from_raw))
-        .collect();
-    let refunds: Vec<Refund> = shop["refunds"]
-        .as_array()
-        .expect("refunds")
-        .iter()
-        .map(|d| parse(d, Refund::from_raw))
-        .collect();
+    let orders = shop["orders"].as_array().expect("orders");
+    let refunds = shop["refunds"].as_array().expect("refunds");
     let in_range = |day: &str| from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t);
     let mut daily: BTreeMap<String, DailySales> = BTreeMap::new();
     let row = |daily: &mut BTreeMap<String, DailySales>, day: &str| {
@@ -74,46 +73,54 @@ fn expected(truth: &Value, shop_id: &str, from: Option<&str>, to: Option<&str>) 
     };
     let mut items: BTreeMap<(Option<i64>, Option<i64>), ItemSales> = BTreeMap::new();
     let mut paid_total = 0;
-    for o in &orders {
-        let day = china_day(o.create_time);
+    for o in orders {
+        let day = china_day(int_at(o, &["orderBaseInfo", "createTime"]));
         if !in_range(&day) {
             continue;
         }
         row(&mut daily, &day);
         let d = daily.get_mut(&day).expect("row");
         d.orders += 1;
-        if o.pay_time.is_some() {
+        if int_at(o, &["orderBaseInfo", "payTime"]) != 0 {
+            let total_fee = int_at(o, &["orderBaseInfo", "totalFee"]);
             d.paid_orders += 1;
-            d.gmv_fen += o.total_fee;
+            d.gmv_fen += total_fee;
             paid_total += 1;
-            let i = items
-                .entry((o.item_id, o.sku_id))
-                .or_insert_with(|| ItemSales {
-                    shop_id: shop_id.to_string(),
-                    item_id: o.item_id,
-                    sku_id: o.sku_id,
-                    item_title: o.item_title.clone(),
-                    sku_desc: o.sku_desc.clone(),
-                    units: 0,
-                    revenue_fen: 0,
-                });
-            i.units += o.num;
-            i.revenue_fen += o.total_fee;
+            let nonzero = |path: &[&str]| Some(int_at(o, path)).filter(|i| *i != 0);
+            let (item_id, sku_id) = (
+                nonzero(&["orderItemInfo", "itemId"]),
+                nonzero(&["orderItemInfo", "skuId"]),
+            );
+            let i = items.entry((item_id, sku_id)).or_insert_with(|| ItemSales {
+                shop_id: shop_id.to_string(),
+                item_id,
+                sku_id,
+                item_title: text_at(o, &["orderItemInfo", "itemTitle"]),
+                sku_desc: text_at(o, &["orderItemInfo", "skuDesc"]),
+                units: 0,
+                revenue_fen: 0,
+            });
+            i.units += int_at(o, &["orderItemInfo", "num"]);
+            i.revenue_fen += total_fee;
         }
     }
     let mut by_kind: BTreeMap<(i64, Option<i64>), (i64, i64)> = BTreeMap::new();
-    for r in &refunds {
-        let day = china_day(r.create_time);
+    for r in refunds {
+        let day = china_day(int_at(r, &["createTime"]));
         if !in_range(&day) {
             continue;
         }
+        let fee = int_at(r, &["refundFee"]);
         row(&mut daily, &day);
         let d = daily.get_mut(&day).expect("row");
         d.refunds += 1;
-        d.refund_fen += r.refund_fee;
-        let k = by_kind.entry((r.status, r.handling_way)).or_default();
+        d.refund_fen += fee;
+        let handling_way = r["handlingWay"].as_i64();
+        let k = by_kind
+            .entry((int_at(r, &["status"]), handling_way))
+            .or_default();
         k.0 += 1;
-        k.1 += r.refund_fee;
+        k.1 += fee;
     }
     let mut items: Vec<ItemSales> = items.into_values().collect();
     items.sort_by(|a, b| {
