@@ -108,11 +108,9 @@ async fn acknowledged_pushes_survive_sigkill(store: Store, db_url: String) {
     let mut rng = StdRng::from_os_rng();
     let mut acked = Vec::new();
     let mut n = 0usize;
-    let mut expected = 0;
     for _cycle in 0..20 {
         let (mut daemon, url) = spawn_daemon(&config, &log).await;
         let acks_before_kill = rng.random_range(1..25);
-        expected += acks_before_kill;
         let mut acks = 0;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while acks < acks_before_kill {
@@ -132,7 +130,12 @@ async fn acknowledged_pushes_survive_sigkill(store: Store, db_url: String) {
                 acks += 1;
             }
         }
-        // Right after the acknowledgement: SIGKILL.
+        // Right after the acknowledgement: SIGKILL, on a daemon that is still running.
+        assert!(
+            daemon.try_wait().expect("try_wait").is_none(),
+            "the daemon exited before the kill; its log: {}",
+            log.display()
+        );
         daemon.start_kill().expect("SIGKILL");
         daemon.wait().await.expect("reaped");
     }
@@ -149,12 +152,12 @@ async fn acknowledged_pushes_survive_sigkill(store: Store, db_url: String) {
             missing.push(id.clone());
         }
     }
-    assert_eq!(acked.len(), expected);
     assert!(
         missing.is_empty(),
-        "{} of {} acknowledged pushes were lost: {missing:?}",
+        "{} of {} acknowledged pushes were lost, e.g. {:?}",
         missing.len(),
-        acked.len()
+        acked.len(),
+        &missing[..missing.len().min(10)]
     );
 }
 
