@@ -10,7 +10,8 @@ use kwaishop_sync::api::{HourlyCalls, HourlyCount, Method};
 use kwaishop_sync::app::flush_api_calls;
 use kwaishop_sync::secret::Secret;
 use kwaishop_sync::store::{
-    ApiCallRow, PageOutcome, ShopRow, ShopStatus, Source, Store, StoreError, Stream, StreamState,
+    ApiCallRow, PageOutcome, ResyncKind, ShopRow, ShopStatus, Source, Store, StoreError, Stream,
+    StreamState,
 };
 
 const SHOP: &str = "shop-1";
@@ -63,6 +64,7 @@ conformance!(
     shops_keep_their_status,
     a_thousand_orders_commit_in_one_page,
     a_closed_database_gives_errors_not_panics,
+    concurrent_resync_requests_leave_one_waiting,
 );
 
 async fn migrating_twice_is_fine(store: Store) {
@@ -704,6 +706,59 @@ async fn usage_limit_holds_under_concurrency(store: Store) {
         UsageStore::calls(&store, SHOP, 9).await.expect("calls"),
         LIMIT
     );
+}
+
+/// Ten requests at once for one (shop, stream), over the pool's many connections, as ten
+/// `resync` commands in a burst would: one waiting request holds the union of their ranges.
+async fn concurrent_resync_requests_leave_one_waiting(store: Store) {
+    add_shop(&store, SHOP).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .request_resync(
+                        SHOP,
+                        Stream::Orders,
+                        ResyncKind::Resync,
+                        NOW - i,
+                        NOW + i,
+                        NOW,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut merged = 0;
+    for task in tasks {
+        let (id, was_merged) = task.await.expect("task").expect("no storage error");
+        ids.push(id);
+        merged += usize::from(was_merged);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one request: {ids:?}");
+    assert_eq!(merged, 9, "nine merged into the first");
+    let open = store.open_resyncs().await.expect("open");
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].since_ms, open[0].until_ms), (NOW - 9, NOW + 9));
+    // Once it runs, the next request waits beside it.
+    let mut running = open[0].clone();
+    running.status = "running".into();
+    store.save_resync(&running).await.expect("save");
+    let (next, was_merged) = store
+        .request_resync(
+            SHOP,
+            Stream::Orders,
+            ResyncKind::Reconcile,
+            NOW,
+            NOW + 1,
+            NOW,
+        )
+        .await
+        .expect("request");
+    assert!(!was_merged && next != running.id);
 }
 
 async fn quota_pause_round_trip(store: Store) {

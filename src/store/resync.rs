@@ -78,6 +78,9 @@ impl Store {
     /// Asks for `[since_ms, until_ms]` of a stream to be re-read. A request of the same shop and
     /// stream that has not started yet absorbs it (the ranges are joined; an operator's resync
     /// outranks a reconcile). Returns the request's id and whether it was merged.
+    ///
+    /// Two processes asking at once may both find none waiting; the unique index on waiting
+    /// requests then refuses the second insert, and the second attempt merges.
     pub async fn request_resync(
         &self,
         shop_id: &str,
@@ -86,6 +89,30 @@ impl Store {
         since_ms: i64,
         until_ms: i64,
         now_ms: i64,
+    ) -> Result<(i64, bool), StoreError> {
+        let request = (shop_id, stream, kind, since_ms, until_ms, now_ms);
+        match self.try_request_resync(request).await {
+            Err(StoreError::Query { source, .. })
+                if source
+                    .as_database_error()
+                    .is_some_and(|e| e.is_unique_violation()) =>
+            {
+                self.try_request_resync(request).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_request_resync(
+        &self,
+        (shop_id, stream, kind, since_ms, until_ms, now_ms): (
+            &str,
+            Stream,
+            ResyncKind,
+            i64,
+            i64,
+            i64,
+        ),
     ) -> Result<(i64, bool), StoreError> {
         let op = "requesting a resync";
         let mut tx = self.pool.write_tx(op).await?;
