@@ -16,7 +16,7 @@ use common_db::{on_postgres_with_url, sqlite_store};
 use kwaishop_sync::clock::wall_ms;
 use kwaishop_sync::push::MessageKey;
 use kwaishop_sync::sim::{SimConfig, SimHandle};
-use kwaishop_sync::store::{ShopStatus, Store, Stream};
+use kwaishop_sync::store::{ShopStatus, Source, Store, Stream};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
@@ -300,8 +300,120 @@ fn cli(config: &Path, args: &[&str]) -> std::process::Output {
         .expect("cli")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill() {
+/// Orders and refunds the mirror has lost: deleted behind the store's back, as a lost write or
+/// a restored backup would leave them.
+struct Gap {
+    oids: Vec<i64>,
+    refund_ids: Vec<i64>,
+}
+
+/// Deletes every `step`-th main order (with its gifts) and refund of shop 0 last updated more than
+/// an hour ago, starting at `offset`. Polling re-reads only a lookback (10 minutes) behind its
+/// checkpoint, so it never brings them back; only a resync does.
+async fn make_gap(store: &Store, db_url: &str, step: usize, offset: usize) -> Gap {
+    let old = wall_ms() - 3_600_000;
+    let oids: Vec<i64> = store
+        .order_rows("shop-0")
+        .await
+        .expect("rows")
+        .iter()
+        .filter(|r| r.parent_oid.is_none() && r.update_time < old)
+        .skip(offset)
+        .step_by(step)
+        .map(|r| r.oid)
+        .collect();
+    let refund_ids: Vec<i64> = store
+        .refund_rows("shop-0")
+        .await
+        .expect("rows")
+        .iter()
+        .filter(|r| r.update_time < old)
+        .skip(offset)
+        .step_by(step)
+        .map(|r| r.refund_id)
+        .collect();
+    assert!(
+        oids.len() >= 10 && refund_ids.len() >= 3,
+        "a gap worth healing"
+    );
+    let list = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    common_db::execute(
+        db_url,
+        &format!(
+            "DELETE FROM orders WHERE shop_id = 'shop-0' AND (oid IN ({0}) OR parent_oid IN ({0}))",
+            list(&oids)
+        ),
+    )
+    .await;
+    common_db::execute(
+        db_url,
+        &format!(
+            "DELETE FROM refunds WHERE shop_id = 'shop-0' AND refund_id IN ({})",
+            list(&refund_ids)
+        ),
+    )
+    .await;
+    Gap { oids, refund_ids }
+}
+
+/// How many of the gap's orders and refunds are back, and whether each came back by a resync.
+async fn healed(store: &Store, gap: &Gap) -> (usize, usize, bool) {
+    let orders = store.order_rows("shop-0").await.expect("rows");
+    let refunds = store.refund_rows("shop-0").await.expect("rows");
+    let back_orders: Vec<_> = orders
+        .iter()
+        .filter(|r| gap.oids.contains(&r.oid))
+        .collect();
+    let back_refunds: Vec<_> = refunds
+        .iter()
+        .filter(|r| gap.refund_ids.contains(&r.refund_id))
+        .collect();
+    let by_resync = back_orders.iter().all(|r| r.source == Source::Resync)
+        && back_refunds.iter().all(|r| r.source == Source::Resync);
+    (back_orders.len(), back_refunds.len(), by_resync)
+}
+
+async fn poll_runs(store: &Store, stream: Stream) -> usize {
+    store
+        .recent_runs(Some("shop-0"), 10_000)
+        .await
+        .expect("runs")
+        .iter()
+        .filter(|r| r.kind == "poll" && r.stream == stream)
+        .count()
+}
+
+/// Waits for two more completed polls of orders and refunds, then checks that the gap is still
+/// open: polling does not heal it, so whatever heals it next is the resync.
+async fn polls_leave_the_gap(store: &Store, gap: &Gap) {
+    let (orders, refunds) = (
+        poll_runs(store, Stream::Orders).await,
+        poll_runs(store, Stream::Refunds).await,
+    );
+    wait_until(Duration::from_secs(30), "two more polls", || async {
+        poll_runs(store, Stream::Orders).await >= orders + 2
+            && poll_runs(store, Stream::Refunds).await >= refunds + 2
+    })
+    .await;
+    let (o, r, _) = healed(store, gap).await;
+    assert_eq!((o, r), (0, 0), "polling alone healed part of the gap");
+}
+
+async fn wait_healed(store: &Store, gap: &Gap, orders: bool, refunds: bool, what: &str) {
+    let want = (
+        if orders { gap.oids.len() } else { 0 },
+        if refunds { gap.refund_ids.len() } else { 0 },
+    );
+    wait_until(Duration::from_secs(90), what, || async {
+        let (o, r, _) = healed(store, gap).await;
+        (o, r) == want && all_resyncs_done(store).await
+    })
+    .await;
+    let (_, _, by_resync) = healed(store, gap).await;
+    assert!(by_resync, "{what}: the rows came back from a resync");
+}
+
+async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill(store: Store, db_url: String) {
     let sim = start_sim(SimConfig {
         seed: 63,
         days: 20,
@@ -310,29 +422,43 @@ async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill() {
         ..SimConfig::default()
     })
     .await;
-    let (store, dir) = sqlite_store().await;
-    let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
-    let (config, _) = service_config(&sim, dir.path(), "resync", &url, None, &Settings::default());
+    let dir = tempfile::tempdir().expect("dir");
+    let (config, _) = service_config(
+        &sim,
+        dir.path(),
+        "resync",
+        &db_url,
+        None,
+        &Settings::default(),
+    );
     let log = binary_log(dir.path(), "service-resync");
     let mut daemon = spawn(&config, &log, &[], Some(&dir.path().join("n.sock"))).await;
     daemon.notified("READY=1", Duration::from_secs(30)).await;
     wait_for_truth(&store, &sim, 0, Duration::from_secs(60)).await;
 
-    // SIGUSR1 with nothing waiting: one resync of every stream.
+    // SIGUSR1 with nothing waiting: one resync of every stream, which heals a gap polling leaves.
+    let gap = make_gap(&store, &db_url, 7, 0).await;
+    polls_leave_the_gap(&store, &gap).await;
     daemon.signal(Signal::SIGUSR1);
-    wait_until(Duration::from_secs(60), "the signalled resync", || async {
-        resync_runs(&store, Stream::Items).await == 1
-            && resync_runs(&store, Stream::Orders).await == 1
-            && all_resyncs_done(&store).await
-    })
-    .await;
+    wait_healed(&store, &gap, true, true, "the signalled resync").await;
+    assert_eq!(
+        (
+            resync_runs(&store, Stream::Orders).await,
+            resync_runs(&store, Stream::Refunds).await,
+            resync_runs(&store, Stream::Items).await
+        ),
+        (1, 1, 1)
+    );
     assert_eq!(
         store.recent_resyncs(100).await.expect("resyncs").len(),
         3,
         "one request per stream"
     );
+    wait_for_truth(&store, &sim, 0, Duration::from_secs(30)).await;
 
-    // The CLI: one request, one run.
+    // The CLI: one request, one run, and it heals the orders it was asked for.
+    let gap = make_gap(&store, &db_url, 7, 3).await;
+    polls_leave_the_gap(&store, &gap).await;
     let out = cli(&config, &["resync", "--stream", "orders"]);
     assert!(
         out.status.success(),
@@ -340,10 +466,13 @@ async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("woke the running daemon"));
-    wait_until(Duration::from_secs(60), "the CLI's resync", || async {
-        resync_runs(&store, Stream::Orders).await == 2 && all_resyncs_done(&store).await
-    })
-    .await;
+    wait_healed(&store, &gap, true, false, "the CLI's resync").await;
+    assert_eq!(resync_runs(&store, Stream::Orders).await, 2);
+    let (_, refunds_back, _) = healed(&store, &gap).await;
+    assert_eq!(refunds_back, 0, "an orders resync leaves refunds alone");
+    let out = cli(&config, &["resync", "--stream", "refunds"]);
+    assert!(out.status.success());
+    wait_healed(&store, &gap, true, true, "the refunds resync").await;
 
     // Ten triggers within a second: one run and at most one queued.
     let before = store.recent_resyncs(1_000).await.expect("resyncs").len();
@@ -378,11 +507,14 @@ async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill() {
     let runs = resync_runs(&store, Stream::Orders).await - 2;
     assert!((1..=2).contains(&runs), "{runs} runs from ten triggers");
 
-    // A resync requested just before a SIGKILL runs after the restart.
+    // A resync requested just before a SIGKILL runs after the restart, and heals its gap.
+    let gap = make_gap(&store, &db_url, 5, 1).await;
     let out = cli(&config, &["resync", "--stream", "refunds"]);
     assert!(out.status.success());
     daemon.signal(Signal::SIGKILL);
     daemon.child.wait().await.expect("reaped");
+    let (_, refunds_back, _) = healed(&store, &gap).await;
+    assert_eq!(refunds_back, 0, "killed before the resync ran");
     let refunds_before = resync_runs(&store, Stream::Refunds).await;
     let mut again = spawn(&config, &log, &[], Some(&dir.path().join("n2.sock"))).await;
     again.notified("READY=1", Duration::from_secs(30)).await;
@@ -395,8 +527,23 @@ async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill() {
         },
     )
     .await;
+    let (_, refunds_back, by_resync) = healed(&store, &gap).await;
+    assert_eq!(refunds_back, gap.refund_ids.len(), "the refunds came back");
+    assert!(by_resync);
     again.signal(Signal::SIGTERM);
     assert!(again.child.wait().await.expect("wait").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_by_signal_and_cli_heals_a_gap_sqlite() {
+    let (store, dir) = sqlite_store().await;
+    let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
+    resync_by_signal_by_cli_in_a_burst_and_across_a_kill(store, url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_by_signal_and_cli_heals_a_gap_postgres() {
+    on_postgres_with_url(resync_by_signal_by_cli_in_a_burst_and_across_a_kill).await;
 }
 
 // ---------------------------------------------------------------- SIGHUP, a revoked shop

@@ -297,3 +297,28 @@ pub fn item(kwai_item_id: i64, update_time: i64, sku_ids: &[i64]) -> Item {
         ),
     }
 }
+
+/// Runs one statement on the database at `url` over a connection of its own, behind the store's
+/// back (to make a gap a test then expects the product to heal). Returns the rows affected.
+pub async fn execute(url: &str, sql: &str) -> u64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("connect to the SQLite file");
+        sqlx::query(sql)
+            .execute(&mut c)
+            .await
+            .expect("execute")
+            .rows_affected()
+    } else {
+        let mut c = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect to Postgres");
+        sqlx::query(sql)
+            .execute(&mut c)
+            .await
+            .expect("execute")
+            .rows_affected()
+    }
+}
