@@ -68,7 +68,7 @@ pub async fn push(rate: u32, seconds: u32, db: &Path) -> anyhow::Result<PushBenc
     let oids: Vec<i64> = sim
         .state
         .shops
-        .lock()
+        .read()
         .map(|s| s[0].orders.ids_sorted())
         .unwrap_or_default();
     anyhow::ensure!(!oids.is_empty(), "the simulated shop has no orders");

@@ -225,7 +225,7 @@ pub fn truth_totals(sim: &SimHandle, index: usize) -> anyhow::Result<ShopTotals>
     let shops = sim
         .state
         .shops
-        .lock()
+        .read()
         .map_err(|_| anyhow::anyhow!("the simulator's data is poisoned"))?;
     let shop = shops
         .get(index)

@@ -62,26 +62,39 @@ fn bad(msg: &str) -> Response {
 
 /// `GET /__sim/truth[?shop=N]`: every current order, refund and item as the platform holds them.
 async fn truth(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
-    let Ok(shops) = state.shops.lock() else {
-        return bad("busy");
-    };
     let only = shop_arg(&q);
-    let list: Vec<Value> = shops
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| only.is_none_or(|s| s == *i))
-        .map(|(i, s)| shop_truth(i, s))
-        .collect();
-    Json(json!({ "now_ms": state.clock.now_ms(), "shops": list })).into_response()
+    let list: Vec<String> = {
+        let Ok(shops) = state.shops.read() else {
+            return bad("busy");
+        };
+        shops
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| only.is_none_or(|s| s == *i))
+            .map(|(i, s)| shop_truth(i, s))
+            .collect()
+    };
+    let body = format!(
+        r#"{{"now_ms":{},"shops":[{}]}}"#,
+        state.clock.now_ms(),
+        list.join(",")
+    );
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /__sim/calls[?since=SEQ]`: every request with its time, method, shop and outcome.
 async fn calls(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     let since: u64 = num(&q, "since").unwrap_or(0);
-    let Ok(calls) = state.calls.lock() else {
-        return bad("busy");
+    // A copy under the lock, written out after it: every API call appends to this log.
+    let list: Vec<super::CallRecord> = match state.calls.lock() {
+        Ok(calls) => calls.iter().filter(|c| c.seq >= since).cloned().collect(),
+        Err(_) => return bad("busy"),
     };
-    let list: Vec<&super::CallRecord> = calls.iter().filter(|c| c.seq >= since).collect();
     Json(json!({ "calls": list })).into_response()
 }
 
@@ -185,7 +198,7 @@ async fn stale(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     };
     let count: usize = num(&q, "count").unwrap_or(10);
     let now = state.clock.now_ms();
-    let (Ok(mut shops), Ok(mut stale)) = (state.shops.lock(), state.stale_orders.lock()) else {
+    let (Ok(mut shops), Ok(mut stale)) = (state.shops.write(), state.stale_orders.lock()) else {
         return bad("busy");
     };
     let Some(data) = shops.get_mut(shop) else {
@@ -223,7 +236,7 @@ async fn ties(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
         return bad("shop and update_time required");
     };
     let count: usize = num(&q, "count").unwrap_or(300);
-    let Ok(mut shops) = state.shops.lock() else {
+    let Ok(mut shops) = state.shops.write() else {
         return bad("busy");
     };
     let Some(data) = shops.get_mut(shop) else {
@@ -264,7 +277,7 @@ async fn corrupt(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     };
     let undo = num::<bool>(&q, "undo") == Some(true);
     let now = state.clock.now_ms();
-    let Ok(mut shops) = state.shops.lock() else {
+    let Ok(mut shops) = state.shops.write() else {
         return bad("busy");
     };
     let Some(data) = shops.get_mut(shop) else {
@@ -295,7 +308,7 @@ async fn versions(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![3, 1, 2]);
     let now = state.clock.now_ms();
-    let (Ok(mut shops), Ok(mut script)) = (state.shops.lock(), state.detail_script.lock()) else {
+    let (Ok(mut shops), Ok(mut script)) = (state.shops.write(), state.detail_script.lock()) else {
         return bad("busy");
     };
     let Some(data) = shops.get_mut(shop) else {

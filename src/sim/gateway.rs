@@ -239,6 +239,8 @@ async fn api(
             r#"{"result":404,"error_msg":"no such API"}"#.into(),
         );
     };
+    // The platform counts a call when it arrives, whatever its own handling waits for later.
+    let arrived = Instant::now();
     let params = parse_params(uri.query(), &body);
     let seq = state.seq.fetch_add(1, Ordering::SeqCst);
     let mut record = CallRecord {
@@ -292,7 +294,7 @@ async fn api(
             state.qps(method),
         )),
         Some(Fault::InternalTimeout) => Err(Failure::internal_timeout()),
-        _ => process(&state, method, &params, &mut record),
+        _ => process(&state, method, &params, &mut record, arrived),
     };
     let body = match outcome {
         Ok(served) => {
@@ -325,6 +327,7 @@ fn process(
     method: Method,
     params: &Params,
     record: &mut CallRecord,
+    arrived: Instant,
 ) -> Result<apis::Served, Failure> {
     verify_system(state, method, params)?;
     let (shop, token_seq) = check_token(
@@ -333,7 +336,7 @@ fn process(
     )?;
     record.shop = Some(shop);
     record.token_seq = Some(token_seq);
-    check_qps(state, method)?;
+    check_qps(state, method, arrived)?;
     check_quota(state, shop)?;
     let param = params
         .get("param")
@@ -412,28 +415,36 @@ fn check_token(state: &SimState, token: &str) -> Result<(usize, u64), Failure> {
 }
 
 /// A sliding one-second window per (app, method): at most `qps` arrivals pass in any second.
-fn check_qps(state: &SimState, method: Method) -> Result<(), Failure> {
+/// Arrivals are kept in order of their arrival instant, which handlers may reach out of order.
+fn check_qps(state: &SimState, method: Method, arrived: Instant) -> Result<(), Failure> {
     let limit = state.qps(method).floor().max(1.0) as usize;
-    let now = Instant::now();
+    let second = Duration::from_secs(1);
     let mut windows = state
         .windows
         .lock()
         .map_err(|_| Failure::internal_timeout())?;
     let window = windows.entry(method.name().to_string()).or_default();
+    // Forget what no window around this arrival can hold any more.
     while window
         .front()
-        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        .is_some_and(|t| arrived.saturating_duration_since(*t) >= 2 * second)
     {
         window.pop_front();
     }
-    if window.len() >= limit {
+    let before = window.partition_point(|t| *t <= arrived);
+    let in_last_second = window
+        .iter()
+        .take(before)
+        .filter(|t| arrived.duration_since(**t) < second)
+        .count();
+    if in_last_second >= limit {
         return Err(Failure::throttled(
             method.name(),
             &state.credentials.app_key,
             state.qps(method),
         ));
     }
-    window.push_back(now);
+    window.insert(before, arrived);
     Ok(())
 }
 

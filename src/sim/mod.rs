@@ -167,7 +167,8 @@ pub struct SimState {
     pub config: SimConfig,
     pub clock: Arc<ScaledClock>,
     pub credentials: SimCredentials,
-    pub shops: Mutex<Vec<ShopData>>,
+    /// Read by every API call and the truth; written by mutations and test scripts.
+    pub shops: RwLock<Vec<ShopData>>,
     pub mutator: Mutex<Mutator>,
     pub mutating: std::sync::atomic::AtomicBool,
     pub auth: Mutex<AuthState>,
@@ -226,11 +227,24 @@ impl SimHandle {
     }
 
     /// Stops the server and its background tasks.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
+    }
+
+    /// Cancelled when the simulator stops (by [`Self::stop`] or when its handle is dropped):
+    /// whoever runs it on a runtime of its own can wind that runtime down then.
+    pub fn stopping(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+impl Drop for SimHandle {
+    /// A simulator nobody holds stops serving.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 
@@ -318,7 +332,7 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
         config,
         clock,
         credentials,
-        shops: Mutex::new(shops),
+        shops: RwLock::new(shops),
         mutator: Mutex::new(mutator),
         auth: Mutex::new(auth),
         rng: Mutex::new(rng),
@@ -385,7 +399,7 @@ async fn mutation_loop(state: Arc<SimState>, shutdown: CancellationToken) {
 /// Applies every mutation due up to the simulator's now; returns the changes.
 pub fn advance(state: &SimState) -> Vec<model::Change> {
     let now = state.clock.now_ms();
-    let (Ok(mut shops), Ok(mut mutator)) = (state.shops.lock(), state.mutator.lock()) else {
+    let (Ok(mut shops), Ok(mut mutator)) = (state.shops.write(), state.mutator.lock()) else {
         return Vec::new();
     };
     mutator.advance(&mut shops, now)
