@@ -10,7 +10,7 @@ use kwaishop_sync::sim::SimHandle;
 use kwaishop_sync::store::{Source, Store};
 use serde_json::{Map, Value};
 
-use super::{shop_id, truth};
+use super::{shop_id, shop_truth};
 
 /// How the reference says a typed column reads its field.
 #[derive(Debug, Clone, Copy)]
@@ -479,8 +479,8 @@ impl MirrorDiff {
 
 /// Compares shop `index` of the simulator with the mirror.
 pub async fn diff_mirror(store: &Store, sim: &SimHandle, index: usize) -> MirrorDiff {
-    let truth = truth(sim).await;
-    let shop = &truth["shops"][index];
+    let shop = &shop_truth(sim, index).await;
+    assert_eq!(shop["index"], index, "the simulator's shop {index}");
     let id = shop_id(index);
     let mut diff = MirrorDiff::default();
     diff_orders(store, &id, shop, &mut diff).await;

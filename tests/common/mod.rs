@@ -64,27 +64,48 @@ pub fn binary_log_level() -> &'static str {
 
 /// Starts a simulator on 127.0.0.1:0 with its own clock.
 pub async fn start_sim(config: SimConfig) -> SimHandle {
-    init_logs();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
     let clock = Arc::new(ScaledClock::starting_now(config.speed));
-    sim::start(config, listener, clock)
-        .await
-        .expect("simulator starts")
+    start_sim_on(config, clock).await
 }
 
 /// Starts a simulator whose clock stands still at the wall time now, moving only when a test
 /// advances it: each run then plans its windows from an instant the test knows.
 pub async fn start_sim_stopped(config: SimConfig) -> SimHandle {
-    init_logs();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
     let clock = Arc::new(ScaledClock::stopped_at(kwaishop_sync::clock::wall_ms()));
-    sim::start(config, listener, clock)
-        .await
-        .expect("simulator starts")
+    start_sim_on(config, clock).await
+}
+
+/// Starts a simulator on a runtime of its own (two threads), as the platform runs elsewhere: a
+/// test that parses a large truth on its own runtime must not stall the simulator's handlers,
+/// which would bunch the arrivals the simulator's QPS window counts. The runtime winds down when
+/// the handle is stopped or dropped.
+async fn start_sim_on(config: SimConfig, clock: Arc<ScaledClock>) -> SimHandle {
+    init_logs();
+    let (started, handle) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("simulator".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("simulator")
+                .enable_all()
+                .build()
+                .expect("the simulator's runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind loopback");
+                let sim = sim::start(config, listener, clock)
+                    .await
+                    .expect("simulator starts");
+                let stopping = sim.stopping();
+                if started.send(sim).is_ok() {
+                    stopping.cancelled().await;
+                }
+            });
+        })
+        .expect("the simulator's thread");
+    handle.await.expect("the simulator started")
 }
 
 /// The shop id used for the simulator's shop `i`.
@@ -175,6 +196,17 @@ pub async fn truth(handle: &SimHandle) -> Value {
         .json()
         .await
         .expect("truth is JSON")
+}
+
+/// `GET /__sim/truth?shop=N` over HTTP: the truth of one shop.
+pub async fn shop_truth(handle: &SimHandle, index: usize) -> Value {
+    let mut v: Value = reqwest::get(format!("{}/__sim/truth?shop={index}", handle.base_url()))
+        .await
+        .expect("truth answers")
+        .json()
+        .await
+        .expect("truth is JSON");
+    v["shops"][0].take()
 }
 
 /// `GET /__sim/calls` over HTTP.
