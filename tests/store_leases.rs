@@ -49,6 +49,7 @@ both_backends!(
     registering_again_replaces_the_instance,
     leases_of_different_shops_and_streams_are_independent,
     bad_requests_are_refused,
+    a_joiner_waits_until_every_live_instance_counts_it,
 );
 
 async fn acquire(store: &Store, shop: &str, stream: Stream, holder: &str, now: i64) -> Option<i64> {
@@ -460,4 +461,45 @@ async fn bad_requests_are_refused(store: Store) {
     );
     assert_eq!(store.leases().await.expect("list"), []);
     assert_eq!(instance_ids(&store).await, Vec::<String>::new());
+}
+
+/// A joins a running B and C: until both have published a share in force that counts three
+/// instances, A is told some are behind; a dead instance does not hold it back.
+async fn a_joiner_waits_until_every_live_instance_counts_it(store: Store) {
+    for id in ["b", "c", "dead"] {
+        register(&store, id, NOW - 60_000).await;
+    }
+    store.publish_share("dead", 1).await.expect("publish");
+    heartbeat(&store, "b", NOW, TTL).await;
+    assert_eq!(
+        heartbeat(&store, "c", NOW, TTL).await,
+        2,
+        "dead is past its ttl"
+    );
+    for id in ["b", "c"] {
+        store.publish_share(id, 2).await.expect("publish");
+    }
+    register(&store, "a", NOW).await;
+    let live = heartbeat(&store, "a", NOW, TTL).await;
+    assert_eq!(live, 3);
+    let behind = |now| store.instances_behind("a", live, now, TTL);
+    assert_eq!(
+        behind(NOW).await.expect("read"),
+        2,
+        "b and c still divide by two"
+    );
+    assert_eq!(heartbeat(&store, "b", NOW + 10, TTL).await, 3);
+    store.publish_share("b", 3).await.expect("publish");
+    assert_eq!(
+        behind(NOW + 10).await.expect("read"),
+        1,
+        "c still divides by two"
+    );
+    assert_eq!(heartbeat(&store, "c", NOW + 20, TTL).await, 3);
+    store.publish_share("c", 3).await.expect("publish");
+    assert_eq!(behind(NOW + 20).await.expect("read"), 0);
+    // An instance that stops beating stops holding a joiner back after its ttl.
+    store.publish_share("c", 2).await.expect("publish");
+    assert_eq!(behind(NOW + 20).await.expect("read"), 1);
+    assert_eq!(behind(NOW + 20 + TTL + 1).await.expect("read"), 0);
 }

@@ -129,6 +129,9 @@ struct Inner {
     limits: RwLock<Arc<RateLimits>>,
     /// How many instances share the app's budget (what `limits` was built for).
     share: std::sync::atomic::AtomicU32,
+    /// Whether calls may go out: a daemon joining others holds them until every other daemon
+    /// has made room for it in the shared budget.
+    calls_open: tokio::sync::watch::Sender<bool>,
     cache: RwLock<HashMap<String, TokenSet>>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests sent, per (shop, method): what a run cost, and what metrics report.
@@ -185,6 +188,7 @@ impl ApiClient {
                 usage,
                 limits,
                 share: std::sync::atomic::AtomicU32::new(1),
+                calls_open: tokio::sync::watch::Sender::new(true),
                 cache: RwLock::new(HashMap::new()),
                 refresh_locks: Mutex::new(HashMap::new()),
                 sent: Mutex::new(HashMap::new()),
@@ -213,7 +217,7 @@ impl ApiClient {
     /// the instance name stay, so every holder of this client sees the change at once. (The
     /// connect timeout is the one setting that keeps its first value.)
     pub fn reconfigure(&self, app: AppCredentials, opts: ClientOptions) {
-        let limits = Arc::new(limits_for(&opts, self.share()));
+        let limits = Arc::new(replacing_limits(&opts, self.share()));
         let settings = Arc::new(Settings {
             base_url: opts.base_url.trim_end_matches('/').to_string(),
             app,
@@ -265,16 +269,27 @@ impl ApiClient {
     }
 
     /// Shares the app's QPS budget among `instances` processes (each takes 1/n of every
-    /// method's limit, so their sum never exceeds it). Calls already waiting keep their pace.
+    /// method's limit, so their sum never exceeds it). The new pace starts a whole period from
+    /// now, and calls waiting on the old limiters wait again on the new ones.
     pub fn set_share(&self, instances: u32) {
         let instances = instances.max(1);
-        let limits = Arc::new(limits_for(&self.settings().opts, instances));
+        let limits = Arc::new(replacing_limits(&self.settings().opts, instances));
         if let Ok(mut current) = self.inner.limits.write() {
             *current = limits;
             self.inner
                 .share
                 .store(instances, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Holds every call (they wait, they do not fail) until [`Self::open_calls`].
+    pub fn hold_calls(&self) {
+        self.inner.calls_open.send_replace(false);
+    }
+
+    /// Lets calls go out again.
+    pub fn open_calls(&self) {
+        self.inner.calls_open.send_replace(true);
     }
 
     /// How many instances this client shares the app's budget with (itself included).
@@ -331,6 +346,22 @@ impl ApiClient {
         }
     }
 
+    /// Waits for this call's turn under the current limiters. A call that was waiting when they
+    /// were replaced (a new share, a reload) waits again under the new ones: the old pace no
+    /// longer holds for anyone else.
+    async fn pace(&self, method: Method) {
+        let mut open = self.inner.calls_open.subscribe();
+        // The sender lives as long as this client, so the wait cannot fail.
+        let _ = open.wait_for(|open| *open).await;
+        loop {
+            let limits = self.limits();
+            limits.acquire(method).await;
+            if Arc::ptr_eq(&limits, &self.limits()) {
+                return;
+            }
+        }
+    }
+
     /// One signed request, paced and counted.
     async fn send(
         &self,
@@ -343,7 +374,7 @@ impl ApiClient {
         // The quota is counted (a database write) before pacing, so its latency cannot bunch
         // paced requests together on their way to the platform.
         self.count_call(shop, method).await?;
-        self.limits().acquire(method).await;
+        self.pace(method).await;
         let result = self.wire(shop, method, param, token).await;
         let outcome = match &result {
             Ok(_) => "ok",
@@ -641,16 +672,26 @@ impl ApiClient {
     }
 }
 
-/// Rate limiters for the configured QPS divided among `share` instances.
-fn limits_for(opts: &ClientOptions, share: u32) -> RateLimits {
-    RateLimits::new(|m| {
+/// The configured QPS of a method divided among `share` instances.
+fn share_of(opts: &ClientOptions, share: u32) -> impl Fn(Method) -> f64 + '_ {
+    move |m| {
         let qps = opts
             .qps
             .get(&m)
             .copied()
             .unwrap_or_else(|| platform_default_qps(m));
         qps / f64::from(share)
-    })
+    }
+}
+
+/// Rate limiters for the configured QPS divided among `share` instances.
+fn limits_for(opts: &ClientOptions, share: u32) -> RateLimits {
+    RateLimits::new(share_of(opts, share))
+}
+
+/// [`limits_for`], taking over from the limiters in use ([`RateLimits::replacing`]).
+fn replacing_limits(opts: &ClientOptions, share: u32) -> RateLimits {
+    RateLimits::replacing(share_of(opts, share))
 }
 
 fn quota_error(method: Method, until: i64, why: &str) -> ApiError {

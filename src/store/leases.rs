@@ -112,6 +112,39 @@ impl Store {
         Ok(live.first().map_or(1, |row| row.0.max(1)))
     }
 
+    /// Records that this instance's rate limiters now divide the app's budget by `share`.
+    pub async fn publish_share(&self, instance_id: &str, share: i64) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE instances SET share_in_force = $2 WHERE instance_id = $1";
+        let op = "publishing an instance's share";
+        let mut tx = self.pool.write_tx(op).await?;
+        tx.execute(op, SQL, &[Val::from(instance_id), Val::from(share)])
+            .await?;
+        tx.commit(op).await
+    }
+
+    /// How many other live instances (heartbeat within `ttl_ms`) still divide the budget by
+    /// fewer than `share` ways: until none does, an instance that counts `share` live ones must
+    /// not call, or the shares in force would add up to more than the limit.
+    pub async fn instances_behind(
+        &self,
+        instance_id: &str,
+        share: i64,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM instances WHERE instance_id <> $1 \
+             AND heartbeat_at_ms >= $2 AND share_in_force < $3";
+        let op = "checking the other instances' shares";
+        check_ttl(op, ttl_ms)?;
+        let vals = [
+            Val::from(instance_id),
+            Val::from(now_ms.saturating_sub(ttl_ms)),
+            Val::from(share),
+        ];
+        let rows: Vec<(i64,)> = self.pool.fetch_all(op, SQL, &vals).await?;
+        Ok(rows.first().map_or(0, |r| r.0))
+    }
+
     /// Removes the instance and releases every lease it holds (a clean stop).
     pub async fn unregister_instance(&self, instance_id: &str) -> Result<(), StoreError> {
         const REMOVE: &str = "DELETE FROM instances WHERE instance_id = $1";
