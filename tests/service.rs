@@ -24,9 +24,6 @@ use tokio::net::UnixDatagram;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kwaishop-sync");
 
-/// (shop, method, window) → per daemon, the first and last call's time.
-type Spans = BTreeMap<(usize, String, String), BTreeMap<String, (i64, i64)>>;
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -161,7 +158,7 @@ async fn wait_for_truth(store: &Store, sim: &SimHandle, shop: usize, timeout: Du
             "shop {shop} did not reach the truth: {:?}",
             &diff.problems[..diff.problems.len().min(3)]
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
     }
 }
 
@@ -654,13 +651,18 @@ fn new_config_listen(path: &Path) -> String {
 
 // ---------------------------------------------------------------- two daemons on one Postgres
 
+/// The app's QPS for every method, on the simulator and in both daemons' configs: low enough that
+/// the backfill is paced by the limit (not by commits), so two daemons that did not share it
+/// would be throttled.
+const QPS: f64 = 20.0;
+
 async fn two_daemons(store: Store, db_url: String) {
     let sim = start_sim(SimConfig {
         seed: 67,
         shops: 4,
         days: 30,
         orders: 4_000,
-        qps: Some(60.0),
+        qps: Some(QPS),
         mutate: false,
         ..SimConfig::default()
     })
@@ -670,21 +672,34 @@ async fn two_daemons(store: Store, db_url: String) {
         lease_secs: 5,
         ..Settings::default()
     };
-    let (config_a, _) = service_config(&sim, dir.path(), "a", &db_url, Some(60.0), &settings);
-    let (config_b, _) = service_config(&sim, dir.path(), "b", &db_url, Some(60.0), &settings);
+    // A serves shops 0 and 1; B all four, so it backfills 2 and 3 beside A (0 and 1 stay
+    // leased by A) and takes 0 and 1 over when A dies.
+    let half = Settings {
+        shops: Some(2),
+        lease_secs: 5,
+        ..Settings::default()
+    };
+    let (config_a, _) = service_config(&sim, dir.path(), "a", &db_url, Some(QPS), &half);
+    let (config_b, _) = service_config(&sim, dir.path(), "b", &db_url, Some(QPS), &settings);
     let log_a = binary_log(dir.path(), "service-a");
     let log_b = binary_log(dir.path(), "service-b");
     let mut a = spawn(&config_a, &log_a, &[], Some(&dir.path().join("a.sock"))).await;
     a.notified("READY=1", Duration::from_secs(30)).await;
+    wait_until(Duration::from_secs(30), "A polling", || async {
+        calls(&sim).await.iter().any(|c| c.shop == Some(1))
+    })
+    .await;
     let mut b = spawn(&config_b, &log_b, &[], Some(&dir.path().join("b.sock"))).await;
     b.notified("READY=1", Duration::from_secs(30)).await;
+    // Side by side for a while: each has made 100 list calls.
     wait_until(Duration::from_secs(60), "both daemons polling", || async {
-        let agents: BTreeSet<String> = calls(&sim)
-            .await
-            .into_iter()
-            .filter_map(|c| c.agent)
-            .collect();
-        agents.len() >= 2
+        let mut per_agent: BTreeMap<String, usize> = BTreeMap::new();
+        for c in calls(&sim).await {
+            if let (Some(agent), true) = (c.agent, c.method.contains("list")) {
+                *per_agent.entry(agent).or_default() += 1;
+            }
+        }
+        per_agent.len() >= 2 && per_agent.values().all(|n| *n >= 100)
     })
     .await;
     // Kill one in the middle; the other takes over its streams.
@@ -710,30 +725,53 @@ async fn two_daemons(store: Store, db_url: String) {
             );
         }
     }
-    // No window was polled by both daemons at once.
-    let mut spans: Spans = BTreeMap::new();
-    for c in log.iter().filter(|c| c.method.contains("list")) {
-        let (Some(shop), Some(agent)) = (c.shop, c.agent.clone()) else {
-            continue;
-        };
-        let p: serde_json::Value =
-            serde_json::from_str(c.param.as_deref().unwrap_or("{}")).expect("param");
-        let window = format!("{}-{}", p["beginTime"], p["endTime"]);
-        let span = spans
-            .entry((shop, c.method.clone(), window))
+    // The app's QPS budget is shared: the simulator throttled nothing, and no method got more
+    // than its limit in any sliding second, the seconds around the join included.
+    let throttled = log.iter().filter(|c| c.outcome == "throttled").count();
+    assert_eq!(throttled, 0, "{throttled} throttled answers");
+    let mut by_method: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for c in log.iter().filter(|c| c.method.starts_with("open.")) {
+        by_method
+            .entry(c.method.as_str())
             .or_default()
-            .entry(agent)
-            .or_insert((c.wall_ms, c.wall_ms));
-        span.0 = span.0.min(c.wall_ms);
-        span.1 = span.1.max(c.wall_ms);
+            .push(c.wall_ms);
     }
-    for (key, by_agent) in &spans {
-        let v: Vec<&(i64, i64)> = by_agent.values().collect();
-        for (i, x) in v.iter().enumerate() {
-            for y in &v[i + 1..] {
+    for (method, mut times) in by_method {
+        times.sort_unstable();
+        let busiest = (0..times.len())
+            .map(|i| times[i..].partition_point(|t| *t < times[i] + 1_000))
+            .max()
+            .unwrap_or(0);
+        eprintln!("{method}: at most {busiest} calls in one second");
+        assert!(
+            busiest as f64 <= QPS,
+            "{method}: {busiest} calls in one second"
+        );
+    }
+    // No (shop, stream) was polled by both daemons at once: between two calls of one daemon's
+    // run (less than a second apart: a run calls every ~100 ms at its share) no other daemon
+    // called for the same shop and list. Handing a stream over between runs is fine.
+    let mut by_stream: BTreeMap<(usize, &str), Vec<(i64, &str)>> = BTreeMap::new();
+    for c in log.iter().filter(|c| c.method.contains("list")) {
+        if let (Some(shop), Some(agent)) = (c.shop, c.agent.as_deref()) {
+            by_stream
+                .entry((shop, c.method.as_str()))
+                .or_default()
+                .push((c.wall_ms, agent));
+        }
+    }
+    for (key, mut polled) in by_stream {
+        polled.sort_unstable();
+        for (i, (t, agent)) in polled.iter().enumerate() {
+            let Some(next_own) = polled[i + 1..].iter().position(|(_, a)| a == agent) else {
+                continue;
+            };
+            let (t_next, _) = polled[i + 1 + next_own];
+            if let Some((t_other, other)) = polled[i + 1..i + 1 + next_own].first() {
                 assert!(
-                    x.1 < y.0 || y.1 < x.0,
-                    "window {key:?} polled by two daemons at once: {by_agent:?}"
+                    t_next - t >= 1_000,
+                    "{key:?} polled by two daemons at once: {agent} at {t} and {t_next}, \
+                     {other} at {t_other} between"
                 );
             }
         }
