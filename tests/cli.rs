@@ -1,5 +1,7 @@
 //! The command line as a user runs it: the real binary, a config file, a SQLite file.
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 
@@ -25,7 +27,19 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
             .expect("write");
     }
     drop(child.stdin.take());
-    child.wait_with_output().expect("output")
+    let out = child.wait_with_output().expect("output");
+    common::record_output(&format!("cli-{}", args[0]), &out);
+    out
+}
+
+/// The made-up secrets these tests give the binary, for the suite's leak check.
+fn record_secrets() {
+    kwaishop_sync::sim::ledger::record([
+        "test-app-secret-value",
+        "test-sign-secret-value",
+        "pasted-access-token-1234",
+        "pasted-refresh-token-5678",
+    ]);
 }
 
 fn text(o: &Output) -> String {
@@ -37,6 +51,7 @@ fn text(o: &Output) -> String {
 }
 
 fn write_config(dir: &Path) -> String {
+    record_secrets();
     let path = dir.join("k.toml");
     std::fs::write(dir.join("app_secret"), "test-app-secret-value").expect("write");
     std::fs::write(

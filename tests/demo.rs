@@ -25,6 +25,7 @@ fn run(dir: &Path, log_name: &str, args: &[&str]) -> Output {
         .stderr(stderr)
         .output()
         .expect("run the binary");
+    common::record_output(log_name, &out);
     if !out.status.success() {
         eprintln!(
             "{} {args:?} failed; its log:\n{}",

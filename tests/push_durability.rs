@@ -24,7 +24,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sqlx::Connection;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kwaishop-sync");
@@ -58,6 +58,7 @@ fn write_config(sim: &SimHandle, dir: &Path, db_url: &str) -> std::path::PathBuf
 
 /// Starts `kwaishop-sync run` and returns it with its push URL (read from its stdout).
 async fn spawn_daemon(config: &Path, log: &Path) -> (tokio::process::Child, String) {
+    let beside = log.parent().unwrap_or(Path::new(".")).to_path_buf();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -73,8 +74,11 @@ async fn spawn_daemon(config: &Path, log: &Path) -> (tokio::process::Child, Stri
         .expect("spawn the daemon");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    // Everything it prints is kept for the suite's leak check.
+    let mut kept = tokio::fs::File::from_std(binary_stdout(&beside, "daemon-kill"));
     let url = tokio::time::timeout(Duration::from_secs(30), async {
         while let Ok(Some(line)) = lines.next_line().await {
+            let _ = kept.write_all(format!("{line}\n").as_bytes()).await;
             if let Some(url) = line.strip_prefix("push receiver listening on ") {
                 return url.to_string();
             }
@@ -83,6 +87,11 @@ async fn spawn_daemon(config: &Path, log: &Path) -> (tokio::process::Child, Stri
     })
     .await
     .expect("the daemon listens within 30 s");
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = kept.write_all(format!("{line}\n").as_bytes()).await;
+        }
+    });
     (child, url)
 }
 

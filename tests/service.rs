@@ -7,7 +7,6 @@ mod common_db;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::mirror::diff_mirror;
@@ -120,6 +119,7 @@ impl Daemon {
 }
 
 async fn spawn(config: &Path, log: &Path, args: &[&str], notify_at: Option<&Path>) -> Daemon {
+    let beside = log.parent().unwrap_or(Path::new(".")).to_path_buf();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -130,7 +130,8 @@ async fn spawn(config: &Path, log: &Path, args: &[&str], notify_at: Option<&Path
         .args(args)
         .args(["--log", binary_log_level(), "--config"])
         .arg(config);
-    cmd.stdout(Stdio::null()).stderr(log).kill_on_drop(true);
+    let stdout = binary_stdout(&beside, "service");
+    cmd.stdout(stdout).stderr(log).kill_on_drop(true);
     let notify = notify_at.map(|p| {
         let _ = std::fs::remove_file(p);
         cmd.env("NOTIFY_SOCKET", p);
@@ -289,12 +290,14 @@ async fn all_resyncs_done(store: &Store) -> bool {
 }
 
 fn cli(config: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BIN)
+    let out = std::process::Command::new(BIN)
         .args(args)
         .arg("--config")
         .arg(config)
         .output()
-        .expect("cli")
+        .expect("cli");
+    record_output("service-cli", &out);
+    out
 }
 
 /// Orders and refunds the mirror has lost: deleted behind the store's back, as a lost write or
@@ -479,7 +482,8 @@ async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill(store: Store, db_u
             std::process::Command::new(BIN)
                 .args(["resync", "--stream", "orders", "--config"])
                 .arg(&config)
-                .stdout(Stdio::null())
+                .stdout(binary_stdout(dir.path(), "service-burst"))
+                .stderr(binary_stdout(dir.path(), "service-burst-stderr"))
                 .spawn()
                 .expect("cli")
         })

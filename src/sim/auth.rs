@@ -141,6 +141,15 @@ impl AuthState {
         }
     }
 
+    /// Every access and refresh token issued so far, for checks that none leaked (I8).
+    pub fn issued(&self) -> Vec<String> {
+        self.access
+            .keys()
+            .chain(self.refresh.keys())
+            .cloned()
+            .collect()
+    }
+
     /// An app token (client_credentials): valid, but for no shop.
     pub fn app_token(&mut self, rng: &mut StdRng, now: i64) -> (String, i64) {
         self.seq += 1;

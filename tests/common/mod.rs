@@ -53,6 +53,29 @@ pub fn binary_log(fallback: &std::path::Path, name: &str) -> std::path::PathBuf 
     }
 }
 
+/// Where a spawned binary's stdout goes: a file in the test-log directory when set (so the
+/// secrets check reads it too), else one in `fallback`.
+pub fn binary_stdout(fallback: &std::path::Path, name: &str) -> std::fs::File {
+    let path = binary_log(fallback, &format!("{name}-stdout"));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+}
+
+/// Keeps what a finished command printed in the test-log directory, when set, for the secrets
+/// check (the test reads the output itself too).
+pub fn record_output(name: &str, output: &std::process::Output) {
+    if let Some(dir) = std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR) {
+        let _ = std::fs::create_dir_all(&dir);
+        let path = binary_log(std::path::Path::new(&dir), &format!("{name}-output"));
+        let mut text = output.stdout.clone();
+        text.extend_from_slice(&output.stderr);
+        let _ = std::fs::write(path, text);
+    }
+}
+
 /// The log level for spawned binaries: trace when the suite's logs are checked.
 pub fn binary_log_level() -> &'static str {
     if std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR).is_some() {
