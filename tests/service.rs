@@ -707,7 +707,7 @@ async fn two_daemons(store: Store, db_url: String) {
     })
     .await;
     // Kill one in the middle; the other takes over its streams.
-    let killed_agent = format!("-{})", a.child.id().expect("pid"));
+    let killed_agent = format!("-{}-", a.child.id().expect("pid"));
     a.signal(Signal::SIGKILL);
     a.child.wait().await.expect("reaped");
     let killed_at = wall_ms();
@@ -785,7 +785,7 @@ async fn two_daemons(store: Store, db_url: String) {
     let from_killed = |c: &&kwaishop_sync::sim::CallRecord| {
         c.agent
             .as_deref()
-            .is_some_and(|a| a.ends_with(&killed_agent))
+            .is_some_and(|a| a.contains(&killed_agent))
     };
     let held: BTreeSet<(usize, String)> = log
         .iter()

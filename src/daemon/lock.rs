@@ -35,6 +35,10 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 pub struct InstanceLock {
     _lock: Option<Flock<File>>,
     pid_file: PathBuf,
+    /// The instance id of a daemon of this state directory that died without cleaning up (its
+    /// pid file stayed and names a process that no longer runs): the caller releases what it
+    /// held at once, instead of waiting for its leases and heartbeat to lapse.
+    pub dead_predecessor: Option<String>,
 }
 
 impl Drop for InstanceLock {
@@ -49,7 +53,11 @@ pub fn pid_file(state_dir: &Path) -> PathBuf {
 }
 
 /// Takes the SQLite lock (when the database is a SQLite file) and writes the pid file.
-pub fn acquire(database_url: &str, state_dir: &Path) -> Result<InstanceLock, LockError> {
+pub fn acquire(
+    database_url: &str,
+    state_dir: &Path,
+    instance_id: &str,
+) -> Result<InstanceLock, LockError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| LockError::Io { path, source }
@@ -89,11 +97,30 @@ pub fn acquire(database_url: &str, state_dir: &Path) -> Result<InstanceLock, Loc
     };
     std::fs::create_dir_all(state_dir).map_err(io(state_dir))?;
     let pid_file = pid_file(state_dir);
-    std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(io(&pid_file))?;
+    let dead_predecessor = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|text| dead_instance(&text));
+    let text = format!("{}\n{instance_id}\n", std::process::id());
+    std::fs::write(&pid_file, text).map_err(io(&pid_file))?;
     Ok(InstanceLock {
         _lock: lock,
         pid_file,
+        dead_predecessor,
     })
+}
+
+/// The instance named by a left-over pid file (`pid`, then the instance id), if its process no
+/// longer runs. A file without an instance id (an older version's) names none.
+fn dead_instance(pid_file_text: &str) -> Option<String> {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    let mut lines = pid_file_text.lines();
+    let pid: i32 = lines.next()?.trim().parse().ok()?;
+    let instance = lines.next()?.trim().to_string();
+    let gone =
+        pid as u32 != std::process::id() && kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH);
+    (gone && !instance.is_empty()).then_some(instance)
 }
 
 /// Wakes the daemon whose pid is in the state directory with SIGUSR1; returns its pid, or
@@ -103,6 +130,8 @@ pub fn wake_daemon(state_dir: &Path) -> Option<i32> {
     use nix::unistd::Pid;
     let pid: i32 = std::fs::read_to_string(pid_file(state_dir))
         .ok()?
+        .lines()
+        .next()?
         .trim()
         .parse()
         .ok()?;
@@ -117,16 +146,37 @@ mod tests {
     fn a_second_instance_on_one_sqlite_file_is_refused() {
         let dir = tempfile::tempdir().expect("dir");
         let url = format!("sqlite://{}", dir.path().join("m.db").display());
-        let first = acquire(&url, dir.path()).expect("first");
-        let second = acquire(&url, dir.path()).expect_err("second");
+        let first = acquire(&url, dir.path(), "me").expect("first");
+        let second = acquire(&url, dir.path(), "me").expect_err("second");
         assert!(second.to_string().contains("already running"), "{second}");
         drop(first);
         assert!(
             !pid_file(dir.path()).exists(),
             "the pid file goes with the lock"
         );
-        acquire(&url, dir.path()).expect("free again");
+        acquire(&url, dir.path(), "me").expect("free again");
         // Postgres needs no lock file.
-        acquire("postgres://x/y", dir.path()).expect("no lock for postgres");
+        acquire("postgres://x/y", dir.path(), "me").expect("no lock for postgres");
+    }
+
+    #[test]
+    fn a_pid_file_left_by_a_dead_daemon_names_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        // A process that has exited: its pid is free (until reused, which a live check catches).
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let dead = child.id();
+        child.wait().expect("wait");
+        std::fs::write(pid_file(dir.path()), format!("{dead}\nhost-{dead}-ab12\n")).expect("write");
+        let lock = acquire("postgres://x/y", dir.path(), "next").expect("lock");
+        assert_eq!(
+            lock.dead_predecessor.as_deref(),
+            Some(&*format!("host-{dead}-ab12"))
+        );
+        drop(lock);
+        // A live one (this process) and an old file without an instance id name none.
+        let me = std::process::id();
+        std::fs::write(pid_file(dir.path()), format!("{me}\nhost-{me}\n")).expect("write");
+        assert_eq!(dead_instance(&format!("{me}\nhost-{me}\n")), None);
+        assert_eq!(dead_instance(&format!("{dead}\n")), None);
     }
 }

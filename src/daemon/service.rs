@@ -375,15 +375,18 @@ pub fn worker_settings(config: &Config) -> WorkerSettings {
 /// Runs the service until it is stopped by a signal.
 pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
     let config = Config::load(&opts.config_path)?;
-    let lock = lock::acquire(&config.database_url, &config.daemon.state_dir)?;
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".into());
+    // Host and pid for people; the random part keeps two containers with the same hostname
+    // and pid apart.
     let instance_id = format!(
-        "{}-{}",
-        nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "host".into()),
-        std::process::id()
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
     );
+    let lock = lock::acquire(&config.database_url, &config.daemon.state_dir, &instance_id)?;
     let shared_database = lock::sqlite_path(&config.database_url).is_none();
     let mut app = App::open(config).await?;
     app.client = service_client(&app, &instance_id)?;
@@ -391,10 +394,19 @@ pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
         // No call until the other daemons have made room for this one (instance_loop).
         app.client.hold_calls();
     }
-    let host = instance_id
-        .rsplit_once('-')
-        .map(|(h, _)| h.to_string())
-        .unwrap_or_default();
+    if let Some(dead) = lock.dead_predecessor.as_deref().filter(|_| shared_database) {
+        // This installation's last daemon was killed: free its leases and its share of the
+        // budget now rather than after its lease and heartbeat lapse.
+        match app.store.unregister_instance(dead).await {
+            Ok(()) => info!(
+                instance = dead,
+                "the previous daemon here stopped without cleaning up; released its leases"
+            ),
+            Err(e) => {
+                warn!(instance = dead, error = %e, "cannot release the previous daemon's leases")
+            }
+        }
+    }
     app.store
         .register_instance(
             &instance_id,
