@@ -24,7 +24,7 @@ pub const DEFAULT_AUTHORIZE_URL: &str = "https://open.kwaixiaodian.com/oauth/aut
 /// The scopes kwaishop-sync needs (reference §7.1).
 pub const REQUIRED_SCOPES: [&str; 3] = ["merchant_order", "merchant_refund", "merchant_item"];
 
-/// The read APIs kwaishop-sync calls.
+/// The APIs kwaishop-sync calls (all of them read).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
@@ -39,16 +39,24 @@ pub enum Method {
     RefundDetail,
     #[serde(rename = "open.item.list.get")]
     ItemList,
+    /// An item deleted in the last 7 days, by id.
+    #[serde(rename = "open.item.deleted.get")]
+    ItemDeletedGet,
+    /// The authorizing merchant: seller id, open id, name.
+    #[serde(rename = "open.user.seller.get")]
+    SellerGet,
 }
 
 impl Method {
     /// Every method, in a stable order.
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 7] = [
         Method::OrderCursorList,
         Method::OrderDetail,
         Method::RefundList,
         Method::RefundDetail,
         Method::ItemList,
+        Method::ItemDeletedGet,
+        Method::SellerGet,
     ];
 
     /// The dotted name sent as `method`.
@@ -59,6 +67,8 @@ impl Method {
             Method::RefundList => "open.seller.order.refund.pcursor.list",
             Method::RefundDetail => "open.seller.order.refund.detail",
             Method::ItemList => "open.item.list.get",
+            Method::ItemDeletedGet => "open.item.deleted.get",
+            Method::SellerGet => "open.user.seller.get",
         }
     }
 

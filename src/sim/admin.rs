@@ -63,16 +63,24 @@ fn bad(msg: &str) -> Response {
 /// `GET /__sim/truth[?shop=N]`: every current order, refund and item as the platform holds them.
 async fn truth(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     let only = shop_arg(&q);
-    let list: Vec<String> = {
-        let Ok(shops) = state.shops.read() else {
-            return bad("busy");
-        };
-        shops
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| only.is_none_or(|s| s == *i))
-            .map(|(i, s)| shop_truth(i, s))
-            .collect()
+    // Writing out every document is long work: off the threads that answer API calls, which
+    // must not stall behind it (their arrival times feed the QPS check).
+    let build = {
+        let state = state.clone();
+        move || -> Option<Vec<String>> {
+            let shops = state.shops.read().ok()?;
+            Some(
+                shops
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| only.is_none_or(|s| s == *i))
+                    .map(|(i, s)| shop_truth(i, s, &state.config.variants))
+                    .collect(),
+            )
+        }
+    };
+    let Ok(Some(list)) = tokio::task::spawn_blocking(build).await else {
+        return bad("busy");
     };
     let body = format!(
         r#"{{"now_ms":{},"shops":[{}]}}"#,

@@ -4,10 +4,11 @@
 use serde_json::{Map, Value, json};
 
 use super::SimState;
+use super::codes::*;
 use super::gateway::Failure;
 use super::model::{Doc, DocSet, ShopData, TimeField};
+use super::variants::{BadWindowCodes, DeletedItemLookup, EmptyWindow, PlatformVariants};
 use crate::api::Method;
-use crate::api::codes::*;
 use crate::clock::{Clock, DAY_MS};
 
 /// The platform's history horizon.
@@ -56,8 +57,62 @@ pub fn dispatch(
         Method::OrderDetail => order_detail(state, &shops, shop, p),
         Method::RefundList => refund_list(state, data, shop, p),
         Method::RefundDetail => refund_detail(&shops, shop, p),
-        Method::ItemList => item_list(data, p),
+        Method::ItemList => item_list(state, data, p),
+        Method::ItemDeletedGet => item_deleted(state, data, p),
+        Method::SellerGet => Ok(Served::one(seller(data))),
     }
+}
+
+/// `open.user.seller.get`: the authorizing merchant (reference; declaration
+/// `GetSellerInfoResponseParam`): name, avatars, the seller id and the open id.
+fn seller(shop: &ShopData) -> String {
+    let id = &shop.identity;
+    json!({
+        "name": id.nick,
+        "sex": "M",
+        "head": format!("https://p1.a.yximgs.com/uhead/{}.jpg", id.seller_id),
+        "bigHead": format!("https://p1.a.yximgs.com/uhead/{}_big.jpg", id.seller_id),
+        "sellerId": id.seller_id,
+        "openId": id.open_id,
+    })
+    .to_string()
+}
+
+/// `open.item.deleted.get`: one item deleted in the last 7 days, by `itemId`, in the detail
+/// shape of `open.item.get`; anything else is a business error.
+fn item_deleted(state: &SimState, shop: &ShopData, p: &Value) -> Result<Served, Failure> {
+    let id = required(p, "itemId")?;
+    let now = state.clock.now_ms();
+    let Some((doc, deleted_at)) = shop
+        .deleted_items
+        .get(&id)
+        .filter(|(_, at)| now - *at <= 7 * DAY_MS)
+    else {
+        return Err(item_gone());
+    };
+    let v = doc.value();
+    let pick = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    Ok(Served::one(
+        json!({
+            "itemId": id,
+            "relItemId": pick("relItemId"),
+            "title": pick("title"),
+            "categoryId": pick("categoryId"),
+            "categoryName": pick("categoryName"),
+            "details": pick("details"),
+            "imageUrls": pick("imageUrls"),
+            "linkUrl": pick("linkUrl"),
+            "auditStatus": pick("auditStatus"),
+            "createdTime": pick("createTime"),
+            "updateTime": deleted_at,
+        })
+        .to_string(),
+    ))
+}
+
+/// What a lookup of an item the shop does not have answers.
+fn item_gone() -> Failure {
+    Failure::business(RESULT_REJECTED, "商品不存在或已删除")
 }
 
 /// An optional integer parameter, read strictly by its JSON type: absent or `null` is `None`;
@@ -84,31 +139,44 @@ fn text<'a>(p: &'a Value, key: &str) -> Result<&'a str, Failure> {
         .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, format!("{key}无效")))
 }
 
-/// begin < end, within `max_ms`, not older than the horizon. Orders and refunds use the
-/// refund codes of 返回码说明 (300003/300004/300005/300019), the only published ones.
+/// begin < end, within `max_ms`, not older than the horizon. The refund list answers with the
+/// codes of 返回码说明 (300003/300004/300005/300019), the only published ones; the order list
+/// with the same, or (a variant) with `807000`/`2001` `endTime无效` as seen in public code.
 fn check_window(
     state: &SimState,
-    begin: i64,
-    end: i64,
+    (begin, end): (i64, i64),
     max_ms: i64,
     over_code: i64,
+    order_list: bool,
 ) -> Result<(), Failure> {
+    let business = order_list && state.config.variants.bad_window == BadWindowCodes::Business2001;
+    let refuse = |code: i64, message: &str| {
+        if business {
+            Failure::invalid(RESULT_BAD_VALUE, "endTime无效")
+        } else {
+            Failure::invalid(code, message)
+        }
+    };
     if begin >= end {
-        return Err(Failure::invalid(
-            REFUND_END_BEFORE_BEGIN,
-            "结束时间必须大于开始时间",
-        ));
+        return Err(refuse(REFUND_END_BEFORE_BEGIN, "结束时间必须大于开始时间"));
     }
     if end - begin > max_ms {
-        return Err(Failure::invalid(over_code, "时间范围超过限制"));
+        return Err(refuse(over_code, "时间范围超过限制"));
     }
     if begin < state.clock.now_ms() - HORIZON_MS {
-        return Err(Failure::invalid(
-            REFUND_OVER_90_DAYS,
-            "只能查询90天内的数据",
-        ));
+        return Err(refuse(REFUND_OVER_90_DAYS, "只能查询90天内的数据"));
     }
     Ok(())
+}
+
+/// The cursor and `data` of a window's first page when it holds nothing, as the platform may
+/// answer it: `nomore`, an empty cursor, or `data: null`.
+fn empty_window(state: &SimState) -> (&'static str, bool) {
+    match state.config.variants.empty_window {
+        EmptyWindow::Nomore => ("nomore", false),
+        EmptyWindow::EmptyCursor => ("", false),
+        EmptyWindow::NullData => ("", true),
+    }
 }
 
 /// A cursor `<time>_<id>` (reference §8.1); `""` is the start.
@@ -194,7 +262,13 @@ fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<Served, Fa
         .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "queryType无效"))?;
     let descending = int(p, "sort")?.unwrap_or(1) != 2;
     let (begin, end) = (required(p, "beginTime")?, required(p, "endTime")?);
-    check_window(state, begin, end, ORDER_WINDOW_MS, REFUND_OVER_7_DAYS)?;
+    check_window(
+        state,
+        (begin, end),
+        ORDER_WINDOW_MS,
+        REFUND_OVER_7_DAYS,
+        true,
+    )?;
     let cursor = text(p, "cursor")?;
     let cps = int(p, "cpsType")?.unwrap_or(0);
     let (ids, more) = if cursor == "nomore" {
@@ -226,14 +300,16 @@ fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<Served, Fa
         .filter_map(|id| shop.orders.get(*id))
         .map(|d| d.json.get())
         .collect();
+    let variants = state.config.variants;
     let served: Vec<String> = ids
         .iter()
         .zip(docs)
         .map(|(id, current)| {
-            stale
+            let doc = stale
                 .remove(id)
                 .map(|d| d.json.get().to_string())
-                .unwrap_or_else(|| current.to_string())
+                .unwrap_or_else(|| current.to_string());
+            variants.shaped_order(&doc)
         })
         .collect();
     let next = match (more, ids.last().and_then(|id| shop.orders.get(*id))) {
@@ -244,6 +320,17 @@ fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<Served, Fa
                 last.update_time
             };
             format!("{t}_{}", last.id)
+        }
+        _ if ids.is_empty() && cursor.trim().is_empty() => {
+            let (next, null) = empty_window(state);
+            if null {
+                return Ok(Served {
+                    data: "null".into(),
+                    records: 0,
+                    next_cursor: Some(String::new()),
+                });
+            }
+            next.to_string()
         }
         _ => "nomore".to_string(),
     };
@@ -298,6 +385,7 @@ fn order_detail(
             }
         }
     }
+    state.config.variants.shape_order(&mut v);
     Ok(Served::one(v.to_string()))
 }
 
@@ -333,10 +421,10 @@ fn refund_list(
     let (begin, end) = (required(p, "beginTime")?, required(p, "endTime")?);
     check_window(
         state,
-        begin,
-        end,
+        (begin, end),
         state.config.refund_window_ms,
         REFUND_RANGE_OVER_LIMIT,
+        false,
     )?;
     let pcursor = text(p, "pcursor")?;
     let negotiate = int(p, "negotiateStatus")?.filter(|n| *n != 0);
@@ -393,6 +481,17 @@ fn refund_list(
             };
             format!("{t}_{}", last.id)
         }
+        _ if ids.is_empty() && first => {
+            let (next, null) = empty_window(state);
+            if null {
+                return Ok(Served {
+                    data: "null".into(),
+                    records: 0,
+                    next_cursor: Some(String::new()),
+                });
+            }
+            next.to_string()
+        }
         _ => "nomore".to_string(),
     };
     let list_key = if state.config.quirks && shop_index % 2 == 1 {
@@ -429,7 +528,7 @@ fn refund_detail(shops: &[ShopData], shop: usize, p: &Value) -> Result<Served, F
     Ok(Served::one(v.to_string()))
 }
 
-fn item_list(shop: &ShopData, p: &Value) -> Result<Served, Failure> {
+fn item_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<Served, Failure> {
     // pageSize: 10–100; over 100 or absent means 100 (reference §10).
     let page_size = match int(p, "pageSize")? {
         Some(n) if (1..=ITEM_PAGE_MAX).contains(&n) => n.max(10),
@@ -445,6 +544,9 @@ fn item_list(shop: &ShopData, p: &Value) -> Result<Served, Failure> {
             && single.is_none_or(|id| doc.id == id)
             && rel.is_none_or(|r| v.get("relItemId").and_then(Value::as_i64) == Some(r))
     };
+    if let Some((doc, _)) = single.and_then(|id| shop.deleted_items.get(&id)) {
+        return deleted_item_lookup(state, doc);
+    }
     let all: Vec<&Doc> = shop.items.values().filter(|d| matches(d)).collect();
     let total = all.len() as i64;
     let total_page = (total + page_size - 1) / page_size;
@@ -467,10 +569,37 @@ fn item_list(shop: &ShopData, p: &Value) -> Result<Served, Failure> {
     })
 }
 
+/// A lookup of a deleted item by `kwaiItemId`, as the platform may answer it: an empty page, a
+/// business error, or the item with `itemStatus` 2 (deleted by the seller) or 3 (by the platform).
+fn deleted_item_lookup(state: &SimState, doc: &Doc) -> Result<Served, Failure> {
+    let status = match state.config.variants.deleted_item {
+        DeletedItemLookup::Absent => None,
+        DeletedItemLookup::BusinessError => return Err(item_gone()),
+        DeletedItemLookup::DeletedBySeller => Some(2),
+        DeletedItemLookup::DeletedByPlatform => Some(3),
+    };
+    let items = match status {
+        Some(status) => {
+            let mut v = doc.value();
+            v["itemStatus"] = json!(status);
+            format!("[{v}]")
+        }
+        None => "[]".into(),
+    };
+    let n = usize::from(status.is_some());
+    Ok(Served {
+        data: format!(
+            r#"{{"totalItemCount":{n},"currentPageItemCount":{n},"currentPageNumber":1,"totalPage":{n},"items":{items}}}"#
+        ),
+        records: n,
+        next_cursor: None,
+    })
+}
+
 /// The truth about one shop as the platform holds it now (`GET /__sim/truth`), as JSON text:
 /// the stored documents are joined as they are, never parsed, so the simulator's lock is held
 /// only for a copy (parsing 100,000 documents under it would stall every API call behind it).
-pub fn shop_truth(index: usize, shop: &ShopData) -> String {
+pub fn shop_truth(index: usize, shop: &ShopData, variants: &PlatformVariants) -> String {
     let mut orders: Vec<&Doc> = shop.orders.iter().collect();
     orders.sort_by_key(|d| d.id);
     let mut refunds: Vec<&Doc> = shop.refunds.iter().collect();
@@ -481,12 +610,22 @@ pub fn shop_truth(index: usize, shop: &ShopData) -> String {
             .collect::<Vec<_>>()
             .join(",")
     };
+    // Orders as the platform serves them (the variants may reshape their packages).
+    let orders = if variants.reshapes_orders() {
+        orders
+            .iter()
+            .map(|d| variants.shaped_order(d.json.get()))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        join(&orders)
+    };
     let items: Vec<&Doc> = shop.items.values().collect();
     format!(
         r#"{{"index":{index},"open_id":{},"seller_id":{},"orders":[{}],"refunds":[{}],"items":[{}]}}"#,
         json!(shop.identity.open_id),
         json!(shop.identity.seller_id),
-        join(&orders),
+        orders,
         join(&refunds),
         join(&items),
     )

@@ -8,7 +8,7 @@ use base64::Engine;
 use rand::RngCore;
 use rand::rngs::StdRng;
 
-use crate::api::codes::{OAUTH_ACCESS_DENIED, OAUTH_INVALID_GRANT};
+use super::codes::{OAUTH_ACCESS_DENIED, OAUTH_INVALID_GRANT};
 
 /// Lifetimes, in milliseconds of simulator time.
 #[derive(Debug, Clone)]

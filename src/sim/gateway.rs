@@ -15,11 +15,11 @@ use axum::routing::{any, get};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use super::codes::*;
 use super::faults::Fault;
-use super::{CallRecord, SimState, admin, apis};
+use super::variants::{ErrorData, RefreshVerbs};
+use super::{CallRecord, SimState, admin, apis, sign};
 use crate::api::Method;
-use crate::api::codes::*;
-use crate::api::sign::{self, SignInput, SignMethod};
 use crate::clock::{Clock, beijing_day, wall_ms};
 
 /// The platform's routes plus the simulator's own under `/__sim/`.
@@ -63,13 +63,23 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A business refusal (legacy `result` only).
+    /// A refusal of the request's business (or, for results 24 and 26, of its authorization),
+    /// with the legacy `result` and, like every answer of the gateway, a `code` and a `sub_code`.
     pub fn business(result: i64, error_msg: impl Into<String>) -> Self {
+        let auth = matches!(result, RESULT_REVOKED | RESULT_NO_MAIN_ACCOUNT);
         Self {
             result,
-            code: None,
-            msg: None,
-            sub_code: None,
+            code: Some(if auth {
+                CODE_AUTH_FAILED
+            } else {
+                CODE_BUSINESS
+            }),
+            msg: Some(if auth {
+                "鉴权失败"
+            } else {
+                "业务处理失败"
+            }),
+            sub_code: Some(result.to_string()),
             error_msg: error_msg.into(),
             outcome: "business",
         }
@@ -93,7 +103,7 @@ impl Failure {
             result: RESULT_BAD_VALUE,
             code: Some(CODE_BAD_PARAM),
             msg: Some("参数错误"),
-            sub_code: Some("804001".into()),
+            sub_code: Some(SUB_BAD_PARAM.into()),
             error_msg: error_msg.into(),
             outcome: "invalid",
         }
@@ -142,6 +152,20 @@ impl Failure {
             sub_code: Some(SUB_QUOTA.into()),
             error_msg: format!(
                 "Exceed quota limit, KEY [appkey:{app_key};primaryUserId:{seller_id}]"
+            ),
+            outcome: "quota_exhausted",
+        }
+    }
+
+    /// A per-user, per-API daily quota (FAQ K1008's fourth form).
+    fn api_quota(method: &str, seller_id: i64) -> Self {
+        Self {
+            result: RESULT_QUOTA,
+            code: Some(CODE_FLOW_CONTROL),
+            msg: Some("限流"),
+            sub_code: Some(RESULT_QUOTA.to_string()),
+            error_msg: format!(
+                "[1017] exceed quota limit,[apiId:{method};primaryUserId:{seller_id}]"
             ),
             outcome: "quota_exhausted",
         }
@@ -199,8 +223,23 @@ fn cut_response(body: String) -> Response {
         .unwrap_or_else(|_| html_response(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
-fn render_failure(state: &SimState, seq: u64, f: &Failure) -> String {
+/// The empty page some error answers carry as `data` (a variant; reference §6).
+fn skeleton(method: Method) -> Value {
+    match method {
+        Method::OrderCursorList => json!({"pageSize": 0, "cursor": "", "orderList": []}),
+        Method::RefundList => json!({"currentPage": 0, "pageSize": 0, "totalPage": 0,
+            "totalSize": 0, "pcursor": "", "refundOrderInfoList": []}),
+        Method::ItemList => json!({"totalItemCount": 0, "currentPageItemCount": 0,
+            "currentPageNumber": 0, "totalPage": 0, "items": []}),
+        _ => Value::Null,
+    }
+}
+
+fn render_failure(state: &SimState, seq: u64, method: Method, f: &Failure) -> String {
     let mut v = json!({ "result": f.result, "error_msg": f.error_msg });
+    if state.config.variants.error_data == ErrorData::Skeleton {
+        v["data"] = skeleton(method);
+    }
     if let Some(code) = f.code {
         v["code"] = json!(code);
         v["msg"] = json!(f.msg.unwrap_or(""));
@@ -309,7 +348,7 @@ async fn api(
             record.result = f.result;
             record.code = f.code.map(str::to_string);
             record.sub_code = f.sub_code.clone();
-            render_failure(&state, seq, &f)
+            render_failure(&state, seq, method, &f)
         }
     };
     if fault == Some(Fault::Cut) {
@@ -338,6 +377,7 @@ fn process(
     record.token_seq = Some(token_seq);
     check_qps(state, method, arrived)?;
     check_quota(state, shop)?;
+    check_api_quota(state, method, shop)?;
     let param = params
         .get("param")
         .ok_or_else(|| Failure::bad_param("param缺失"))?;
@@ -374,20 +414,10 @@ fn verify_system(state: &SimState, method: Method, params: &Params) -> Result<()
     {
         return Err(Failure::bad_param("timestamp超出允许范围"));
     }
-    let sign_method = get("signMethod")
-        .and_then(SignMethod::parse)
-        .ok_or_else(|| Failure::bad_param("signMethod无效"))?;
-    let received = get("sign").ok_or_else(Failure::bad_sign)?;
-    let input = SignInput {
-        access_token: get("access_token").unwrap_or(""),
-        appkey,
-        method: method.name(),
-        param: get("param"),
-        sign_method,
-        timestamp: Some(timestamp),
-        version: get("version"),
-    };
-    if !sign::verify(&input, &state.credentials.sign_secret, received) {
+    if !matches!(get("signMethod"), Some("MD5" | "HMAC_SHA256")) {
+        return Err(Failure::bad_param("signMethod无效"));
+    }
+    if get("sign").is_none() || !sign::verify(params, &state.credentials.sign_secret) {
         return Err(Failure::bad_sign());
     }
     Ok(())
@@ -472,6 +502,30 @@ fn check_quota(state: &SimState, shop: usize) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The per-API quota of the config, counted per (shop, method, China-time day).
+fn check_api_quota(state: &SimState, method: Method, shop: usize) -> Result<(), Failure> {
+    let Some((limited, limit)) = state.config.api_quota.filter(|(m, _)| *m == method) else {
+        return Ok(());
+    };
+    let day = beijing_day(state.clock.now_ms());
+    let mut usage = state
+        .api_usage
+        .lock()
+        .map_err(|_| Failure::internal_timeout())?;
+    let used = usage.entry((shop, limited.name(), day)).or_insert(0);
+    if *used >= limit {
+        let seller = state
+            .credentials
+            .shops
+            .get(shop)
+            .map(|s| s.seller_id)
+            .unwrap_or(0);
+        return Err(Failure::api_quota(method.name(), seller));
+    }
+    *used += 1;
+    Ok(())
+}
+
 fn oauth_error(result: i64, error: &str, message: &str) -> Response {
     json_response(
         StatusCode::OK,
@@ -524,16 +578,19 @@ fn check_app(state: &SimState, params: &Params) -> Result<(), Response> {
     Ok(())
 }
 
-fn grant_body(grant: &super::auth::Grant, open_id: &str) -> Response {
-    let body = json!({
+/// A grant's answer; the refresh answer carries no `open_id` (APP授权说明 §2.4).
+fn grant_body(grant: &super::auth::Grant, open_id: Option<&str>) -> Response {
+    let mut body = json!({
         "result": 1,
         "access_token": grant.access_token,
         "refresh_token": grant.refresh_token,
         "expires_in": grant.access_expires_in_s,
         "refresh_token_expires_in": grant.refresh_expires_in_s,
-        "open_id": open_id,
         "scopes": ["merchant_order", "merchant_refund", "merchant_item", "user_info"],
     });
+    if let Some(open_id) = open_id {
+        body["open_id"] = json!(open_id);
+    }
     json_response(StatusCode::OK, body.to_string())
 }
 
@@ -577,7 +634,7 @@ async fn access_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes)
                         .get(grant.shop)
                         .map(|s| s.open_id.clone())
                         .unwrap_or_default();
-                    grant_body(&grant, &open_id)
+                    grant_body(&grant, Some(&open_id))
                 }
                 Err(r) => {
                     log_oauth(&state, "oauth2/access_token", None, r.result, None);
@@ -599,8 +656,34 @@ async fn access_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes)
     }
 }
 
-/// `/oauth2/refresh_token` (POST form or GET query): rotates the refresh token.
-async fn refresh_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Response {
+/// `/oauth2/refresh_token` (POST form or GET query, or only one of them as a variant):
+/// rotates the refresh token.
+async fn refresh_token(
+    State(state): State<Arc<SimState>>,
+    verb: axum::http::Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let refused = match state.config.variants.refresh_verbs {
+        RefreshVerbs::Both => false,
+        RefreshVerbs::GetOnly => verb != axum::http::Method::GET,
+        RefreshVerbs::PostOnly => verb != axum::http::Method::POST,
+    };
+    if refused {
+        log_oauth(
+            &state,
+            "oauth2/refresh_token",
+            None,
+            OAUTH_INVALID_REQUEST,
+            None,
+        );
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"result": OAUTH_INVALID_REQUEST, "error": "invalid_request",
+                "error_msg": format!("Request method '{verb}' not supported")})
+            .to_string(),
+        );
+    }
     let params = parse_params(uri.query(), &body);
     if let Err(refusal) = check_app(&state, &params) {
         log_oauth(
@@ -642,13 +725,7 @@ async fn refresh_token(State(state): State<Arc<SimState>>, uri: Uri, body: Bytes
                 RESULT_OK,
                 Some(grant.seq),
             );
-            let open_id = state
-                .credentials
-                .shops
-                .get(grant.shop)
-                .map(|s| s.open_id.clone())
-                .unwrap_or_default();
-            grant_body(&grant, &open_id)
+            grant_body(&grant, None)
         }
         Err(r) => {
             log_oauth(&state, "oauth2/refresh_token", None, r.result, None);

@@ -10,6 +10,7 @@ pub mod auth;
 mod catalog;
 #[cfg(test)]
 mod checks;
+pub mod codes;
 pub mod docs;
 mod factory;
 pub mod faults;
@@ -22,6 +23,8 @@ pub mod model;
 pub mod mutate;
 pub mod push;
 pub mod run;
+pub mod sign;
+pub mod variants;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -80,6 +83,10 @@ pub struct SimConfig {
     /// and now is applied at start (without pushes), so a world can be rebuilt exactly as an
     /// earlier run left it — same seed, same origin, the clock resumed where it stopped.
     pub origin_ms: Option<i64>,
+    /// The answers chosen where the platform's behaviour is not known for sure.
+    pub variants: variants::PlatformVariants,
+    /// A per-API daily quota per shop (`[1017] exceed quota limit,[apiId:…]`), if any.
+    pub api_quota: Option<(Method, u64)>,
 }
 
 impl Default for SimConfig {
@@ -103,6 +110,8 @@ impl Default for SimConfig {
             lifetimes: Lifetimes::default(),
             refund_window_ms: DAY_MS,
             origin_ms: None,
+            variants: variants::PlatformVariants::default(),
+            api_quota: None,
         }
     }
 }
@@ -178,6 +187,8 @@ pub struct SimState {
     pub windows: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// Calls per (shop, China-time day).
     pub usage: Mutex<HashMap<(usize, i64), u64>>,
+    /// Calls per (shop, method, China-time day), for the per-API quota.
+    pub api_usage: Mutex<HashMap<(usize, &'static str, i64), u64>>,
     pub calls: Mutex<Vec<CallRecord>>,
     pub seq: AtomicU64,
     pub pusher: Option<push::Pusher>,
@@ -322,10 +333,15 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
         credentials.sign_secret.as_str(),
         credentials.msg_secret.as_str(),
     ]);
-    let pusher = config
-        .push
-        .clone()
-        .map(|p| push::Pusher::new(p, &credentials, config.seed, now.max(1) as u64));
+    let pusher = config.push.clone().map(|p| {
+        push::Pusher::new(
+            p,
+            &credentials,
+            config.seed,
+            now.max(1) as u64,
+            config.variants.push_open_id,
+        )
+    });
     Arc::new(SimState {
         faults: RwLock::new(config.faults.clone()),
         mutating: std::sync::atomic::AtomicBool::new(config.mutate),
@@ -338,6 +354,7 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
         rng: Mutex::new(rng),
         windows: Mutex::new(HashMap::new()),
         usage: Mutex::new(HashMap::new()),
+        api_usage: Mutex::new(HashMap::new()),
         calls: Mutex::new(Vec::new()),
         seq: AtomicU64::new(0),
         pusher,

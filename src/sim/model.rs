@@ -200,6 +200,9 @@ pub struct ShopData {
     pub refunds: DocSet,
     /// Items by `kwaiItemId`, listed in id order by the item API.
     pub items: BTreeMap<i64, Doc>,
+    /// Items taken down, by `kwaiItemId`, with the instant they went (`open.item.deleted.get`
+    /// answers for the last 7 days).
+    pub deleted_items: BTreeMap<i64, (Doc, i64)>,
 }
 
 impl ShopData {
@@ -209,6 +212,7 @@ impl ShopData {
             orders: DocSet::default(),
             refunds: DocSet::default(),
             items: BTreeMap::new(),
+            deleted_items: BTreeMap::new(),
         }
     }
 }

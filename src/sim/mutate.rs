@@ -508,6 +508,7 @@ impl Mutator {
             return;
         };
         let u = t.max(doc.update_time + 1);
+        shop.deleted_items.insert(id, (doc, u));
         out.push(messages::item_message(
             s,
             messages::ITEM_DELETE,

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::model::Change;
+use super::variants::PushOpenId;
 use super::{SimCredentials, SimState};
 use crate::push::MessageKey;
 
@@ -110,6 +111,7 @@ impl Pusher {
         credentials: &SimCredentials,
         seed: u64,
         first_seq: u64,
+        open_ids: PushOpenId,
     ) -> Self {
         Self {
             key: MessageKey::from_secret(&credentials.msg_secret)
@@ -118,7 +120,16 @@ impl Pusher {
             shops: credentials
                 .shops
                 .iter()
-                .map(|s| (s.open_id.clone(), s.seller_id))
+                .map(|s| {
+                    let open_id = match open_ids {
+                        PushOpenId::TokenOpenId => s.open_id.clone(),
+                        // 32 hex digits, like the real sample's envelope id, known nowhere else.
+                        PushOpenId::Unrelated => {
+                            format!("{:016x}{:016x}", s.seller_id, s.seller_id.rotate_left(17))
+                        }
+                    };
+                    (open_id, s.seller_id)
+                })
                 .collect(),
             config,
             queue: Mutex::new(BinaryHeap::new()),
