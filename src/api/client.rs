@@ -132,6 +132,8 @@ struct Inner {
     /// Whether calls may go out: a daemon joining others holds them until every other daemon
     /// has made room for it in the shared budget.
     calls_open: tokio::sync::watch::Sender<bool>,
+    /// Whether token refreshes go as a GET query (after the platform refused a POST form).
+    refresh_by_get: std::sync::atomic::AtomicBool,
     cache: RwLock<HashMap<String, TokenSet>>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests sent, per (shop, method): what a run cost, and what metrics report.
@@ -189,6 +191,7 @@ impl ApiClient {
                 limits,
                 share: std::sync::atomic::AtomicU32::new(1),
                 calls_open: tokio::sync::watch::Sender::new(true),
+                refresh_by_get: std::sync::atomic::AtomicBool::new(false),
                 cache: RwLock::new(HashMap::new()),
                 refresh_locks: Mutex::new(HashMap::new()),
                 sent: Mutex::new(HashMap::new()),
@@ -441,7 +444,11 @@ impl ApiClient {
         match outcome {
             Err(mut e) if e.class == ErrorClass::QuotaExhausted => {
                 let until = next_beijing_midnight(inner.clock.now_ms());
-                self.pause(shop, until).await;
+                match e.quota_api() {
+                    // A quota of one API pauses that API only; the shop's others go on.
+                    Some(api) => self.pause_api(shop, api, until).await,
+                    None => self.pause(shop, until).await,
+                }
                 e.retry_at_ms = Some(until);
                 Err(e)
             }
@@ -466,6 +473,19 @@ impl ApiClient {
                 "the daily quota is spent (paused by an earlier answer)",
             ));
         }
+        if let Some(until) = inner
+            .usage
+            .api_paused_until(shop, method)
+            .await
+            .map_err(storage)?
+            && until > now
+        {
+            return Err(quota_error(
+                method,
+                until,
+                "this API's daily quota for the shop is spent (paused by an earlier answer)",
+            ));
+        }
         let day = beijing_day(now);
         let counted = inner
             .usage
@@ -486,6 +506,17 @@ impl ApiClient {
 
     async fn pause(&self, shop: &str, until: i64) {
         if let Err(e) = self.inner.usage.pause_until(shop, until).await {
+            warn!(shop, error = %e, "could not record the quota pause");
+        }
+    }
+
+    async fn pause_api(&self, shop: &str, method: Method, until: i64) {
+        warn!(
+            shop,
+            method = method.name(),
+            "this API's daily quota for the shop is spent; pausing it alone"
+        );
+        if let Err(e) = self.inner.usage.pause_api_until(shop, method, until).await {
             warn!(shop, error = %e, "could not record the quota pause");
         }
     }
@@ -598,8 +629,34 @@ impl ApiClient {
         self.refresh_replacing(shop, &current).await
     }
 
-    /// POSTs the refresh grant (reference §7.2) and reads the rotated pair.
+    /// Sends the refresh grant (reference §7.2) and reads the rotated pair. The documentation
+    /// says POST; the platform's own demo and the SDKs send a GET query. The first is tried
+    /// first; when it is refused as a request (HTTP 404/405/501, or `invalid_request`), the other
+    /// is, and the one that worked is used from then on by this process.
     async fn refresh_grant(&self, current: &TokenSet) -> Result<TokenSet, ApiError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let by_get = self.inner.refresh_by_get.load(Relaxed);
+        match self.refresh_by(current, by_get).await {
+            Err(Refresh::Refused(first)) => match self.refresh_by(current, !by_get).await {
+                Ok(fresh) => {
+                    self.inner.refresh_by_get.store(!by_get, Relaxed);
+                    warn!(
+                        refused = verb(by_get),
+                        using = verb(!by_get),
+                        error = %first,
+                        "the platform refused the token refresh by one verb; using the other from now on"
+                    );
+                    Ok(fresh)
+                }
+                Err(Refresh::Refused(e) | Refresh::Failed(e)) => Err(e),
+            },
+            Err(Refresh::Failed(e)) => Err(e),
+            Ok(fresh) => Ok(fresh),
+        }
+    }
+
+    /// One refresh attempt, as a form POST or a GET query.
+    async fn refresh_by(&self, current: &TokenSet, get: bool) -> Result<TokenSet, Refresh> {
         const ENDPOINT: &str = "oauth2/refresh_token";
         let inner = &self.inner;
         let settings = self.settings();
@@ -610,23 +667,38 @@ impl ApiClient {
             ("app_secret", settings.app.app_secret.expose()),
         ];
         let url = format!("{}/{ENDPOINT}", settings.base_url);
-        let response = inner
-            .http
-            .post(url)
+        let request = if get {
+            inner.http.get(url).query(&form)
+        } else {
+            inner.http.post(url).form(&form)
+        };
+        let response = request
             .timeout(settings.opts.timeout)
-            .form(&form)
             .send()
             .await
-            .map_err(|e| network_error(ENDPOINT, e))?;
+            // The URL of a GET carries the secrets; network_error drops it.
+            .map_err(|e| Refresh::Failed(network_error(ENDPOINT, e)))?;
         let status = response.status().as_u16();
-        let body = read_capped(ENDPOINT, response, 1 << 20).await?;
-        let mut fresh = oauth::parse_token_response(
+        let body = read_capped(ENDPOINT, response, 1 << 20)
+            .await
+            .map_err(Refresh::Failed)?;
+        let parsed = oauth::parse_token_response(
             ENDPOINT,
             &body,
             status,
             inner.clock.now_ms(),
             Some(current.refresh_expires_at),
-        )?;
+        );
+        let mut fresh = match parsed {
+            Ok(fresh) => fresh,
+            Err(e) if matches!(status, 404 | 405 | 501) || e.result == Some(100_200_100) => {
+                return Err(Refresh::Refused(ApiError {
+                    message: format!("{} (HTTP {status} to a {})", e.message, verb(get)),
+                    ..e
+                }));
+            }
+            Err(e) => return Err(Refresh::Failed(e)),
+        };
         if fresh.open_id.is_empty() {
             fresh.open_id = current.open_id.clone();
         }
@@ -670,6 +742,16 @@ impl ApiClient {
         }
         Ok(tokens)
     }
+}
+
+/// How a refresh attempt went wrong: refused as a request (try the other verb), or failed.
+enum Refresh {
+    Refused(ApiError),
+    Failed(ApiError),
+}
+
+fn verb(get: bool) -> &'static str {
+    if get { "GET" } else { "POST" }
 }
 
 /// The configured QPS of a method divided among `share` instances.
@@ -737,9 +819,12 @@ async fn read_capped(
 }
 
 fn too_large(what: &str, max: usize) -> ApiError {
-    ApiError::local(
-        ErrorClass::Malformed,
-        what,
-        format!("the answer is larger than {max} bytes"),
-    )
+    ApiError {
+        too_large: true,
+        ..ApiError::local(
+            ErrorClass::Malformed,
+            what,
+            format!("the answer is larger than {max} bytes"),
+        )
+    }
 }

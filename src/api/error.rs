@@ -72,6 +72,8 @@ pub struct ApiError {
     pub request_id: Option<String>,
     /// For quota exhaustion: when the quota resets (epoch ms).
     pub retry_at_ms: Option<i64>,
+    /// The answer was larger than the client reads: a smaller page may pass.
+    pub too_large: bool,
 }
 
 impl ApiError {
@@ -86,7 +88,20 @@ impl ApiError {
             message: message.into(),
             request_id: None,
             retry_at_ms: None,
+            too_large: false,
         }
+    }
+
+    /// For a spent quota, the one API it covers, when the platform names it: the per-user,
+    /// per-API quota answers `[1017] exceed quota limit,[apiId:<method>;primaryUserId:…]`
+    /// (FAQ K1008). `None` for the app's and the test user's daily quota, which cover every API.
+    pub fn quota_api(&self) -> Option<super::Method> {
+        if self.class != ErrorClass::QuotaExhausted || !self.message.contains("[1017]") {
+            return None;
+        }
+        let after = self.message.split("apiId:").nth(1)?;
+        let name = after.split([';', ']', ',', ' ']).next()?.trim();
+        super::Method::from_name(name)
     }
 }
 

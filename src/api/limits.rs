@@ -97,6 +97,17 @@ pub trait UsageStore: Send + Sync + std::fmt::Debug {
     async fn pause_until(&self, shop: &str, until_ms: i64) -> Result<(), UsageError>;
     /// When the shop's quota pause ends, if one was recorded.
     async fn paused_until(&self, shop: &str) -> Result<Option<i64>, UsageError>;
+    /// Records that the shop may not call `method` again before `until_ms` (that API's own
+    /// quota is spent; the shop's other APIs go on).
+    async fn pause_api_until(
+        &self,
+        shop: &str,
+        method: Method,
+        until_ms: i64,
+    ) -> Result<(), UsageError>;
+    /// When the shop's pause of `method` ends, if one was recorded.
+    async fn api_paused_until(&self, shop: &str, method: Method)
+    -> Result<Option<i64>, UsageError>;
 }
 
 /// An in-memory [`UsageStore`].
@@ -104,6 +115,7 @@ pub trait UsageStore: Send + Sync + std::fmt::Debug {
 pub struct MemoryUsage {
     calls: Mutex<HashMap<(String, i64), u64>>,
     pauses: Mutex<HashMap<String, i64>>,
+    api_pauses: Mutex<HashMap<(String, Method), i64>>,
 }
 
 fn poisoned<T>(_: T) -> UsageError {
@@ -143,6 +155,28 @@ impl UsageStore for MemoryUsage {
 
     async fn paused_until(&self, shop: &str) -> Result<Option<i64>, UsageError> {
         Ok(self.pauses.lock().map_err(poisoned)?.get(shop).copied())
+    }
+
+    async fn pause_api_until(
+        &self,
+        shop: &str,
+        method: Method,
+        until_ms: i64,
+    ) -> Result<(), UsageError> {
+        self.api_pauses
+            .lock()
+            .map_err(poisoned)?
+            .insert((shop.to_string(), method), until_ms);
+        Ok(())
+    }
+
+    async fn api_paused_until(
+        &self,
+        shop: &str,
+        method: Method,
+    ) -> Result<Option<i64>, UsageError> {
+        let pauses = self.api_pauses.lock().map_err(poisoned)?;
+        Ok(pauses.get(&(shop.to_string(), method)).copied())
     }
 }
 

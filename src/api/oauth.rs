@@ -131,6 +131,7 @@ pub fn parse_token_response(
             },
             request_id: None,
             retry_at_ms: None,
+            too_large: false,
         });
     }
     let text = |name: &str| field(name).and_then(lenient_text);

@@ -126,9 +126,15 @@ pub(crate) async fn write_items(
     let back: Vec<i64> = items
         .iter()
         .filter(|i| written.contains(&i.kwai_item_id) || was_deleted.contains(&i.kwai_item_id))
+        .filter(|i| !i.is_deleted())
         .flat_map(|i| i.skus.iter().map(|s| s.kwai_sku_id))
         .collect();
     undelete_skus(tx, shop_id, &back).await?;
+    // An item whose own status says deleted (by the seller or the platform) is kept, and
+    // soft-deleted like one that is gone.
+    for item in items.iter().filter(|i| i.is_deleted()) {
+        delete_item_in(tx, shop_id, item.kwai_item_id, now_ms).await?;
+    }
     Ok(PageOutcome {
         received,
         written: (written.len() + skus_written) as u64,

@@ -17,7 +17,7 @@ record_fields! { ORDER_FIELDS, push_order_fields, Order {
     masked_consignee, masked_mobile, masked_address, encrypted_consignee, encrypted_mobile,
     encrypted_address, express_no, express_code, logistics_id, latest_refund_id,
     latest_refund_status, delivery_num, package_num, seller_role_type, seller_role_id,
-    seller_role_name, distributor_id, distributor_name, raw,
+    seller_role_name, distributor_id, distributor_name, packages, raw,
 } }
 
 /// `orders`: one row per order line, gifts included (`gifts` itself is not a column).
@@ -34,6 +34,13 @@ fn order_vals<'a>(shop_id: &'a str, o: &'a Order, source: Source, now_ms: i64) -
     let mut vals = Vec::with_capacity(ORDER_FIELDS.len() + 3);
     vals.push(shop_id.into());
     push_order_fields(o, &mut vals);
+    // An order made in code rather than read from the platform may have no package list at
+    // all; the column always holds a JSON array.
+    if o.packages.is_empty()
+        && let Some(at) = ORDER_FIELDS.iter().position(|f| *f == "packages")
+    {
+        vals[at + 1] = Val::from("[]");
+    }
     vals.extend([source.as_str().into(), now_ms.into()]);
     vals
 }

@@ -76,6 +76,8 @@ pub struct OrderRow {
     pub seller_role_name: Option<String>,
     pub distributor_id: Option<i64>,
     pub distributor_name: Option<String>,
+    /// The JSON array of every package.
+    pub packages: String,
     pub raw: String,
     #[sqlx(try_from = "String")]
     pub source: Source,
@@ -151,6 +153,7 @@ impl OrderRow {
             seller_role_name: r.seller_role_name,
             distributor_id: r.distributor_id,
             distributor_name: r.distributor_name,
+            packages: r.packages,
             gifts: Vec::new(),
             raw: r.raw,
         })

@@ -1,5 +1,5 @@
-//! The persisted daily call counter (`api_usage`) and quota pauses (`shops.quota_paused_until`):
-//! the client's [`UsageStore`] (I7).
+//! The persisted daily call counter (`api_usage`) and quota pauses (`shops.quota_paused_until`
+//! for the whole shop, `api_pauses` for one API of a shop): the client's [`UsageStore`] (I7).
 
 use super::db::{Tx, Val};
 use super::shops::ensure_shop_row;
@@ -82,6 +82,41 @@ impl Store {
         tx.commit(op).await
     }
 
+    /// Records that the shop may not call `method` before `until_ms`.
+    pub async fn set_api_pause(
+        &self,
+        shop_id: &str,
+        method: Method,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO api_pauses (shop_id, method, until_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (shop_id, method) DO UPDATE SET until_ms = excluded.until_ms";
+        let op = "pausing one API of a shop";
+        let mut tx = self.pool.write_tx(op).await?;
+        ensure_shop_row(&mut tx, shop_id).await?;
+        let vals = [Val::from(shop_id), method.name().into(), until_ms.into()];
+        tx.execute(op, SQL, &vals).await?;
+        tx.commit(op).await
+    }
+
+    /// When the shop's pause of `method` ends, if one was recorded.
+    pub async fn api_pause(
+        &self,
+        shop_id: &str,
+        method: Method,
+    ) -> Result<Option<i64>, StoreError> {
+        const SQL: &str = "SELECT until_ms FROM api_pauses WHERE shop_id = $1 AND method = $2";
+        let rows: Vec<(i64,)> = self
+            .pool
+            .fetch_all(
+                "reading an API's pause",
+                SQL,
+                &[shop_id.into(), method.name().into()],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.0))
+    }
+
     /// When the shop's quota pause ends, if one was recorded.
     pub async fn quota_pause(&self, shop_id: &str) -> Result<Option<i64>, StoreError> {
         const SQL: &str = "SELECT quota_paused_until FROM shops WHERE shop_id = $1";
@@ -123,5 +158,24 @@ impl UsageStore for Store {
 
     async fn paused_until(&self, shop: &str) -> Result<Option<i64>, UsageError> {
         self.quota_pause(shop).await.map_err(usage_error)
+    }
+
+    async fn pause_api_until(
+        &self,
+        shop: &str,
+        method: Method,
+        until_ms: i64,
+    ) -> Result<(), UsageError> {
+        self.set_api_pause(shop, method, until_ms)
+            .await
+            .map_err(usage_error)
+    }
+
+    async fn api_paused_until(
+        &self,
+        shop: &str,
+        method: Method,
+    ) -> Result<Option<i64>, UsageError> {
+        self.api_pause(shop, method).await.map_err(usage_error)
     }
 }

@@ -1,13 +1,38 @@
 //! The item scan: items have no time filter, so the whole list is read by page number, each
-//! page committed with the next page number. Only after a scan that completed, items it did not
-//! see are looked up one by one (page-number paging over a changing list can skip one), and those
-//! the platform no longer has get `deleted_at`; nothing is ever hard-deleted.
+//! page committed with the next page number (a page too large to read is read again in smaller
+//! pages). Only after a scan that completed, items it did not see are looked up one by one
+//! (page-number paging over a changing list can skip one): those the platform no longer lists,
+//! or lists as deleted, get `deleted_at` (`open.item.deleted.get` confirms the deletions of the
+//! last 7 days); nothing is ever hard-deleted.
 
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress};
 use crate::store::{Stream, StreamState};
+
+/// The smallest page the item list takes (reference §10: 10–100).
+const MIN_PAGE_SIZE: u32 = 10;
+
+/// Where a scan stands: the next page at a page size. Stored as `page/size` (a bare `page` is
+/// at the configured size), since a page too large to read is read again in smaller pages.
+fn position(cursor: Option<&str>, configured: u32) -> (i64, u32) {
+    let Some(cursor) = cursor else {
+        return (1, configured);
+    };
+    let (page, size) = cursor.split_once('/').unwrap_or((cursor, ""));
+    let page = page
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let size = size.trim().parse::<u32>().unwrap_or(configured);
+    (
+        page,
+        size.clamp(MIN_PAGE_SIZE, configured.max(MIN_PAGE_SIZE)),
+    )
+}
 
 pub(super) async fn run(
     cx: &SyncContext,
@@ -16,31 +41,34 @@ pub(super) async fn run(
     cancel: &CancellationToken,
     counts: &mut Counts,
 ) -> Result<RunOutcome, SyncError> {
-    let page_size = cx.config.items.page_size;
+    let configured = cx.config.items.page_size;
     let mut state = cx
         .store
         .load_state(shop, Stream::Items)
         .await?
         .unwrap_or_else(|| StreamState::new(shop, Stream::Items));
-    let (scan_id, mut page) = match state.scan_id {
-        Some(id) => (
-            id,
-            state
-                .cursor
-                .as_deref()
-                .and_then(|c| c.parse::<i64>().ok())
-                .unwrap_or(1),
-        ),
-        None => (cx.clock.now_ms(), 1),
+    let (scan_id, (mut page, mut page_size)) = match state.scan_id {
+        Some(id) => (id, position(state.cursor.as_deref(), configured)),
+        None => (cx.clock.now_ms(), (1, configured)),
     };
     state.scan_id = Some(scan_id);
     loop {
         if cancel.is_cancelled() {
             return Ok(RunOutcome::Stopped);
         }
-        let fetched = cx.client.item_page(shop, page, page_size).await?;
+        let fetched = match cx.client.item_page(shop, page, page_size).await {
+            // Too large to read (items with long details): the same items in smaller pages.
+            Err(e) if e.too_large && page_size > MIN_PAGE_SIZE => {
+                let offset = (page - 1) * i64::from(page_size);
+                page_size = (page_size / 2).max(MIN_PAGE_SIZE);
+                page = offset / i64::from(page_size) + 1;
+                warn!(shop, page, page_size, error = %e, "an item page was too large; reading smaller pages");
+                continue;
+            }
+            other => other?,
+        };
         let last = page >= fetched.total_page || fetched.items.is_empty();
-        state.cursor = Some((page + 1).to_string());
+        state.cursor = Some(format!("{}/{page_size}", page + 1));
         let now = cx.clock.now_ms();
         state.updated_at_ms = now;
         let outcome = cx
@@ -62,21 +90,27 @@ pub(super) async fn run(
         }
         page += 1;
     }
-    // The scan is complete. An item it missed may have moved between pages: ask for it.
+    // The scan is complete. An item it missed may have moved between pages, or be gone: ask.
     let unseen = cx.store.unseen_items(shop, scan_id).await?;
-    let mut gone = 0;
+    let (mut gone, mut confirmed) = (0, 0);
     for id in &unseen {
         if cancel.is_cancelled() {
             return Ok(RunOutcome::Stopped);
         }
         let now = cx.clock.now_ms();
         match cx.client.item(shop, *id).await? {
+            // Listed with a deleted status, it is written and soft-deleted with that status.
             Some(item) => {
+                gone += usize::from(item.is_deleted());
                 cx.store
                     .commit_item_page(shop, std::slice::from_ref(&item), scan_id, &state, now)
                     .await?;
             }
-            None => gone += 1,
+            None => {
+                gone += 1;
+                confirmed += usize::from(cx.client.item_deleted(shop, *id).await?);
+                counts.pages += 1;
+            }
         }
         counts.pages += 1;
     }
@@ -94,6 +128,7 @@ pub(super) async fn run(
         pages = counts.pages,
         unseen = unseen.len(),
         gone,
+        confirmed_deleted = confirmed,
         deleted,
         "item scan complete"
     );

@@ -25,6 +25,15 @@ pub(super) struct Page {
     refunds: Vec<crate::api::records::Refund>,
 }
 
+impl Page {
+    /// Whether the window ends here: `nomore`, or no record and no cursor (an empty cursor or
+    /// `data: null`: how the platform answers an empty window is not documented, and either
+    /// is a plausible answer).
+    fn ends_window(&self) -> bool {
+        self.next_cursor == NOMORE || (self.rows == 0 && self.next_cursor.trim().is_empty())
+    }
+}
+
 pub(super) async fn run(
     cx: &SyncContext,
     shop: &str,
@@ -242,7 +251,7 @@ pub(super) async fn read_window(
             pages_here,
             cx.config.sync.max_pages_per_window,
         )?;
-        let last = page.next_cursor == NOMORE;
+        let last = page.ends_window();
         let next = (!last).then_some(page.next_cursor.as_str());
         let outcome = sink
             .commit(cx, &page, next, window, cx.clock.now_ms())
@@ -332,26 +341,29 @@ fn check_page(
         format_ms(window.end_ms)
     );
     let next = page.next_cursor.as_str();
-    if next.trim().is_empty() || next == "no_more" {
+    let ends = page.ends_window();
+    if !ends && next.trim().is_empty() {
+        return Err(SyncError::Protocol(format!(
+            "{what}: {} records and no cursor to go on with",
+            page.rows
+        )));
+    }
+    if next == "no_more" {
         return Err(SyncError::Protocol(format!(
             "{what}: unexpected end marker {next:?} (expected \"nomore\")"
         )));
     }
-    if next != NOMORE && (next == cursor || !seen.insert(next.to_string())) {
+    if !ends && (next == cursor || !seen.insert(next.to_string())) {
         return Err(SyncError::Protocol(format!(
             "{what}: the cursor {next:?} repeated"
         )));
     }
-    if page.rows == 0 && next != NOMORE {
+    if !ends && page.rows == 0 {
         return Err(SyncError::Protocol(format!(
             "{what}: an empty page claims there is more"
         )));
     }
-    if pages > max_pages {
-        return Err(SyncError::Protocol(format!(
-            "{what}: more than {max_pages} pages; stopping this window"
-        )));
-    }
+    check_pages(&what, pages, max_pages)?;
     if let Some(out) = page
         .update_times
         .iter()
@@ -366,6 +378,15 @@ fn check_page(
             stream = stream.as_str(),
             "updateTime is not monotonic within a page"
         );
+    }
+    Ok(())
+}
+
+fn check_pages(what: &str, pages: u32, max_pages: u32) -> Result<(), SyncError> {
+    if pages > max_pages {
+        return Err(SyncError::Protocol(format!(
+            "{what}: more than {max_pages} pages; stopping this window"
+        )));
     }
     Ok(())
 }
@@ -402,9 +423,13 @@ mod tests {
         assert!(check("5_3", &page("5_3", 50), &mut HashSet::new(), 1).is_err());
         // An empty page that says there is more.
         assert!(check("", &page("5_9", 0), &mut HashSet::new(), 1).is_err());
-        // Unexpected end markers.
+        // Records with no cursor to go on with, and an unexpected end marker.
         assert!(check("", &page("", 3), &mut HashSet::new(), 1).is_err());
         assert!(check("", &page("no_more", 3), &mut HashSet::new(), 1).is_err());
+        // An empty window answered with an empty cursor (or `data: null`, read as one) ends it.
+        assert!(page("", 0).ends_window() && page(" ", 0).ends_window());
+        assert!(check("", &page("", 0), &mut HashSet::new(), 1).is_ok());
+        assert!(!page("", 3).ends_window() && !page("5_1", 0).ends_window());
         // Too many pages for one window.
         assert!(check("", &page("5_7", 50), &mut HashSet::new(), 101).is_err());
         // The normal end, also on an empty window.

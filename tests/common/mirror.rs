@@ -25,6 +25,8 @@ enum Read {
     Text,
     /// A list of integers.
     Ints,
+    /// A list kept as sent (a JSON array column): `[]` when absent.
+    List,
 }
 
 /// A typed column and the JSON paths that may hold it (alternative spellings, first present
@@ -296,6 +298,10 @@ fn expected_value(doc: &Value, paths: &[&[&str]], read: Read) -> Value {
                 .map(|a| a.iter().filter_map(integer).collect::<Vec<i64>>())
                 .unwrap_or_default(),
         ),
+        List => found
+            .filter(|v| v.is_array())
+            .cloned()
+            .unwrap_or_else(|| Value::Array(vec![])),
     }
 }
 
@@ -321,6 +327,7 @@ fn expected_order(doc: &Value) -> Map<String, Value> {
             (&["orderLogisticsInfo", "0"], ORDER_PACKAGE),
             (&["orderDeliveryInfo"], ORDER_DELIVERY),
             (&[], ORDER_PARTIES),
+            (&[], &[("packages", &[&["orderLogisticsInfo"]], List)]),
         ],
     );
     want.insert(
@@ -343,6 +350,7 @@ fn expected_gift(gift: &Value, main: &Map<String, Value>) -> Map<String, Value> 
             (&["subOrderItemInfo"], ORDER_ITEM),
             (&["subOrderLogisticsInfo", "0"], ORDER_PACKAGE),
             (&["subOrderDeliveryInfo"], ORDER_DELIVERY),
+            (&[], &[("packages", &[&["subOrderLogisticsInfo"]], List)]),
         ],
     );
     for (name, _, read) in ORDER_PARTIES {
@@ -433,7 +441,14 @@ fn column_problems(
             continue;
         };
         let from_detail = matches!(source, Source::Detail | Source::Push);
-        if value != expected && !(from_detail && expected.is_null()) {
+        // A JSON column holds its value as text.
+        let value = match (value, expected) {
+            (Value::String(text), Value::Array(_)) => {
+                serde_json::from_str(text).unwrap_or_else(|_| value.clone())
+            }
+            _ => value.clone(),
+        };
+        if value != *expected && !(from_detail && expected.is_null()) {
             out.push(format!(
                 "{what}: {name} is {value}, the truth says {expected}"
             ));

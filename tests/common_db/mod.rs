@@ -183,6 +183,7 @@ pub fn order(oid: i64, update_time: i64, gifts: usize) -> Order {
         encrypted_consignee: Some("#enc#c#".into()),
         encrypted_mobile: Some("#enc#m#".into()),
         encrypted_address: Some("#enc#a#".into()),
+        packages: format!(r#"[{{"expressNo":"SF{n}","expressCode":4,"logisticsId":66}}]"#),
         express_no: Some(format!("SF{n}")),
         express_code: Some(5),
         logistics_id: Some(66),
@@ -321,4 +322,21 @@ pub async fn execute(url: &str, sql: &str) -> u64 {
             .expect("execute")
             .rows_affected()
     }
+}
+
+/// The one integer a query answers, over a connection of its own.
+pub async fn fetch_i64(url: &str, sql: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    let row: (i64,) = if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("connect to the SQLite file");
+        sqlx::query_as(sql).fetch_one(&mut c).await.expect("query")
+    } else {
+        let mut c = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect to Postgres");
+        sqlx::query_as(sql).fetch_one(&mut c).await.expect("query")
+    };
+    row.0
 }

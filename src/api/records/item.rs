@@ -102,6 +102,12 @@ impl Item {
         Ok(item)
     }
 
+    /// Whether the item's own status says it is deleted: `itemStatus` 2 (by the seller) or 3
+    /// (by the platform).
+    pub fn is_deleted(&self) -> bool {
+        matches!(self.item_status, Some(2 | 3))
+    }
+
     /// The key fields. `itemStatus` counts as the item's status: it says whether the item is
     /// deleted, which a wrong read would get backwards.
     fn read_keys(&mut self, f: Fields) -> Result<(), String> {

@@ -12,6 +12,7 @@ mod fields;
 mod item;
 mod order;
 mod refund;
+mod seller;
 
 use std::fmt;
 
@@ -21,6 +22,7 @@ use serde_json::value::RawValue;
 pub use item::{Item, ItemPage, Sku};
 pub use order::{Order, OrderPage};
 pub use refund::{Refund, RefundPage};
+pub use seller::Seller;
 
 use fields::Fields;
 

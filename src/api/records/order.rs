@@ -79,6 +79,9 @@ pub struct Order {
     pub encrypted_consignee: Option<String>,
     pub encrypted_mobile: Option<String>,
     pub encrypted_address: Option<String>,
+    /// Every package, as the JSON array of `orderLogisticsInfo` (`subOrderLogisticsInfo` for a
+    /// gift) the platform sent: `[]` when none.
+    pub packages: String,
     /// From the first `orderLogisticsInfo` entry.
     pub express_no: Option<String>,
     pub express_code: Option<i64>,
@@ -125,6 +128,7 @@ impl Order {
         );
         order.read_address(top.block("orderAddress"));
         order.read_parties(top, base);
+        order.packages = packages(raw, "orderLogisticsInfo");
 
         let gifts = fields::raw_list(raw, &["subOrderInfo"]).map_err(with_id)?;
         order.gifts = gifts
@@ -267,8 +271,24 @@ impl Order {
             top.first_of(&["subOrderLogisticsInfo"]),
             top.block("subOrderDeliveryInfo"),
         );
+        gift.packages = packages(raw, "subOrderLogisticsInfo");
         Ok(gift)
     }
+}
+
+/// The package array under `name`, as sent (each element byte for byte); `[]` when absent or
+/// not an array (a descriptive field: the record stays, its raw JSON keeps whatever was there).
+fn packages(raw: &RawValue, name: &str) -> String {
+    let list = fields::raw_list(raw, &[name]).unwrap_or_default();
+    let mut out = String::from("[");
+    for (i, package) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(package.get());
+    }
+    out.push(']');
+    out
 }
 
 /// One page of `open.order.cursor.list`.

@@ -189,6 +189,7 @@ fn numeric_strings_nulls_and_missing_fields_are_tolerated() {
     let bare = Order::from_raw(&raw(r#"{"orderBaseInfo":{"oid":7},"unknown":[1]}"#)).expect("bare");
     let expected = Order {
         oid: 7,
+        packages: "[]".into(),
         raw: r#"{"orderBaseInfo":{"oid":7},"unknown":[1]}"#.into(),
         ..Order::default()
     };
@@ -329,4 +330,29 @@ fn broken_pages_are_errors_that_say_where() {
         (err.kind, err.id.as_deref(), err.element),
         ("order", None, Some(1))
     );
+}
+
+#[test]
+fn every_package_is_kept_and_a_text_carrier_code_reads_as_a_number() {
+    let json = r#"{"orderBaseInfo":{"oid":9},"orderLogisticsInfo":[
+        {"expressNo":"YT1","expressCode":"5","logisticsId":1},
+        {"expressNo":"YT2","expressCode":5,"logisticsId":2}],
+        "subOrderInfo":[{"subOrderBaseInfo":{"oid":10},
+        "subOrderLogisticsInfo":[{"expressNo":"G1","expressCode":7,"logisticsId":3}]}]}"#;
+    let order = Order::from_raw(&raw(json)).expect("order");
+    let packages: serde_json::Value = serde_json::from_str(&order.packages).expect("JSON");
+    assert_eq!(packages.as_array().map(Vec::len), Some(2));
+    assert_eq!(packages[1]["expressNo"], "YT2");
+    assert_eq!(
+        (order.express_no.as_deref(), order.express_code),
+        (Some("YT1"), Some(5))
+    );
+    let gift: serde_json::Value = serde_json::from_str(&order.gifts[0].packages).expect("JSON");
+    assert_eq!(gift[0]["expressNo"], "G1");
+    // Not an array: the order stays, with no packages.
+    let odd = Order::from_raw(&raw(
+        r#"{"orderBaseInfo":{"oid":9},"orderLogisticsInfo":{"x":1}}"#,
+    ))
+    .expect("order");
+    assert_eq!(odd.packages, "[]");
 }
