@@ -10,6 +10,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod identity;
 pub mod push;
 pub mod queue;
 pub mod secret;

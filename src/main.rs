@@ -331,6 +331,10 @@ struct SimArgs {
     /// Answer with the platform's standard spellings only (no alternative field names).
     #[arg(long)]
     no_quirks: bool,
+    /// Where the platform's behaviour is not known for sure, pick one plausible answer per
+    /// point from this seed (docs/platform-variants.md lists them; four seeds cover them all).
+    #[arg(long, value_name = "SEED")]
+    platform_variants: Option<u64>,
     /// Send push messages for every change to this URL.
     #[arg(long)]
     push_url: Option<String>,
@@ -384,6 +388,10 @@ impl SimArgs {
                 ..PushConfig::new(url.clone())
             }),
             quirks: !self.no_quirks,
+            variants: self
+                .platform_variants
+                .map(kwaishop_sync::sim::variants::PlatformVariants::from_seed)
+                .unwrap_or_default(),
             ..SimConfig::default()
         }
     }
@@ -763,20 +771,23 @@ async fn run_auth(cmd: AuthCommand) -> anyhow::Result<()> {
                 kwaishop_sync::clock::format_ms(tokens.access_expires_at),
                 kwaishop_sync::clock::format_ms(tokens.refresh_expires_at)
             );
+            print_identity(&app, &shop).await;
         }
         AuthCommand::Import { config, shop, file } => {
-            let (config, store) = open_store(&config).await?;
+            let config = load_config(&config)?;
             anyhow::ensure!(
                 config.shop(&shop).is_some(),
                 "no shop {shop:?} in the config"
             );
+            let app = App::open(config).await?;
+            let (config, store) = (&app.config, &app.store);
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?
             };
-            let now = kwaishop_sync::app::clock_for(&config).now_ms();
+            let now = kwaishop_sync::app::clock_for(config).now_ms();
             let tokens = commands::auth::parse_pasted(&text, now).map_err(anyhow::Error::msg)?;
             store
                 .ensure_shop(&kwaishop_sync::store::ShopRow::new(&shop))
@@ -789,9 +800,26 @@ async fn run_auth(cmd: AuthCommand) -> anyhow::Result<()> {
                 "stored the token of shop {shop}; it expires at {}",
                 kwaishop_sync::clock::format_ms(tokens.access_expires_at)
             );
+            print_identity(&app, &shop).await;
         }
     }
     Ok(())
+}
+
+/// Learns who the just-authorized shop is (its pushes are routed by it) and says so; a failure
+/// is only a warning: the daemon tries again at its start.
+async fn print_identity(app: &App, shop: &str) {
+    let within = std::time::Duration::from_secs(30);
+    match kwaishop_sync::identity::learn_within(app, shop, within).await {
+        Ok(who) => println!(
+            "shop {shop} is seller {}{}; its pushes are routed by that id",
+            who.seller_id,
+            who.name.map(|n| format!(" ({n})")).unwrap_or_default()
+        ),
+        Err(e) => eprintln!(
+            "warning: cannot learn who shop {shop} is yet ({e}); `kwaishop-sync run` tries again at start, and its pushes wait until then"
+        ),
+    }
 }
 
 async fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {

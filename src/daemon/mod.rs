@@ -75,11 +75,16 @@ impl DaemonHandle {
 
 pub use lock::wake_daemon;
 
-/// The shop directory for the receiver, from the config and the database.
+/// The shop directory for the receiver: what was learnt of each shop (its seller id and the
+/// merchant's open id, `crate::identity`), its token's open id, and the config's values, which
+/// override both.
 pub async fn shop_directory(app: &App) -> Result<ShopDirectory, DaemonError> {
     let mut directory = ShopDirectory::default();
     for shop in app.store.shops().await? {
         directory.add(&shop.shop_id, shop.open_id.as_deref(), shop.seller_id);
+        if let Some(tokens) = app.store.load_tokens(&shop.shop_id).await? {
+            directory.add(&shop.shop_id, Some(&tokens.open_id), None);
+        }
     }
     for shop in &app.config.shops {
         directory.add(&shop.id, shop.open_id.as_deref(), shop.seller_id);

@@ -71,6 +71,19 @@ struct Service {
 }
 
 impl Service {
+    /// Rebuilds the receiver's shop directory from the config and the database (after a reload,
+    /// or once a shop's identity is learnt); on failure pushes keep the old one.
+    async fn refresh_directory(&self, app: &App) {
+        match shop_directory(app).await {
+            Ok(dir) => {
+                if let Ok(mut current) = self.directory.write() {
+                    *current = dir;
+                }
+            }
+            Err(e) => warn!(error = %e, "pushes keep the old shop list"),
+        }
+    }
+
     fn app(&self) -> Arc<App> {
         self.app
             .read()
@@ -192,14 +205,7 @@ impl Service {
                 return;
             }
         };
-        match shop_directory(&new).await {
-            Ok(dir) => {
-                if let Ok(mut current) = self.directory.write() {
-                    *current = dir;
-                }
-            }
-            Err(e) => warn!(error = %e, "SIGHUP: pushes keep the old shop list"),
-        }
+        self.refresh_directory(&new).await;
         if let Ok(mut app) = self.app.write() {
             *app = new.clone();
         }
@@ -444,6 +450,7 @@ pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
     let mut tasks = JoinSet::new();
     tasks.spawn(resync_loop(service.clone()));
     tasks.spawn(keeper_loop(service.clone()));
+    tasks.spawn(identity_loop(service.clone()));
     tasks.spawn(instance_loop(service.clone(), shared_database));
     tasks.spawn(watch_loop(service.clone(), daemon.worker.clone()));
     if opts.resync_at_start {
@@ -586,6 +593,24 @@ async fn keeper_loop(service: Arc<Service>) {
         tokio::select! {
             _ = service.shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}
+
+/// Who the shops are (`crate::identity`): every 5 s, pushes waiting for their shop are handed to
+/// the shops now known; every minute (and at start), shops still unknown are asked about. The
+/// push routing is rebuilt after either.
+async fn identity_loop(service: Arc<Service>) {
+    let mut tick: u64 = 0;
+    loop {
+        let app = service.app();
+        if crate::identity::pass(&app, tick % 12 == 0).await {
+            service.refresh_directory(&app).await;
+        }
+        tick += 1;
+        tokio::select! {
+            _ = service.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
 }

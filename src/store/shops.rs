@@ -166,6 +166,83 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records who the shop is, as the platform said (`open.user.seller.get`): its seller id,
+    /// its merchant open id and name. In the same transaction, the push events that arrived for
+    /// it before it was known (`unknown_shop`, with the seller id as `userId` or one of
+    /// `open_ids` as `openId`) become its own and pending, due at `now_ms`. Returns how many.
+    pub async fn learn_shop_identity(
+        &self,
+        shop_id: &str,
+        seller_id: i64,
+        open_id: Option<&str>,
+        name: Option<&str>,
+        open_ids: &[&str],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        const SHOP: &str = "UPDATE shops SET seller_id = $2, open_id = COALESCE($3, open_id), \
+             name = COALESCE($4, name), updated_at = $5 WHERE shop_id = $1";
+        let op = "recording a shop's identity";
+        let mut tx = self.pool.write_tx(op).await?;
+        ensure_shop_row(&mut tx, shop_id).await?;
+        let vals = [
+            Val::from(shop_id),
+            Val::from(seller_id),
+            Val::from(open_id),
+            Val::from(name),
+            Val::from(wall_ms()),
+        ];
+        tx.execute(op, SHOP, &vals).await?;
+        let adopted = adopt_in(&mut tx, shop_id, seller_id, open_ids, now_ms).await?;
+        tx.commit(op).await?;
+        Ok(adopted)
+    }
+
+    /// Hands the shop the `unknown_shop` events whose `userId` is its seller id or whose `openId`
+    /// is one of `open_ids`: they become its own and pending, due at `now_ms`. Returns how many.
+    pub async fn adopt_unknown_events(
+        &self,
+        shop_id: &str,
+        seller_id: i64,
+        open_ids: &[&str],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let op = "handing waiting events to their shop";
+        let mut tx = self.pool.write_tx(op).await?;
+        let adopted = adopt_in(&mut tx, shop_id, seller_id, open_ids, now_ms).await?;
+        tx.commit(op).await?;
+        Ok(adopted)
+    }
+}
+
+/// [`Store::adopt_unknown_events`] inside `tx`.
+async fn adopt_in(
+    tx: &mut Tx,
+    shop_id: &str,
+    seller_id: i64,
+    open_ids: &[&str],
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let op = "handing waiting events to their shop";
+    let adopt = format!(
+        "UPDATE events SET shop_id = $1, status = 'pending', next_attempt_at_ms = $2, \
+         attempts = 0 WHERE status = 'unknown_shop' AND (user_id = $3{})",
+        if open_ids.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " OR open_id IN ({})",
+                super::db::placeholders(4, open_ids.len())
+            )
+        }
+    );
+    let vals: Vec<Val> = [Val::from(shop_id), now_ms.into(), seller_id.into()]
+        .into_iter()
+        .chain(open_ids.iter().map(|o| Val::from(*o)))
+        .collect();
+    tx.execute(op, adopt, &vals).await
+}
+
 /// Adds a bare row for the shop if it has none, inside `tx` (tokens and usage can arrive before
 /// the shop is configured, and the other tables reference `shops`).
 pub(crate) async fn ensure_shop_row(tx: &mut Tx, shop_id: &str) -> Result<(), StoreError> {
