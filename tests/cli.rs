@@ -62,6 +62,11 @@ app_key = "ks000000000000000001"
 app_secret_file = "app_secret"
 sign_secret = "test-sign-secret-value"
 redirect_uri = "https://example.invalid/callback"
+# Nothing listens there: asking the platform who a shop is fails at once.
+base_url = "http://127.0.0.1:9"
+[retry]
+transient_delay_ms = 10
+max_delay_ms = 20
 [database]
 url = "sqlite://mirror.db"
 [[shops]]
@@ -121,6 +126,11 @@ async fn migrate_status_auth_and_queue_commands() {
     assert!(
         !text(&out).contains("pasted-access-token"),
         "the token is never printed"
+    );
+    assert!(
+        text(&out).contains("cannot learn who shop main is yet"),
+        "an unreachable platform is only a warning: {}",
+        text(&out)
     );
     let unknown = run(
         &["auth", "import", "--config", &config, "--shop", "nope"],

@@ -13,9 +13,11 @@ use kwaishop_sync::api::calls::{OrderQuery, QueryType, RefundQuery};
 use kwaishop_sync::api::limits::QPS_HEADROOM;
 use kwaishop_sync::api::oauth::{MemoryTokenStore, TokenSet, TokenStore, TokenStoreError};
 use kwaishop_sync::api::{ApiClient, ClientOptions, ErrorClass, Method};
+use kwaishop_sync::clock::next_beijing_midnight;
 use kwaishop_sync::clock::{Clock, DAY_MS, wall_ms};
 use kwaishop_sync::sim::SimConfig;
 use kwaishop_sync::sim::faults::FaultConfig;
+use kwaishop_sync::sim::variants::{BadWindowCodes, PlatformVariants, RefreshVerbs};
 use serde_json::Value;
 
 fn still(orders: usize) -> SimConfig {
@@ -282,6 +284,97 @@ async fn an_expired_token_is_refreshed_once_and_the_call_retried() {
     );
 }
 
+/// The documented refresh is a POST form; the platform's demo and the SDKs send a GET query.
+/// Whichever one the platform refuses, the client uses the other, and keeps to it.
+#[tokio::test]
+async fn a_refresh_refused_by_one_verb_goes_by_the_other_and_keeps_to_it() {
+    for verbs in [RefreshVerbs::GetOnly, RefreshVerbs::PostOnly] {
+        let sim = start_sim(SimConfig {
+            variants: PlatformVariants {
+                refresh_verbs: verbs,
+                ..PlatformVariants::default()
+            },
+            ..still(100)
+        })
+        .await;
+        let client = client(&sim);
+        for round in 0..2 {
+            admin(&sim, "expire?shop=0").await;
+            client
+                .item_page(&shop_id(0), 1, 20)
+                .await
+                .unwrap_or_else(|e| panic!("{verbs:?}, round {round}: {e}"));
+        }
+        let refreshes: Vec<(String, i64)> = calls(&sim)
+            .await
+            .into_iter()
+            .filter(|c| c.method == "oauth2/refresh_token")
+            .map(|c| (c.outcome, c.result))
+            .collect();
+        let ok = ("ok".to_string(), 1);
+        let refused = ("refused".to_string(), 100_200_100);
+        let want = match verbs {
+            // POST first, refused; then GET, and GET again the next time.
+            RefreshVerbs::GetOnly => vec![refused, ok.clone(), ok],
+            _ => vec![ok.clone(), ok],
+        };
+        assert_eq!(refreshes, want, "{verbs:?}");
+    }
+}
+
+/// A per-user, per-API quota answer pauses that API alone for the shop, until Beijing midnight.
+#[tokio::test]
+async fn a_per_api_quota_pauses_that_api_only() {
+    let sim = start_sim(SimConfig {
+        api_quota: Some((Method::OrderDetail, 3)),
+        ..still(100)
+    })
+    .await;
+    let client = client(&sim);
+    let oid = i64_at(
+        &truth(&sim).await["shops"][0]["orders"][0],
+        &["orderBaseInfo", "oid"],
+    );
+    for _ in 0..3 {
+        client
+            .order_detail(&shop_id(0), oid)
+            .await
+            .expect("within the quota");
+    }
+    let spent = client
+        .order_detail(&shop_id(0), oid)
+        .await
+        .expect_err("the fourth");
+    assert_eq!(spent.class, ErrorClass::QuotaExhausted);
+    assert_eq!(spent.quota_api(), Some(Method::OrderDetail), "{spent}");
+    let before = calls(&sim).await.len();
+    // The shop's other APIs go on; this one is refused here, without a call.
+    client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect("another API");
+    let now = sim.state.clock.now_ms();
+    client
+        .order_page(&shop_id(0), &order_query(now - DAY_MS, now, "", 1))
+        .await
+        .expect("the order list");
+    let again = client
+        .order_detail(&shop_id(0), oid)
+        .await
+        .expect_err("paused");
+    assert_eq!(again.class, ErrorClass::QuotaExhausted);
+    let log = calls(&sim).await;
+    assert_eq!(log.len(), before + 2, "no call for the paused API");
+    // After Beijing midnight it goes again.
+    sim.state
+        .clock
+        .advance(next_beijing_midnight(now) - now + 60_000);
+    client
+        .order_detail(&shop_id(0), oid)
+        .await
+        .expect("a new day");
+}
+
 #[tokio::test]
 async fn a_revoked_authorization_is_classified_and_not_retried() {
     let sim = start_sim(still(100)).await;
@@ -301,7 +394,21 @@ async fn a_revoked_authorization_is_classified_and_not_retried() {
 
 #[tokio::test]
 async fn a_window_too_wide_is_an_invalid_request() {
-    let sim = start_sim(still(100)).await;
+    for codes in [BadWindowCodes::RefundCodes, BadWindowCodes::Business2001] {
+        a_window_too_wide_is_refused_with(codes).await;
+    }
+}
+
+/// Whichever codes the order list refuses a bad window with (docs/platform-variants.md).
+async fn a_window_too_wide_is_refused_with(codes: BadWindowCodes) {
+    let sim = start_sim(SimConfig {
+        variants: PlatformVariants {
+            bad_window: codes,
+            ..PlatformVariants::default()
+        },
+        ..still(100)
+    })
+    .await;
     let client = client(&sim);
     let now = sim.state.clock.now_ms();
     let err = client

@@ -177,7 +177,12 @@ fn busy_shop() -> SimConfig {
 // ---------------------------------------------------------------- convergence by push alone
 
 async fn pushes_alone_converge(store: Store) {
-    let rig = rig(store, busy_shop(), Some(pushing())).await;
+    // Variant seed 1: the envelopes' openId is none the client knows; the seller id routes them.
+    let config = SimConfig {
+        variants: variants(1),
+        ..busy_shop()
+    };
+    let rig = rig(store, config, Some(pushing())).await;
     rig.poll_once().await;
     // Polling stops here. The platform changes thousands of orders; only pushes tell us.
     admin(&rig.sim, "mutation?on=true").await;
@@ -230,6 +235,7 @@ async fn dropped_pushes_are_healed_by_one_poll(store: Store) {
         store,
         SimConfig {
             orders: 5_000,
+            variants: variants(3),
             ..busy_shop()
         },
         Some(PushConfig {
@@ -272,6 +278,7 @@ async fn thrice_delivered_events_have_one_row_and_one_effect(store: Store) {
         store,
         SimConfig {
             orders: 2_000,
+            variants: variants(0),
             ..busy_shop()
         },
         None,
@@ -352,6 +359,7 @@ async fn versions_out_of_order_leave_the_newest(store: Store) {
         store,
         SimConfig {
             orders: 500,
+            variants: variants(2),
             ..busy_shop()
         },
         None,
@@ -456,6 +464,7 @@ async fn bad_bodies_are_refused_and_store_nothing(store: Store) {
         store,
         SimConfig {
             orders: 200,
+            variants: variants(0),
             ..busy_shop()
         },
         None,
@@ -563,6 +572,7 @@ async fn a_poison_event_dies_after_n_attempts(store: Store) {
         store,
         SimConfig {
             orders: 300,
+            variants: variants(2),
             ..busy_shop()
         },
         None,

@@ -329,6 +329,36 @@ async fn parameters_are_read_by_their_json_types() {
     }
 }
 
+/// Every refusal of an `open.*` call carries the gateway's `code` and `sub_code` besides the
+/// legacy `result` (the unknown order, the unknown refund, a mistyped parameter, a bad window).
+#[tokio::test]
+async fn every_refusal_carries_a_code_and_a_sub_code() {
+    let sim = start_sim(still()).await;
+    let now = sim.state.clock.now_ms();
+    let refusals = [
+        (Method::OrderDetail, json!({"oid": 1})),
+        (Method::RefundDetail, json!({"refundId": 1})),
+        (Method::ItemDeletedGet, json!({"itemId": 1})),
+        (Method::ItemList, json!({"pageNumber": "x"})),
+        (
+            Method::OrderCursorList,
+            json!({"orderViewStatus": 1, "pageSize": 50, "beginTime": now, "endTime": now - 1,
+                "cursor": ""}),
+        ),
+    ];
+    for (method, param) in refusals {
+        let answer = signed_call(&sim, &method.path(), method.name(), "1", false, &param).await;
+        assert_ne!(answer["result"], 1, "{} {param}", method.name());
+        for key in ["code", "sub_code", "msg", "error_msg"] {
+            assert!(
+                answer[key].as_str().is_some_and(|v| !v.is_empty()),
+                "{} {param}: no {key} in {answer}",
+                method.name()
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_app_token_reads_no_shop() {
     let sim = start_sim(still()).await;

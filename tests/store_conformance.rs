@@ -10,8 +10,8 @@ use kwaishop_sync::api::{HourlyCalls, HourlyCount, Method};
 use kwaishop_sync::app::flush_api_calls;
 use kwaishop_sync::secret::Secret;
 use kwaishop_sync::store::{
-    ApiCallRow, PageOutcome, ResyncKind, ShopRow, ShopStatus, Source, Store, StoreError, Stream,
-    StreamState,
+    ApiCallRow, EventKind, EventStatus, NewEvent, PageOutcome, ResyncKind, ShopRow, ShopStatus,
+    Source, Store, StoreError, Stream, StreamState,
 };
 
 const SHOP: &str = "shop-1";
@@ -65,6 +65,8 @@ conformance!(
     a_thousand_orders_commit_in_one_page,
     a_closed_database_gives_errors_not_panics,
     concurrent_resync_requests_leave_one_waiting,
+    learning_a_shop_hands_it_the_pushes_that_waited,
+    an_api_pause_covers_one_api_of_one_shop,
 );
 
 async fn migrating_twice_is_fine(store: Store) {
@@ -759,6 +761,123 @@ async fn concurrent_resync_requests_leave_one_waiting(store: Store) {
         .await
         .expect("request");
     assert!(!was_merged && next != running.id);
+}
+
+fn waiting_event(event_id: &str, user_id: Option<i64>, open_id: Option<&str>) -> NewEvent {
+    NewEvent {
+        event_id: event_id.into(),
+        msg_id: None,
+        app_key: "ks000000000000000001".into(),
+        shop_id: None,
+        open_id: open_id.map(str::to_string),
+        user_id,
+        event: "kwaishop_order_paySuccess".into(),
+        kind: EventKind::Order,
+        biz_id: Some(1),
+        info: "{}".into(),
+        raw: "{}".into(),
+        event_update_time: None,
+        received_at_ms: NOW,
+    }
+}
+
+/// Pushes that came before their shop was known wait as `unknown_shop`; learning the shop hands
+/// it those that name it (by seller id or one of its open ids), and no others.
+async fn learning_a_shop_hands_it_the_pushes_that_waited(store: Store) {
+    store
+        .enqueue_events(&[
+            waiting_event("by-seller", Some(42), Some("unrelated")),
+            waiting_event("by-open-id", None, Some("merchant-open-id")),
+            waiting_event("by-token-open-id", Some(7), Some("token-open-id")),
+            waiting_event("someone-else", Some(99), Some("other")),
+        ])
+        .await
+        .expect("enqueue");
+    let adopted = store
+        .learn_shop_identity(
+            SHOP,
+            42,
+            Some("merchant-open-id"),
+            Some("小店"),
+            &["merchant-open-id", "token-open-id"],
+            NOW + 5,
+        )
+        .await
+        .expect("learn");
+    assert_eq!(adopted, 3);
+    let shop = store
+        .shops()
+        .await
+        .expect("shops")
+        .into_iter()
+        .find(|s| s.shop_id == SHOP)
+        .expect("the shop");
+    assert_eq!(
+        (
+            shop.seller_id,
+            shop.open_id.as_deref(),
+            shop.name.as_deref()
+        ),
+        (Some(42), Some("merchant-open-id"), Some("小店"))
+    );
+    let mine: Vec<String> = store
+        .list_events(Some(EventStatus::Pending), 10)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.shop_id.as_deref() == Some(SHOP))
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(mine.len(), 3, "{mine:?}");
+    let left = store
+        .list_events(Some(EventStatus::UnknownShop), 10)
+        .await
+        .expect("events");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event_id, "someone-else");
+    // Learning again hands over what came since, and nothing twice.
+    assert_eq!(
+        store
+            .adopt_unknown_events(SHOP, 42, &["merchant-open-id"], NOW + 6)
+            .await
+            .expect("adopt"),
+        0
+    );
+}
+
+async fn an_api_pause_covers_one_api_of_one_shop(store: Store) {
+    add_shop(&store, SHOP).await;
+    assert_eq!(
+        store
+            .api_pause(SHOP, Method::OrderDetail)
+            .await
+            .expect("none"),
+        None
+    );
+    store
+        .set_api_pause(SHOP, Method::OrderDetail, NOW + 9)
+        .await
+        .expect("pause");
+    store
+        .set_api_pause(SHOP, Method::OrderDetail, NOW + 10)
+        .await
+        .expect("again");
+    assert_eq!(
+        store
+            .api_pause(SHOP, Method::OrderDetail)
+            .await
+            .expect("read"),
+        Some(NOW + 10)
+    );
+    assert_eq!(
+        store.api_pause(SHOP, Method::ItemList).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store.quota_pause(SHOP).await.expect("read"),
+        None,
+        "the shop goes on"
+    );
 }
 
 async fn quota_pause_round_trip(store: Store) {

@@ -17,6 +17,7 @@ use kwaishop_sync::app::App;
 use kwaishop_sync::clock::{Clock, DAY_MS, next_beijing_midnight};
 use kwaishop_sync::commands::sync::sync_once;
 use kwaishop_sync::sim::faults::FaultConfig;
+use kwaishop_sync::sim::variants::{EmptyWindow, ExpressCode, Packages, PlatformVariants};
 use kwaishop_sync::sim::{SimConfig, SimHandle};
 use kwaishop_sync::store::{Source, Store, Stream};
 use kwaishop_sync::sync::{NoProgress, RunOutcome, RunSummary, SyncProgress};
@@ -70,6 +71,7 @@ fn big_shop() -> SimConfig {
         items: Some(520),
         refund_rate: Some(0.16),
         mutate: false,
+        variants: variants(0),
         ..SimConfig::default()
     }
 }
@@ -145,12 +147,16 @@ impl SyncProgress for CancelOnFirstPage {
     }
 }
 
-async fn items_deleted_only_after_a_complete_scan(store: Store) {
+/// Under variant seeds 1, 2 and 3 the platform answers a lookup of a deleted item with a business
+/// error, or with the item at `itemStatus` 2 or 3 (docs/platform-variants.md): every way, the
+/// item ends soft-deleted and the scan completes.
+async fn items_deleted_only_after_a_complete_scan(store: Store, seed: u64) {
     let sim = start_sim(SimConfig {
         seed: 5,
         orders: 300,
         items: Some(350),
         mutate: false,
+        variants: variants(seed),
         ..SimConfig::default()
     })
     .await;
@@ -215,17 +221,50 @@ async fn items_deleted_only_after_a_complete_scan(store: Store) {
         .filter(|r| r.deleted_at.is_some())
         .map(|r| r.kwai_item_id)
         .collect();
-    assert_eq!(deleted, gone.into_iter().collect());
+    assert_eq!(deleted, gone.iter().copied().collect());
+    // The lookups were answered the variant's way, and a status, when given, is kept.
+    let lookups: Vec<_> = calls(&sim)
+        .await
+        .into_iter()
+        .filter(|c| c.method == Method::ItemList.name())
+        .filter(|c| {
+            param_of(c)["kwaiItemId"]
+                .as_i64()
+                .is_some_and(|id| gone.contains(&id))
+        })
+        .collect();
+    assert!(!lookups.is_empty(), "the vanished items were looked up");
+    let statuses: BTreeSet<Option<i64>> = rows
+        .iter()
+        .filter(|r| gone.contains(&r.kwai_item_id))
+        .map(|r| r.item_status)
+        .collect();
+    use kwaishop_sync::sim::variants::DeletedItemLookup as Lookup;
+    match sim.state.config.variants.deleted_item {
+        Lookup::BusinessError => {
+            assert!(
+                lookups.iter().all(|c| c.outcome == "business"),
+                "{lookups:?}"
+            )
+        }
+        Lookup::DeletedBySeller => assert_eq!(statuses, [Some(2)].into()),
+        Lookup::DeletedByPlatform => assert_eq!(statuses, [Some(3)].into()),
+        Lookup::Absent => assert!(lookups.iter().all(|c| c.records == 0)),
+    }
 }
 
 #[tokio::test]
 async fn items_deleted_only_after_a_complete_scan_sqlite() {
-    on_sqlite(items_deleted_only_after_a_complete_scan).await;
+    for seed in 1..=3 {
+        on_sqlite(|store| items_deleted_only_after_a_complete_scan(store, seed)).await;
+    }
 }
 
 #[tokio::test]
 async fn items_deleted_only_after_a_complete_scan_postgres() {
-    on_postgres(items_deleted_only_after_a_complete_scan).await;
+    for seed in 1..=3 {
+        on_postgres(move |store| items_deleted_only_after_a_complete_scan(store, seed)).await;
+    }
 }
 
 // ---------------------------------------------------------------- ties on a window edge
@@ -294,6 +333,7 @@ async fn ties_on_window_edges(store: Store) {
         orders: 2_000,
         days: 20,
         mutate: false,
+        variants: variants(2),
         ..SimConfig::default()
     })
     .await;
@@ -388,6 +428,7 @@ async fn a_stale_page_never_replaces_newer_rows(store: Store) {
         orders: 1_000,
         days: 10,
         mutate: false,
+        variants: variants(3),
         ..SimConfig::default()
     })
     .await;
@@ -503,6 +544,7 @@ async fn pacing_at_the_limit(store: Store) {
         days: 60,
         qps: Some(20.0),
         mutate: false,
+        variants: variants(1),
         ..SimConfig::default()
     })
     .await;
@@ -585,6 +627,7 @@ async fn quota_pauses_and_resumes_from_the_cursor(store: Store) {
         days: 60,
         daily_quota: Some(300),
         mutate: false,
+        variants: variants(2),
         ..SimConfig::default()
     })
     .await;
@@ -712,6 +755,7 @@ async fn twenty_percent_failures(store: Store) {
         days: 60,
         faults,
         mutate: false,
+        variants: variants(0),
         ..SimConfig::default()
     })
     .await;
@@ -749,6 +793,7 @@ async fn an_unparseable_record_fails_its_window_only(store: Store) {
         orders: 3_000,
         days: 30,
         mutate: false,
+        variants: variants(3),
         ..SimConfig::default()
     })
     .await;
@@ -827,6 +872,7 @@ async fn the_deep_reconcile_heals_a_gap_without_moving_the_checkpoint(store: Sto
         orders: 4_000,
         days: 30,
         mutate: false,
+        variants: variants(1),
         ..SimConfig::default()
     })
     .await;
@@ -903,4 +949,227 @@ async fn the_deep_reconcile_heals_a_gap_sqlite() {
 #[tokio::test]
 async fn the_deep_reconcile_heals_a_gap_postgres() {
     on_postgres(the_deep_reconcile_heals_a_gap_without_moving_the_checkpoint).await;
+}
+
+// ---------------------------------------------------------------- empty windows, packages, pages
+
+/// The platform may answer a window with no record by an empty cursor or `data: null` instead of
+/// `nomore` (docs/platform-variants.md): either way the window ends and the checkpoint moves.
+async fn empty_windows_end_however_answered(store: Store, empty: EmptyWindow) {
+    let sim = start_sim(SimConfig {
+        seed: 41,
+        orders: 400,
+        days: 4,
+        mutate: false,
+        variants: PlatformVariants {
+            empty_window: empty,
+            ..PlatformVariants::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    // 30 days of backfill over 4 days of history: the first windows hold nothing.
+    let app = app_for(&sim, store, |c| c.sync.backfill_days = 30).await;
+    let now = sim.state.clock.now_ms();
+    assert_caught_up(&sync_all(&app).await);
+    for (stream, method) in [
+        (Stream::Orders, Method::OrderCursorList),
+        (Stream::Refunds, Method::RefundList),
+    ] {
+        let checkpoint = app
+            .store
+            .load_state("shop-0", stream)
+            .await
+            .expect("state")
+            .and_then(|s| s.checkpoint_ms)
+            .expect("a checkpoint");
+        assert!(
+            checkpoint > now - 10 * 60_000,
+            "{stream:?} caught up to {checkpoint}"
+        );
+        let empty_answers = calls(&sim)
+            .await
+            .into_iter()
+            .filter(|c| c.method == method.name() && c.outcome == "ok" && c.records == 0)
+            .filter(|c| c.next_cursor.as_deref() == Some(""))
+            .count();
+        assert!(
+            empty_answers >= 3,
+            "{} empty windows answered {empty:?}",
+            method.name()
+        );
+    }
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+}
+
+#[tokio::test]
+async fn empty_windows_answered_with_an_empty_cursor_or_null_sqlite() {
+    for empty in [EmptyWindow::EmptyCursor, EmptyWindow::NullData] {
+        on_sqlite(|store| empty_windows_end_however_answered(store, empty)).await;
+    }
+}
+
+#[tokio::test]
+async fn empty_windows_answered_with_an_empty_cursor_or_null_postgres() {
+    for empty in [EmptyWindow::EmptyCursor, EmptyWindow::NullData] {
+        on_postgres(move |store| empty_windows_end_however_answered(store, empty)).await;
+    }
+}
+
+/// An order shipped in several packages keeps every one of them, queryable in SQL.
+async fn every_package_is_kept(store: Store, url: String) {
+    let sim = start_sim(SimConfig {
+        seed: 43,
+        orders: 600,
+        days: 10,
+        mutate: false,
+        variants: PlatformVariants {
+            packages: Packages::Several,
+            express_code: ExpressCode::Text,
+            ..PlatformVariants::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |_| {}).await;
+    assert_caught_up(&sync_all(&app).await);
+    // The comparison covers the package list of every order and gift.
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+    let truth = shop_truth(&sim, 0).await;
+    let several: BTreeMap<i64, usize> = truth["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .filter_map(|o| {
+            let n = o["orderLogisticsInfo"].as_array().map_or(0, Vec::len);
+            (n >= 2).then(|| (o["orderBaseInfo"]["oid"].as_i64().expect("oid"), n))
+        })
+        .collect();
+    assert!(
+        several.len() >= 10,
+        "{} orders with several packages",
+        several.len()
+    );
+    let rows: BTreeMap<i64, usize> = app
+        .store
+        .order_rows("shop-0")
+        .await
+        .expect("rows")
+        .iter()
+        .filter(|r| several.contains_key(&r.oid))
+        .map(|r| {
+            let packages: Value = serde_json::from_str(&r.packages).expect("a JSON array");
+            (r.oid, packages.as_array().map_or(0, Vec::len))
+        })
+        .collect();
+    assert_eq!(rows, several, "every package of every order");
+    // Queryable: one row per package, in SQL.
+    let sql = if url.starts_with("sqlite:") {
+        "SELECT COUNT(*) FROM orders o, json_each(o.packages) p WHERE o.shop_id = 'shop-0'"
+    } else {
+        "SELECT COUNT(*) FROM orders o, jsonb_array_elements(o.packages::jsonb) p \
+         WHERE o.shop_id = 'shop-0'"
+    };
+    let counted = common_db::fetch_i64(&url, sql).await;
+    let expected: i64 = truth["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| {
+            let own = o["orderLogisticsInfo"].as_array().map_or(0, Vec::len);
+            let gifts: usize = o["subOrderInfo"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| g["subOrderLogisticsInfo"].as_array().map_or(0, Vec::len))
+                .sum();
+            (own + gifts) as i64
+        })
+        .sum();
+    assert_eq!(counted, expected, "packages counted in SQL");
+}
+
+#[tokio::test]
+async fn a_multi_package_order_keeps_every_package_sqlite() {
+    common_db::on_sqlite_with_url(every_package_is_kept).await;
+}
+
+#[tokio::test]
+async fn a_multi_package_order_keeps_every_package_postgres() {
+    common_db::on_postgres_with_url(every_package_is_kept).await;
+}
+
+/// Items whose pages are too large for the client to read (long descriptions) are read again in
+/// smaller pages, and the scan completes.
+async fn an_item_page_too_large_is_read_in_smaller_pages(store: Store) {
+    let sim = start_sim(SimConfig {
+        seed: 47,
+        orders: 200,
+        items: Some(250),
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |_| {}).await;
+    // A page of 100 items is larger than this, a page of 50 is not.
+    let opts = kwaishop_sync::api::ClientOptions {
+        max_body_bytes: 100 * 1024,
+        ..kwaishop_sync::app::client_options(&app.config)
+    };
+    let cx = kwaishop_sync::sync::SyncContext {
+        client: kwaishop_sync::api::ApiClient::new(
+            common::app(&sim),
+            opts,
+            sim.state.clock.clone(),
+            Arc::new(app.store.clone()),
+            Arc::new(app.store.clone()),
+        )
+        .expect("client"),
+        ..app.sync_context()
+    };
+    let run = cx
+        .sync_stream(
+            "shop-0",
+            Stream::Items,
+            &NoProgress,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(run.outcome, RunOutcome::CaughtUp, "{run:?}");
+    let sizes: BTreeSet<i64> = calls(&sim)
+        .await
+        .iter()
+        .filter(|c| c.method == Method::ItemList.name())
+        .map(|c| param_of(c)["pageSize"].as_i64().expect("pageSize"))
+        .collect();
+    assert!(
+        sizes.len() >= 2 && sizes.iter().any(|s| *s < 100),
+        "page sizes {sizes:?}"
+    );
+    let mirrored: BTreeSet<i64> = app
+        .store
+        .item_rows("shop-0")
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.kwai_item_id)
+        .collect();
+    let upstream: BTreeSet<i64> = shop_truth(&sim, 0).await["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["kwaiItemId"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(upstream.len(), 250);
+    assert_eq!(mirrored, upstream, "every item, read in smaller pages");
+}
+
+#[tokio::test]
+async fn an_item_page_too_large_is_read_in_smaller_pages_sqlite() {
+    on_sqlite(an_item_page_too_large_is_read_in_smaller_pages).await;
+}
+
+#[tokio::test]
+async fn an_item_page_too_large_is_read_in_smaller_pages_postgres() {
+    on_postgres(an_item_page_too_large_is_read_in_smaller_pages).await;
 }

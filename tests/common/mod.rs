@@ -131,6 +131,13 @@ async fn start_sim_on(config: SimConfig, clock: Arc<ScaledClock>) -> SimHandle {
     handle.await.expect("the simulator started")
 }
 
+/// The answers to the platform's open points that variant seed `seed` picks
+/// (docs/platform-variants.md). The suites spread their tests over seeds 0–3, which together
+/// give every answer of every point.
+pub fn variants(seed: u64) -> kwaishop_sync::sim::variants::PlatformVariants {
+    kwaishop_sync::sim::variants::PlatformVariants::from_seed(seed)
+}
+
 /// The shop id used for the simulator's shop `i`.
 pub fn shop_id(i: usize) -> String {
     format!("shop-{i}")
