@@ -106,6 +106,44 @@ fn check_config_lists_every_error_and_exits_non_zero() {
     assert!(text(&missing).contains("cannot read it"));
 }
 
+/// A window no wider than its lookback would end before the checkpoint every time: the stream
+/// would report "caught up" forever without reading anything. The config refuses it.
+#[test]
+fn check_config_refuses_a_window_no_wider_than_its_lookback() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = write_config(dir.path());
+    let base = std::fs::read_to_string(&good).expect("read");
+    for (section, extra) in [
+        ("refunds", "window_minutes = 10\n"),
+        ("orders", "window_minutes = 30\nlookback_secs = 1800\n"),
+    ] {
+        let bad = dir.path().join(format!("{section}.toml"));
+        std::fs::write(&bad, format!("{base}[streams.{section}]\n{extra}")).expect("write");
+        let out = run(
+            &["check-config", "--config", &bad.display().to_string()],
+            None,
+        );
+        let t = text(&out);
+        assert!(!out.status.success(), "accepted:\n{t}");
+        assert!(
+            t.contains(&format!("streams.{section}.window_minutes")) && t.contains("lookback"),
+            "the error names the window and the lookback:\n{t}"
+        );
+    }
+    // One minute wider than the lookback is fine.
+    let ok = dir.path().join("ok.toml");
+    std::fs::write(
+        &ok,
+        format!("{base}[streams.refunds]\nwindow_minutes = 11\n"),
+    )
+    .expect("write");
+    let out = run(
+        &["check-config", "--config", &ok.display().to_string()],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 #[tokio::test]
 async fn migrate_status_auth_and_queue_commands() {
     let dir = tempfile::tempdir().expect("dir");

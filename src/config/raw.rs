@@ -532,6 +532,19 @@ fn build_stream(cx: &mut Ctx, name: &str, s: RawStream, d: StreamDefaults) -> St
             ),
         );
     }
+    let lookback_secs = s.lookback_secs.unwrap_or(600);
+    // Each window starts a lookback before the checkpoint: one no wider than the lookback
+    // ends at or before the checkpoint, reads nothing new, and the stream never moves.
+    if d.max_window_minutes > 0 && window * 60 <= lookback_secs {
+        cx.err(
+            format!("streams.{name}.window_minutes"),
+            format!(
+                "{window} minutes is not wider than streams.{name}.lookback_secs ({lookback_secs} s): \
+                 each window re-reads the lookback before the checkpoint, so it would end before \
+                 the checkpoint and the stream would never move; widen the window or shorten the lookback"
+            ),
+        );
+    }
     let page_size = s.page_size.unwrap_or(d.page_size);
     if !(d.page_range.0..=d.page_range.1).contains(&page_size) {
         cx.err(
@@ -551,7 +564,7 @@ fn build_stream(cx: &mut Ctx, name: &str, s: RawStream, d: StreamDefaults) -> St
         schedule,
         window: Duration::from_secs(window * 60),
         page_size,
-        lookback: Duration::from_secs(s.lookback_secs.unwrap_or(600)),
+        lookback: Duration::from_secs(lookback_secs),
         settle: Duration::from_secs(s.settle_secs.unwrap_or(60)),
         sort,
     }
