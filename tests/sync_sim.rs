@@ -651,9 +651,14 @@ async fn quota_pauses_and_resumes_from_the_cursor(store: Store) {
         .count();
     assert!(after <= 3, "{after} calls after the first quota answer");
     // `status` says until when.
-    let lines = kwaishop_sync::commands::status::status_lines(&app.store, sim.state.clock.now_ms())
-        .await
-        .expect("status");
+    let stalls = kwaishop_sync::sync::StallLimits::from_config(&app.config);
+    let lines = kwaishop_sync::commands::status::status_lines(
+        &app.store,
+        sim.state.clock.now_ms(),
+        &stalls,
+    )
+    .await
+    .expect("status");
     assert!(
         lines.iter().any(|l| l.paused_until_ms == Some(until)),
         "{lines:?}"
@@ -1172,4 +1177,85 @@ async fn an_item_page_too_large_is_read_in_smaller_pages_sqlite() {
 #[tokio::test]
 async fn an_item_page_too_large_is_read_in_smaller_pages_postgres() {
     on_postgres(an_item_page_too_large_is_read_in_smaller_pages).await;
+}
+
+// ---------------------------------------------------------------- a stored window too wide
+
+/// A window stored in progress under a wider setting (the platform answered 300019, the user
+/// lowered `window_minutes`) is planned again at the new width, not sent again as it was.
+async fn a_stored_window_wider_than_the_config_is_planned_again(store: Store) {
+    let sim = start_sim_stopped(SimConfig {
+        seed: 44,
+        orders: 2_000,
+        days: 6,
+        mutate: false,
+        variants: variants(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let width_ms = 60 * 60_000;
+    let app = app_for(&sim, store, |c| {
+        c.sync.backfill_days = 7;
+        c.refunds.window = Duration::from_millis(width_ms as u64);
+    })
+    .await;
+    let now = sim.state.clock.now_ms();
+    // The state a one-day window left behind, half read, three days ago.
+    let begin = now - 3 * DAY_MS;
+    let mut state = app
+        .store
+        .load_state("shop-0", Stream::Refunds)
+        .await
+        .expect("state")
+        .unwrap_or_else(|| kwaishop_sync::store::StreamState::new("shop-0", Stream::Refunds));
+    state.checkpoint_ms = Some(begin + 600_000);
+    state.window_begin_ms = Some(begin);
+    state.window_end_ms = Some(begin + DAY_MS);
+    state.cursor = None;
+    state.updated_at_ms = now;
+    app.store.save_state(&state).await.expect("saved");
+    sim.state.clock.advance(2 * 60_000);
+    let summaries = sync_with(
+        &app,
+        &[Stream::Refunds],
+        Arc::new(NoProgress),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_caught_up(&summaries);
+    let widths: Vec<i64> = calls(&sim)
+        .await
+        .iter()
+        .filter(|c| c.method == Method::RefundList.name())
+        .map(|c| {
+            let p = param_of(c);
+            p["endTime"].as_i64().expect("end") - p["beginTime"].as_i64().expect("begin")
+        })
+        .collect();
+    assert!(!widths.is_empty(), "the refunds were read");
+    assert!(
+        widths.iter().all(|w| *w <= width_ms),
+        "a window wider than the configured {width_ms} ms was sent: {:?}",
+        widths.iter().filter(|w| **w > width_ms).collect::<Vec<_>>()
+    );
+    let state = app
+        .store
+        .load_state("shop-0", Stream::Refunds)
+        .await
+        .expect("state")
+        .expect("a state");
+    assert!(
+        state.checkpoint_ms.is_some_and(|c| c > now - 10 * 60_000),
+        "the stream caught up: {state:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stored_window_wider_than_the_config_is_planned_again_sqlite() {
+    on_sqlite(a_stored_window_wider_than_the_config_is_planned_again).await;
+}
+
+#[tokio::test]
+async fn a_stored_window_wider_than_the_config_is_planned_again_postgres() {
+    on_postgres(a_stored_window_wider_than_the_config_is_planned_again).await;
 }

@@ -195,7 +195,9 @@ impl SyncContext {
             }
             let horizon = self.clock.now_ms() - HORIZON_MS;
             let (window, cursor) = match (request.window_begin_ms, request.window_end_ms) {
-                (Some(b), Some(e)) if b >= horizon => (
+                // A window stored wider than the width in force is planned again from its
+                // start (below), as the live poller does.
+                (Some(b), Some(e)) if b >= horizon && e - b <= width => (
                     Window {
                         begin_ms: b,
                         end_ms: e,

@@ -60,7 +60,21 @@ pub(super) async fn run(
             .load_state(shop, stream)
             .await?
             .unwrap_or_else(|| StreamState::new(shop, stream));
+        let width = cfg.window.as_millis() as i64;
         let (window, cursor) = match (state.window_begin_ms, state.window_end_ms) {
+            // A window stored under a wider setting (the platform refused it, 300019, and the
+            // window was lowered) is read again from its start at the width in force: sent as
+            // stored, it would be refused again at every run.
+            (Some(b), Some(e)) if b >= now - HORIZON_MS && e - b > width => {
+                warn!(shop, stream = stream.as_str(), begin = %format_ms(b), stored_minutes = (e - b) / 60_000, window_minutes = width / 60_000, "the unfinished window is wider than the configured window; reading it again at the configured width");
+                (
+                    Window {
+                        begin_ms: b,
+                        end_ms: b + width,
+                    },
+                    String::new(),
+                )
+            }
             // A window older than the horizon can no longer be read: plan afresh.
             (Some(b), Some(e)) if b >= now - HORIZON_MS => (
                 Window {
