@@ -530,7 +530,8 @@ async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
     let clock = kwaishop_sync::app::clock_for(&config);
-    let lines = commands::status::status_lines(&store, clock.now_ms()).await?;
+    let stalls = kwaishop_sync::sync::StallLimits::from_config(&config);
+    let lines = commands::status::status_lines(&store, clock.now_ms(), &stalls).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&lines)?);
     } else if lines.is_empty() {

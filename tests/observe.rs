@@ -22,6 +22,7 @@ use kwaishop_sync::push::receiver::ReceiverStats;
 use kwaishop_sync::queue::WorkerStats;
 use kwaishop_sync::sim::SimConfig;
 use kwaishop_sync::store::{EventKind, NewEvent, ShopStatus, Source, Store, Stream, StreamState};
+use kwaishop_sync::sync::{NoProgress, RunOutcome, StallLimits};
 use kwaishop_sync::{Clock, Secret, SharedClock};
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +279,7 @@ fn sources(store: Store, client: ApiClient, clock: SharedClock) -> ObserveSource
         worker: None,
         receiver: None,
         liveness: Arc::new(Liveness::new()),
+        stalls: StallLimits::default(),
     }
 }
 
@@ -434,6 +436,7 @@ async fn metrics_match_the_database(store: Store) {
         worker: Some(worker),
         receiver: Some(receiver),
         liveness,
+        stalls: StallLimits::default(),
     })
     .await;
     let before = clock.now_ms();
@@ -745,4 +748,107 @@ async fn healthz_follows_the_loops_and_the_database() {
         "no queue numbers without a database"
     );
     assert_eq!(m.count("kwaishop_api_throttled_total"), Method::ALL.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A stream whose runs end caught up while the mirror does not move.
+
+/// Runs one `sync --once` of the refunds and says how it ended.
+async fn sync_refunds(app: &kwaishop_sync::app::App) -> RunOutcome {
+    let shops = app.shops(None).expect("shops");
+    let summaries = kwaishop_sync::commands::sync::sync_once(
+        app,
+        &shops,
+        &[Stream::Refunds],
+        Arc::new(NoProgress),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    summaries[0].outcome.clone()
+}
+
+/// A refund window no wider than its lookback (what `check-config` now refuses; set here past
+/// the check, as an older release or a hand-made config would): every run ends "caught up", the
+/// checkpoint stays days behind, and `status`, `/metrics`, the status page and `/healthz` say
+/// that the stream is stalled. A workable window heals it and the flag clears.
+async fn a_stream_that_does_not_move_is_stalled(store: Store) {
+    let sim = common::start_sim_stopped(SimConfig {
+        seed: 45,
+        orders: 300,
+        days: 3,
+        mutate: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut app = common::app_for(&sim, store, |c| {
+        c.sync.backfill_days = 4;
+        c.refunds.window = c.refunds.lookback;
+    })
+    .await;
+    sim.state.clock.advance(2 * 60_000);
+    for _ in 0..2 {
+        assert_eq!(sync_refunds(&app).await, RunOutcome::CaughtUp);
+        sim.state.clock.advance(3_600_000);
+    }
+    let stalls = StallLimits::from_config(&app.config);
+    let clock = app.clock.clone();
+    let base = serve(ObserveSources {
+        stalls: stalls.clone(),
+        ..sources(app.store.clone(), app.client.clone(), clock.clone())
+    })
+    .await;
+    let (status, _, body) = get(&base, "/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with("stalled streams: shop-0/refunds ("),
+        "names the stream: {body}"
+    );
+    let (m, _) = scrape(&base).await;
+    let flag = |m: &Scrape, stream: &str| {
+        m.value(
+            "kwaishop_sync_stalled",
+            &[("shop", "shop-0"), ("stream", stream)],
+        )
+    };
+    assert_eq!(flag(&m, "refunds"), 1.0);
+    assert_eq!(flag(&m, "orders"), 0.0);
+    let (_, _, page) = get(&base, "/").await;
+    assert!(page.contains(">stalled</span>"), "the page shows it");
+    let (_, _, json) = get(&base, "/status.json").await;
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let refunds = &json["shops"][0]["streams"][1];
+    assert_eq!(refunds["stream"], "refunds");
+    assert!(refunds["stalled_behind_ms"].as_i64().unwrap_or(0) > 2 * 86_400_000);
+    let lines = kwaishop_sync::commands::status::status_lines(&app.store, clock.now_ms(), &stalls)
+        .await
+        .expect("status");
+    let line = lines
+        .iter()
+        .find(|l| l.stream == "refunds")
+        .expect("refunds");
+    assert!(line.stalled_behind_ms.is_some(), "{line:?}");
+    assert!(
+        kwaishop_sync::commands::status::render(&lines).contains("STALLED"),
+        "status prints it"
+    );
+
+    // A window wider than the lookback moves the stream: no longer stalled.
+    let mut config = (*app.config).clone();
+    config.refunds.window = std::time::Duration::from_secs(3_600);
+    app.config = Arc::new(config);
+    assert_eq!(sync_refunds(&app).await, RunOutcome::CaughtUp);
+    let (status, _, body) = get(&base, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let (m, _) = scrape(&base).await;
+    assert_eq!(flag(&m, "refunds"), 0.0);
+}
+
+#[tokio::test]
+async fn a_stream_that_does_not_move_is_stalled_sqlite() {
+    on_sqlite(a_stream_that_does_not_move_is_stalled).await;
+}
+
+#[tokio::test]
+async fn a_stream_that_does_not_move_is_stalled_postgres() {
+    on_postgres(a_stream_that_does_not_move_is_stalled).await;
 }

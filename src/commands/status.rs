@@ -3,6 +3,7 @@
 
 use crate::clock::format_ms;
 use crate::store::{Store, StoreError, Stream};
+use crate::sync::StallLimits;
 
 /// One line of the status table.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -17,10 +18,17 @@ pub struct StatusLine {
     pub rows: i64,
     pub paused_until_ms: Option<i64>,
     pub last_error: Option<String>,
+    /// Set when the stream is stalled: how far behind its checkpoint was when its last run
+    /// ended "caught up" ([`StallLimits`]).
+    pub stalled_behind_ms: Option<i64>,
 }
 
 /// The status of every (shop, stream) known to the database.
-pub async fn status_lines(store: &Store, now_ms: i64) -> Result<Vec<StatusLine>, StoreError> {
+pub async fn status_lines(
+    store: &Store,
+    now_ms: i64,
+    stalls: &StallLimits,
+) -> Result<Vec<StatusLine>, StoreError> {
     let shops = store.shops().await?;
     let states = store.all_states().await?;
     let runs = store.recent_runs(None, 1000).await?;
@@ -57,6 +65,7 @@ pub async fn status_lines(store: &Store, now_ms: i64) -> Result<Vec<StatusLine>,
                 rows,
                 paused_until_ms: paused,
                 last_error: state.and_then(|s| s.last_error.clone()),
+                stalled_behind_ms: state.and_then(|s| stalls.stalled_by(s)),
             });
         }
     }
@@ -89,6 +98,13 @@ pub fn render(lines: &[StatusLine]) -> String {
             out.push_str(&format!(
                 "    paused: daily quota spent until {}\n",
                 format_ms(until)
+            ));
+        }
+        if let Some(behind) = l.stalled_behind_ms {
+            out.push_str(&format!(
+                "    STALLED: its runs end caught up while the checkpoint stays {} behind \
+                 (check window_minutes against lookback_secs, and the logs)\n",
+                crate::clock::human_span(behind)
             ));
         }
         if let Some(e) = &l.last_error {

@@ -98,6 +98,31 @@ pub struct StreamConfig {
     pub sort: i64,
 }
 
+impl StreamConfig {
+    /// The longest gap between two runs of the schedule (over its next 64 firings), `None` if
+    /// the schedule does not parse.
+    pub fn schedule_interval(&self) -> Option<Duration> {
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build()
+            .parse(&self.schedule)
+            .ok()?;
+        let start = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let times: Vec<_> = cron.iter_after(start).take(65).collect();
+        times
+            .windows(2)
+            .filter_map(|w| (w[1] - w[0]).to_std().ok())
+            .max()
+    }
+
+    /// How far behind its checkpoint may be when a run ends caught up: a window, one schedule
+    /// interval and the settle delay. Further behind, the stream is stalled:
+    /// runs end "caught up" while the mirror falls behind.
+    pub fn stall_after(&self) -> Duration {
+        self.window + self.schedule_interval().unwrap_or_default() + self.settle
+    }
+}
+
 /// Sync-wide settings.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {

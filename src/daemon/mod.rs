@@ -166,6 +166,7 @@ pub(crate) async fn start_with(
         worker: Some(worker_stats.clone()),
         receiver: receiver_stats.clone(),
         liveness,
+        stalls: crate::sync::StallLimits::from_config(&app.config),
     };
     router = router.merge(observe::routes(sources));
     let listener = match listener {

@@ -30,6 +30,7 @@ use crate::clock::SharedClock;
 use crate::push::receiver::ReceiverStats;
 use crate::queue::WorkerStats;
 use crate::store::Store;
+use crate::sync::StallLimits;
 
 pub use exposition::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use liveness::{Liveness, LoopSilence};
@@ -50,6 +51,8 @@ pub struct ObserveSources {
     pub worker: Option<Arc<WorkerStats>>,
     pub receiver: Option<Arc<ReceiverStats>>,
     pub liveness: Arc<Liveness>,
+    /// When a stream that says "caught up" is stalled (from the config at start).
+    pub stalls: StallLimits,
 }
 
 // Hand-written: the client's Debug is long, and nothing here needs more than its shape.
@@ -92,6 +95,25 @@ pub async fn health_problem(sources: &ObserveSources) -> Option<String> {
     let stalled = sources.liveness.stalled();
     if !stalled.is_empty() {
         problems.push(format!("stalled: {}", stalled.join(", ")));
+    }
+    // A stream whose runs end caught up while its checkpoint stays behind: the service runs but
+    // the mirror does not move.
+    if let Ok(Ok(states)) = tokio::time::timeout(PING_TIMEOUT, sources.store.all_states()).await {
+        let streams: Vec<String> = states
+            .iter()
+            .filter_map(|st| {
+                let behind = sources.stalls.stalled_by(st)?;
+                Some(format!(
+                    "{}/{} ({} behind when it last caught up)",
+                    st.shop_id,
+                    st.stream.as_str(),
+                    crate::clock::human_span(behind)
+                ))
+            })
+            .collect();
+        if !streams.is_empty() {
+            problems.push(format!("stalled streams: {}", streams.join(", ")));
+        }
     }
     if problems.is_empty() {
         return None;

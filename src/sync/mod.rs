@@ -83,6 +83,41 @@ pub fn stream_method(stream: Stream) -> crate::api::Method {
     }
 }
 
+/// When a windowed stream counts as stalled: its last run ended caught up while its checkpoint
+/// was further behind than a window, a schedule interval and the settle delay (each stream's
+/// [`crate::config::StreamConfig::stall_after`]). Its runs then report success while the mirror
+/// falls behind, so `status`, the status page, `/metrics` and `/healthz` say so.
+#[derive(Debug, Clone, Default)]
+pub struct StallLimits {
+    limits: Vec<(Stream, i64)>,
+}
+
+impl StallLimits {
+    /// The limits of the windowed streams of `config`.
+    pub fn from_config(config: &Config) -> Self {
+        let limits = [Stream::Orders, Stream::Refunds]
+            .into_iter()
+            .filter_map(|stream| {
+                let cfg = config.stream(stream.as_str())?;
+                Some((stream, cfg.stall_after().as_millis() as i64))
+            })
+            .collect();
+        Self { limits }
+    }
+
+    /// How far behind the checkpoint was when the stream last caught up, if that is further than
+    /// its limit allows.
+    pub fn stalled_by(&self, state: &StreamState) -> Option<i64> {
+        let limit = self
+            .limits
+            .iter()
+            .find(|(stream, _)| *stream == state.stream)?
+            .1;
+        let behind = state.last_success_ms? - state.checkpoint_ms?;
+        (behind > limit).then_some(behind)
+    }
+}
+
 /// Counters a run accumulates.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counts {

@@ -11,12 +11,13 @@ use super::exposition::{Exposition, Kind, seconds};
 use super::snapshot::{ShopFigures, Snapshot, read_database};
 use crate::api::Method;
 use crate::store::{ShopStatus, Stream, StreamState};
+use crate::sync::StallLimits;
 
 /// The metrics text (also used by tests).
 pub async fn render_metrics(sources: &ObserveSources) -> String {
     let snapshot = read_database(sources).await;
     let mut text = Exposition::default();
-    write_streams(&mut text, &snapshot);
+    write_streams(&mut text, &snapshot, &sources.stalls);
     write_shops(&mut text, &snapshot, sources.daily_quota);
     write_api(&mut text, sources);
     write_queue(&mut text, &snapshot);
@@ -56,7 +57,7 @@ fn per_state(
     }
 }
 
-fn write_streams(text: &mut Exposition, s: &Snapshot) {
+fn write_streams(text: &mut Exposition, s: &Snapshot, stalls: &StallLimits) {
     let lag = (
         "kwaishop_sync_lag_seconds",
         Kind::Gauge,
@@ -83,7 +84,7 @@ fn write_streams(text: &mut Exposition, s: &Snapshot) {
         "Rows the stream has written.",
     );
     per_state(text, s, rows, |st| Some(st.rows_total as f64));
-    write_stream_flags(text, s);
+    write_stream_flags(text, s, stalls);
     let mut rows = text.family(
         "kwaishop_mirror_rows",
         Kind::Gauge,
@@ -98,7 +99,7 @@ fn write_streams(text: &mut Exposition, s: &Snapshot) {
 
 /// Pause and error flags for every (shop, stream), so an alert sees 0 before it sees 1; none
 /// when the shops or the states could not be read (a missing 1 must not read as 0).
-fn write_stream_flags(text: &mut Exposition, s: &Snapshot) {
+fn write_stream_flags(text: &mut Exposition, s: &Snapshot, stalls: &StallLimits) {
     let figures: &[ShopFigures] = if s.shops_and_states_read {
         &s.figures
     } else {
@@ -140,6 +141,19 @@ fn write_stream_flags(text: &mut Exposition, s: &Snapshot) {
             let error = state(&f.shop_id, stream).is_some_and(|st| st.last_error.is_some());
             let labels = [("shop", f.shop_id.as_str()), ("stream", stream.as_str())];
             failed.sample(&labels, flag(error));
+        }
+    }
+    let mut stalled = text.family(
+        "kwaishop_sync_stalled",
+        Kind::Gauge,
+        "1 when the stream's runs end caught up while its checkpoint stays further behind than \
+         a window, a schedule interval and the settle delay: the mirror does not move.",
+    );
+    for f in figures {
+        for stream in Stream::ALL {
+            let behind = state(&f.shop_id, stream).and_then(|st| stalls.stalled_by(st));
+            let labels = [("shop", f.shop_id.as_str()), ("stream", stream.as_str())];
+            stalled.sample(&labels, flag(behind.is_some()));
         }
     }
 }

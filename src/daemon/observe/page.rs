@@ -258,6 +258,14 @@ fn stream_row(out: &mut String, shop: &ShopView, st: &StreamView, now: i64) {
             china_time(until)
         ));
     }
+    if let Some(behind) = st.stalled_behind_ms {
+        name.push_str(&format!(
+            " <span class=\"badge bad\"{} title=\"its runs end caught up while the checkpoint \
+             stays {} behind\">stalled</span>",
+            key("stalled"),
+            span(behind)
+        ));
+    }
     let checkpoint = match st.checkpoint_ms {
         Some(ms) => format!(
             "<td{} data-ms=\"{ms}\">{}</td>",

@@ -13,6 +13,7 @@ use super::snapshot::{Reads, ShopFigures, Snapshot, read_with};
 use crate::api::Method;
 use crate::clock::{HOUR_MS, hour_start};
 use crate::store::{ApiCallRow, QueueStats, RunRow, ShopRow, Stream, StreamState};
+use crate::sync::StallLimits;
 
 /// How many runs the page lists.
 pub const RECENT_RUNS: i64 = 10;
@@ -72,6 +73,9 @@ pub struct StreamView {
     pub last_error_at_ms: Option<i64>,
     /// The stream's own pause or the shop's quota pause, while it lasts.
     pub paused_until_ms: Option<i64>,
+    /// Set when the stream is stalled: how far behind its checkpoint was when its last run
+    /// ended "caught up" (further than a window, a schedule interval and the settle delay).
+    pub stalled_behind_ms: Option<i64>,
 }
 
 /// One run from the run log.
@@ -155,7 +159,7 @@ pub async fn read_status(sources: &ObserveSources) -> StatusReport {
         version: env!("CARGO_PKG_VERSION"),
         generated_at_ms: snapshot.now_ms,
         daily_quota: sources.daily_quota,
-        shops: shop_views(&snapshot),
+        shops: shop_views(&snapshot, &sources.stalls),
         runs: runs.map(|runs| runs.into_iter().map(run_view).collect()),
         queue: snapshot.queue.map(|q| queue_view(q, snapshot.now_ms)),
         api_calls: calls.map(|rows| api_calls_view(&rows, since_ms)),
@@ -163,7 +167,7 @@ pub async fn read_status(sources: &ObserveSources) -> StatusReport {
     }
 }
 
-fn shop_views(s: &Snapshot) -> Vec<ShopView> {
+fn shop_views(s: &Snapshot, stalls: &StallLimits) -> Vec<ShopView> {
     let shops: HashMap<&str, &ShopRow> = s.shops.iter().map(|r| (r.shop_id.as_str(), r)).collect();
     let states: HashMap<(&str, Stream), &StreamState> = s
         .states
@@ -181,7 +185,7 @@ fn shop_views(s: &Snapshot) -> Vec<ShopView> {
                 .into_iter()
                 .map(|stream| {
                     let state = states.get(&(f.shop_id.as_str(), stream)).copied();
-                    stream_view(stream, state, f, quota_pause, s.now_ms)
+                    stream_view(stream, state, f, quota_pause, s.now_ms, stalls)
                 })
                 .collect();
             ShopView {
@@ -206,6 +210,7 @@ fn stream_view(
     figures: &ShopFigures,
     quota_pause: Option<i64>,
     now_ms: i64,
+    stalls: &StallLimits,
 ) -> StreamView {
     let checkpoint_ms = state.and_then(|st| st.checkpoint_ms);
     let own_pause = state
@@ -225,6 +230,7 @@ fn stream_view(
         last_error: state.and_then(|st| st.last_error.clone()),
         last_error_at_ms: state.and_then(|st| st.last_error_at_ms),
         paused_until_ms: own_pause.max(quota_pause),
+        stalled_behind_ms: state.and_then(|st| stalls.stalled_by(st)),
     }
 }
 

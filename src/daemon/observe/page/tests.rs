@@ -19,6 +19,7 @@ fn report() -> StatusReport {
         last_error: Some(format!("boom {HOSTILE}")),
         last_error_at_ms: Some(NOW),
         paused_until_ms: None,
+        stalled_behind_ms: Some(3 * DAY_MS),
     };
     let shop = ShopView {
         shop_id: HOSTILE.into(),
