@@ -1,6 +1,7 @@
 //! The platform's answers per (shop, hour, method, outcome) in `api_calls`: what each daemon's
 //! client counted, added up across flushes, restarts and daemons; read back for the status page.
 
+use super::db::from_row;
 use std::collections::BTreeMap;
 
 use super::db::{MAX_BINDS, Val, placeholders};
@@ -11,7 +12,7 @@ use crate::api::HourlyCount;
 const WIDTH: usize = 5;
 
 /// Calls to one method in one hour with one outcome, summed over shops (or of one shop).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiCallRow {
     /// The dotted API name.
     pub method: String,
@@ -21,6 +22,13 @@ pub struct ApiCallRow {
     pub outcome: String,
     pub calls: i64,
 }
+
+from_row!(ApiCallRow {
+    method,
+    hour_ms,
+    outcome,
+    calls,
+});
 
 /// `INSERT … ON CONFLICT` adding `rows` rows of counts.
 fn upsert_sql(rows: usize) -> String {

@@ -12,6 +12,40 @@ use sqlx::{AssertSqlSafe, FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transac
 use super::StoreError;
 use super::sqlite::BUSY_TIMEOUT;
 
+/// Reads a struct from a row of either backend, column by field name: `from_row!(Row { a, b as
+/// String })` decodes `a` as its own type and `b` as a `String` turned into the field's type by
+/// `TryFrom`. What `#[derive(sqlx::FromRow)]` does for these few structs, without the derive's
+/// proc-macro, which builds both database drivers a second time. Every field must be listed:
+/// the struct literal refuses a missing one.
+macro_rules! from_row {
+    ($ty:ident { $($field:ident $(as $via:ty)?),* $(,)? }) => {
+        $crate::store::db::from_row!(@impl sqlx::sqlite::SqliteRow, $ty { $($field $(as $via)?),* });
+        $crate::store::db::from_row!(@impl sqlx::postgres::PgRow, $ty { $($field $(as $via)?),* });
+    };
+    (@impl $row:ty, $ty:ident { $($field:ident $(as $via:ty)?),* }) => {
+        impl<'r> sqlx::FromRow<'r, $row> for $ty {
+            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
+                use sqlx::Row as _;
+                Ok(Self {
+                    $($field: $crate::store::db::from_row!(@get row, $field $(, $via)?),)*
+                })
+            }
+        }
+    };
+    (@get $row:ident, $field:ident) => {
+        $row.try_get(stringify!($field))?
+    };
+    (@get $row:ident, $field:ident, $via:ty) => {{
+        let raw: $via = $row.try_get(stringify!($field))?;
+        raw.try_into()
+            .map_err(|e| sqlx::Error::ColumnDecode {
+                index: stringify!($field).to_string(),
+                source: Box::new(e),
+            })?
+    }};
+}
+pub(crate) use from_row;
+
 /// One bound parameter: every column of the schema is a 64-bit integer or text.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Val<'a> {

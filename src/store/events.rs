@@ -6,6 +6,7 @@
 
 mod work;
 
+use super::db::from_row;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
@@ -167,7 +168,7 @@ pub struct NewEvent {
 }
 
 /// One row of `events`.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
     pub id: i64,
     pub event_id: String,
@@ -177,14 +178,12 @@ pub struct EventRow {
     pub open_id: Option<String>,
     pub user_id: Option<i64>,
     pub event: String,
-    #[sqlx(try_from = "String")]
     pub kind: EventKind,
     pub biz_id: Option<i64>,
     pub info: String,
     pub raw: String,
     pub event_update_time: Option<i64>,
     pub received_at_ms: i64,
-    #[sqlx(try_from = "String")]
     pub status: EventStatus,
     pub attempts: i64,
     pub next_attempt_at_ms: i64,
@@ -194,15 +193,18 @@ pub struct EventRow {
     pub done_at_ms: Option<i64>,
 }
 
+from_row!(EventRow {
+    id, event_id, msg_id, app_key, shop_id, open_id, user_id, event, kind as String, biz_id, info, raw, event_update_time, received_at_ms, status as String, attempts, next_attempt_at_ms, lease_until_ms, fence, last_error, done_at_ms,
+});
+
 /// An event a worker holds: hand back `(id, fence)` to complete or fail it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedEvent {
     pub id: i64,
     /// The fencing token of this claim; a later claim of the event has a higher one.
     pub fence: i64,
     pub event_id: String,
     pub shop_id: String,
-    #[sqlx(try_from = "String")]
     pub kind: EventKind,
     pub biz_id: Option<i64>,
     pub event: String,
@@ -210,6 +212,10 @@ pub struct ClaimedEvent {
     pub attempts: i64,
     pub info: String,
 }
+
+from_row!(ClaimedEvent {
+    id, fence, event_id, shop_id, kind as String, biz_id, event, attempts, info,
+});
 
 /// How many events are in each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

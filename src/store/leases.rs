@@ -10,13 +10,13 @@
 //! Times are the callers' clocks: instances must agree on the time to well within a lease's ttl.
 
 use super::db::Val;
+use super::db::from_row;
 use super::{Store, StoreError, Stream};
 
 /// A (shop, stream) lease: who holds it, under which fence, until when.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRow {
     pub shop_id: String,
-    #[sqlx(try_from = "String")]
     pub stream: Stream,
     /// The instance that holds (or last held) it.
     pub holder: String,
@@ -26,8 +26,12 @@ pub struct LeaseRow {
     pub expires_at_ms: i64,
 }
 
+from_row!(LeaseRow {
+    shop_id, stream as String, holder, fence, expires_at_ms,
+});
+
 /// A registered daemon.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceRow {
     pub instance_id: String,
     /// Empty (and `pid` 0) when its row was re-created by a heartbeat; see
@@ -37,6 +41,14 @@ pub struct InstanceRow {
     pub started_at_ms: i64,
     pub heartbeat_at_ms: i64,
 }
+
+from_row!(InstanceRow {
+    instance_id,
+    host,
+    pid,
+    started_at_ms,
+    heartbeat_at_ms,
+});
 
 impl LeaseRow {
     /// The `expires_at_ms` of a released lease: the epoch, expired for every caller's clock (a

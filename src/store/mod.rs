@@ -185,8 +185,35 @@ impl fmt::Debug for Store {
     }
 }
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+/// The migrations of each backend, embedded by `build.rs` from `migrations/<backend>/`.
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+/// A migrator over embedded migrations, as sqlx's `migrate!` builds it: the same versions,
+/// descriptions and checksums (SHA-384 of each file), so databases migrated by either agree.
+fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr as _;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        list.iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    std::borrow::Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    sql.starts_with("-- no-transaction"),
+                )
+            })
+            .collect(),
+    )
+}
+
+static SQLITE_MIGRATIONS: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| migrator(embedded::SQLITE));
+static POSTGRES_MIGRATIONS: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| migrator(embedded::POSTGRES));
 
 impl Store {
     /// Opens the database named by `url`: `sqlite://path` or `sqlite:path` (the file is created,

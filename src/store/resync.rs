@@ -4,6 +4,7 @@
 //! for a (shop, stream) that already has one waiting is merged into it.
 
 use super::db::Val;
+use super::db::from_row;
 use super::records::{write_orders, write_refunds};
 use super::{PageOutcome, Source, Store, StoreError, Stream};
 use crate::api::records::{Order, Refund};
@@ -27,11 +28,10 @@ impl ResyncKind {
 }
 
 /// One request and its progress.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResyncRequest {
     pub id: i64,
     pub shop_id: String,
-    #[sqlx(try_from = "String")]
     pub stream: Stream,
     /// `resync` or `reconcile`.
     pub kind: String,
@@ -51,6 +51,10 @@ pub struct ResyncRequest {
     pub rows: i64,
     pub error: Option<String>,
 }
+
+from_row!(ResyncRequest {
+    id, shop_id, stream as String, kind, since_ms, until_ms, window_begin_ms, window_end_ms, cursor, status, requested_at_ms, started_at_ms, finished_at_ms, rows, error,
+});
 
 const SELECT: &str = "SELECT id, shop_id, stream, kind, since_ms, until_ms, window_begin_ms, \
      window_end_ms, cursor, status, requested_at_ms, started_at_ms, finished_at_ms, rows, error \

@@ -2,6 +2,7 @@
 //! `sync_runs`, for the status page, reports and tests. Each record row converts back to the
 //! typed record it was written from.
 
+use super::db::from_row;
 use std::sync::LazyLock;
 
 use super::items::{ITEMS, SKUS};
@@ -10,7 +11,7 @@ use super::{Source, Store, StoreError};
 use crate::api::records::{Item, Order, Refund, Sku};
 
 /// One row of `orders` (a main order, or a gift with `parent_oid` set).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRow {
     pub shop_id: String,
     pub oid: i64,
@@ -79,10 +80,13 @@ pub struct OrderRow {
     /// The JSON array of every package.
     pub packages: String,
     pub raw: String,
-    #[sqlx(try_from = "String")]
     pub source: Source,
     pub synced_at: i64,
 }
+
+from_row!(OrderRow {
+    shop_id, oid, parent_oid, sub_order_type, status, create_time, update_time, pay_time, send_time, recv_time, refund_time, total_fee, discount_fee, express_fee, buyer_open_id, buyer_nick, seller_open_id, seller_nick, remark, pay_type, pay_channel, cps_type, pre_sale, co_type, comment_status, risk_code, activity_types, item_id, rel_item_id, sku_id, rel_sku_id, item_title, sku_desc, sku_nick, item_pic_url, num, original_price, price, item_discount_fee, category_id, category_name, province, city, district, town, masked_consignee, masked_mobile, masked_address, encrypted_consignee, encrypted_mobile, encrypted_address, express_no, express_code, logistics_id, latest_refund_id, latest_refund_status, delivery_num, package_num, seller_role_type, seller_role_id, seller_role_name, distributor_id, distributor_name, packages, raw, source as String, synced_at,
+});
 
 impl OrderRow {
     /// The order as it was written (without `gifts`: those are rows of their own).
@@ -161,7 +165,7 @@ impl OrderRow {
 }
 
 /// One row of `refunds`.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRow {
     pub shop_id: String,
     pub refund_id: i64,
@@ -193,10 +197,13 @@ pub struct RefundRow {
     pub logistics_id: Option<i64>,
     pub express_no: Option<String>,
     pub raw: String,
-    #[sqlx(try_from = "String")]
     pub source: Source,
     pub synced_at: i64,
 }
+
+from_row!(RefundRow {
+    shop_id, refund_id, oid, item_id, sku_id, rel_item_id, rel_sku_id, sku_nick, seller_id, buyer_id, buyer_open_id, handling_way, status, negotiate_status, refund_type, refund_fee, refund_reason, refund_reason_desc, refund_desc, receipt_status, special_refund_type, create_time, update_time, submit_time, negotiate_update_time, end_time, expire_time, logistics_id, express_no, raw, source as String, synced_at,
+});
 
 impl RefundRow {
     /// The refund as it was written.
@@ -237,7 +244,7 @@ impl RefundRow {
 }
 
 /// One row of `items`, soft-deleted ones included.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemRow {
     pub shop_id: String,
     pub kwai_item_id: i64,
@@ -258,7 +265,6 @@ pub struct ItemRow {
     pub create_time: i64,
     pub update_time: i64,
     pub raw: String,
-    #[sqlx(try_from = "String")]
     pub source: Source,
     pub synced_at: i64,
     /// The last full scan that listed the item.
@@ -266,6 +272,10 @@ pub struct ItemRow {
     /// When a completed scan (or a push) found the item gone.
     pub deleted_at: Option<i64>,
 }
+
+from_row!(ItemRow {
+    shop_id, kwai_item_id, rel_item_id, user_id, title, category_id, category_name, price, volume, item_status, shelf_status, audit_status, item_type, from_type, main_image_url, link_url, create_time, update_time, raw, source as String, synced_at, seen_scan, deleted_at,
+});
 
 impl ItemRow {
     /// The item as it was written (without `skus`: those are rows of their own).
@@ -296,7 +306,7 @@ impl ItemRow {
 }
 
 /// One row of `skus`, soft-deleted ones included.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkuRow {
     pub shop_id: String,
     pub kwai_sku_id: i64,
@@ -314,11 +324,14 @@ pub struct SkuRow {
     pub raw: String,
     /// The version the upsert guard compares: `update_time`, else the item's.
     pub version: i64,
-    #[sqlx(try_from = "String")]
     pub source: Source,
     pub synced_at: i64,
     pub deleted_at: Option<i64>,
 }
+
+from_row!(SkuRow {
+    shop_id, kwai_sku_id, kwai_item_id, rel_sku_id, sku_nick, specification, image_url, sku_stock, reserve_stock, sku_sale_price, is_valid, create_time, update_time, raw, version, source as String, synced_at, deleted_at,
+});
 
 impl SkuRow {
     /// The SKU as it was written.

@@ -1,5 +1,6 @@
 //! The `shops` table: who the mirror is for, and whether each shop can still be synced.
 
+use super::db::from_row;
 use std::fmt;
 
 use super::db::{Tx, Val};
@@ -68,7 +69,6 @@ impl ShopRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct StoredShop {
     shop_id: String,
     open_id: Option<String>,
@@ -78,6 +78,16 @@ struct StoredShop {
     status_reason: Option<String>,
     quota_paused_until: Option<i64>,
 }
+
+from_row!(StoredShop {
+    shop_id,
+    open_id,
+    seller_id,
+    name,
+    status,
+    status_reason,
+    quota_paused_until,
+});
 
 impl Store {
     /// Adds the shop, or updates its `open_id`, `seller_id` and `name` where the new row has

@@ -1,6 +1,7 @@
 //! Stream state (checkpoint, window, cursor, scan, errors, pauses) per (shop, stream), and the
 //! run log in `sync_runs`.
 
+use super::db::from_row;
 use super::db::{Tx, Val};
 use super::{Store, StoreError, Stream};
 
@@ -62,7 +63,6 @@ macro_rules! select_state {
     };
 }
 
-#[derive(sqlx::FromRow)]
 struct StoredState {
     shop_id: String,
     stream: String,
@@ -78,6 +78,22 @@ struct StoredState {
     rows_total: i64,
     updated_at_ms: i64,
 }
+
+from_row!(StoredState {
+    shop_id,
+    stream,
+    checkpoint_ms,
+    window_begin_ms,
+    window_end_ms,
+    cursor,
+    scan_id,
+    last_success_ms,
+    last_error,
+    last_error_at_ms,
+    paused_until_ms,
+    rows_total,
+    updated_at_ms,
+});
 
 impl TryFrom<StoredState> for StreamState {
     type Error = StoreError;
@@ -157,11 +173,10 @@ pub(crate) fn check_state(
 }
 
 /// One row of the run log.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRow {
     pub id: i64,
     pub shop_id: String,
-    #[sqlx(try_from = "String")]
     pub stream: Stream,
     /// What ran: the caller's word (`poll`, `backfill`, `reconcile`, `resync`, …).
     pub kind: String,
@@ -173,6 +188,10 @@ pub struct RunRow {
     pub calls: i64,
     pub error: Option<String>,
 }
+
+from_row!(RunRow {
+    id, shop_id, stream as String, kind, started_at_ms, finished_at_ms, outcome, pages, rows, calls, error,
+});
 
 impl Store {
     /// The stored state of one stream, if it ever ran.

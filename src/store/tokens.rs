@@ -2,13 +2,13 @@
 //! token, so both tokens and both expiries are replaced by one statement in one transaction.
 
 use super::db::Val;
+use super::db::from_row;
 use super::shops::ensure_shop_row;
 use super::{Store, StoreError};
 use crate::api::oauth::{TokenSet, TokenStore, TokenStoreError};
 use crate::clock::wall_ms;
 use crate::secret::Secret;
 
-#[derive(sqlx::FromRow)]
 struct StoredTokens {
     access_token: String,
     access_expires_at: i64,
@@ -17,6 +17,15 @@ struct StoredTokens {
     open_id: String,
     scopes: String,
 }
+
+from_row!(StoredTokens {
+    access_token,
+    access_expires_at,
+    refresh_token,
+    refresh_expires_at,
+    open_id,
+    scopes,
+});
 
 impl Store {
     /// The shop's tokens, if it was ever authorized.
