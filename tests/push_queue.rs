@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use common::mirror::{assert_mirror_equals_truth, diff_mirror};
 use common::*;
-use common_db::{on_postgres, on_sqlite};
+use common_db::{on_postgres, on_postgres_with_url, on_sqlite, on_sqlite_with_url};
 use kwaishop_sync::app::App;
 use kwaishop_sync::clock::DAY_MS;
 use kwaishop_sync::commands::demo::{config_for_sim, import_sim_tokens};
 use kwaishop_sync::commands::sync::sync_once;
 use kwaishop_sync::daemon::{self, DaemonHandle};
 use kwaishop_sync::push::MessageKey;
-use kwaishop_sync::queue::WorkerSettings;
+use kwaishop_sync::queue::{BeforeFetch, WorkerSettings};
 use kwaishop_sync::sim::push::PushConfig;
 use kwaishop_sync::sim::{SimConfig, SimHandle};
 use kwaishop_sync::store::{EventStatus, Store, Stream};
@@ -49,7 +49,17 @@ fn worker_settings() -> WorkerSettings {
 }
 
 /// A simulator pushing to a daemon (receiver + worker, no pollers) that mirrors into `store`.
-async fn rig(store: Store, mut sim_config: SimConfig, push: Option<PushConfig>) -> Rig {
+async fn rig(store: Store, sim_config: SimConfig, push: Option<PushConfig>) -> Rig {
+    rig_with(store, sim_config, push, worker_settings()).await
+}
+
+/// [`rig`] with the worker's settings given.
+async fn rig_with(
+    store: Store,
+    mut sim_config: SimConfig,
+    push: Option<PushConfig>,
+    settings: WorkerSettings,
+) -> Rig {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!(
         "http://{}/kwaishop/push",
@@ -82,7 +92,7 @@ async fn rig(store: Store, mut sim_config: SimConfig, push: Option<PushConfig>) 
     .expect("client");
     import_sim_tokens(&app.store, &sim).await.expect("tokens");
     sim.state.clock.advance(2 * 60_000);
-    let daemon = daemon::start(app.clone(), Some(listener), worker_settings())
+    let daemon = daemon::start(app.clone(), Some(listener), settings)
         .await
         .expect("daemon");
     let key = MessageKey::from_secret(&sim.credentials().msg_secret).expect("key");
@@ -660,4 +670,133 @@ async fn a_poison_event_dies_after_n_attempts_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_event_dies_after_n_attempts_postgres() {
     on_postgres(a_poison_event_dies_after_n_attempts).await;
+}
+
+// ---------------------------------------------------------------- failures that are not the platform's
+
+/// Events whose processing fails for reasons of our own never retry forever: one whose commit
+/// the database always refuses, and one whose processing panics, are each tried
+/// `max_attempts` times and then dead, while the worker goes on applying the others.
+async fn a_refused_commit_and_a_panic_die_after_n_attempts(store: Store, url: String) {
+    // The order whose processing panics is chosen once the simulator's truth is known.
+    let panics = Arc::new(std::sync::OnceLock::<i64>::new());
+    let hook_target = panics.clone();
+    let settings = WorkerSettings {
+        before_fetch: Some(BeforeFetch(Arc::new(move |_shop, biz_id| {
+            if hook_target.get() == Some(&biz_id) {
+                panic!("the test's fault on {biz_id}");
+            }
+        }))),
+        ..worker_settings()
+    };
+    let rig = rig_with(
+        store,
+        SimConfig {
+            orders: 300,
+            variants: variants(3),
+            ..busy_shop()
+        },
+        None,
+        settings,
+    )
+    .await;
+    let oids: Vec<i64> = truth(&rig.sim).await["shops"][0]["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| o["orderBaseInfo"]["oid"].as_i64().expect("oid"))
+        .take(32)
+        .collect();
+    panics.set(oids[1]).expect("once");
+    let refused = oids[0];
+    // The database refuses that one order, as a constraint or a trigger of the DBA's would.
+    if url.starts_with("sqlite:") {
+        common_db::execute(
+            &url,
+            &format!(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON orders WHEN NEW.oid = {refused} \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            ),
+        )
+        .await;
+    } else {
+        common_db::execute(
+            &url,
+            &format!(
+                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.oid = {refused} THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+                 RETURN NEW; END $$"
+            ),
+        )
+        .await;
+        common_db::execute(
+            &url,
+            "CREATE TRIGGER refuse_one BEFORE INSERT ON orders FOR EACH ROW \
+             EXECUTE FUNCTION refuse_one()",
+        )
+        .await;
+    }
+    for (i, oid) in oids.iter().enumerate() {
+        let (status, _) = rig
+            .post(rig.envelope(
+                &format!("e-{i}"),
+                "kwaishop_order_paySuccess",
+                *oid,
+                json!({"oid": oid}),
+            ))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let store = rig.app.store.clone();
+    wait_until(
+        Duration::from_secs(60),
+        "the two failing events dead and the rest done",
+        || async {
+            let s = store.queue_stats().await.expect("stats");
+            s.dead == 2 && s.done == oids.len() as i64 - 2
+        },
+    )
+    .await;
+    let dead = store
+        .list_events(Some(EventStatus::Dead), 10)
+        .await
+        .expect("dead");
+    let max = worker_settings().max_attempts;
+    for (event_id, why) in [("e-0", "refused by the test"), ("e-1", "panicked")] {
+        let e = dead
+            .iter()
+            .find(|e| e.event_id == event_id)
+            .unwrap_or_else(|| panic!("{event_id} is dead: {dead:?}"));
+        assert_eq!(e.attempts, max, "{event_id} tried exactly N times");
+        assert!(
+            e.last_error.as_deref().is_some_and(|m| m.contains(why)),
+            "{event_id}: {:?}",
+            e.last_error
+        );
+    }
+    let details = calls(&rig.sim)
+        .await
+        .iter()
+        .filter(|c| c.method == "open.order.detail")
+        .filter(|c| {
+            c.param
+                .as_deref()
+                .is_some_and(|p| p.contains(&refused.to_string()))
+        })
+        .count() as i64;
+    assert_eq!(
+        details, max,
+        "the refused order was fetched once per attempt"
+    );
+    rig.daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_commit_and_a_panic_die_after_n_attempts_sqlite() {
+    on_sqlite_with_url(a_refused_commit_and_a_panic_die_after_n_attempts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_commit_and_a_panic_die_after_n_attempts_postgres() {
+    on_postgres_with_url(a_refused_commit_and_a_panic_die_after_n_attempts).await;
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common_db::{add_shop, item, order, refund};
 use kwaishop_sync::store::{
     Backend, ClaimedEvent, EventKind, EventOutcome, EventStatus, NewEvent, PageOutcome, QueueStats,
-    Source, Store, StoreError,
+    ShopStatus, Source, Store, StoreError,
 };
 use sqlx::Connection;
 
@@ -58,6 +58,8 @@ both_backends!(
     stats_count_every_status,
     listing_is_newest_first,
     a_failed_enqueue_stores_nothing,
+    an_event_whose_leases_keep_ending_dies_after_max_attempts,
+    events_of_a_shop_needing_reauthorization_are_parked,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1046,4 +1048,75 @@ async fn sqlite_acknowledges_500_events_a_second_within_50_ms() {
         latencies.len()
     );
     assert!(completed as i64 >= n / 2, "the workers made progress");
+}
+
+/// A worker that claims an event and never finishes (it crashed, hung or was killed) leaves it
+/// running until its lease ends; the next claim takes it again and counts the attempt. On its
+/// last allowed attempt it is buried as dead instead of being claimed forever.
+async fn an_event_whose_leases_keep_ending_dies_after_max_attempts(store: Store) {
+    add_shop(&store, SHOP).await;
+    enqueue(&store, &order_pushes(1)).await;
+    const MAX: i64 = 3;
+    let mut now = NOW + 10;
+    let mut id = 0;
+    for attempt in 1..=MAX {
+        assert_eq!(
+            store.bury_abandoned_events(now, MAX).await.expect("bury"),
+            0,
+            "attempt {attempt}: not yet"
+        );
+        let claimed = claim(&store, now, 10).await;
+        assert_eq!(claimed.len(), 1, "attempt {attempt}: claimed again");
+        assert_eq!(claimed[0].attempts, attempt, "the attempt is counted");
+        id = claimed[0].id;
+        // The claimer goes silent; its lease ends.
+        now += LEASE;
+    }
+    assert_eq!(
+        store.bury_abandoned_events(now, MAX).await.expect("bury"),
+        1
+    );
+    let row = event(&store, id).await;
+    assert_eq!(row.status, EventStatus::Dead);
+    assert_eq!(row.attempts, MAX);
+    assert_eq!(row.lease_until_ms, None);
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("abandoned")),
+        "{:?}",
+        row.last_error
+    );
+    assert!(
+        claim(&store, now + LEASE, 10).await.is_empty(),
+        "never claimed again"
+    );
+    assert_eq!(store.queue_stats().await.expect("stats").dead, 1);
+}
+
+/// While a shop needs re-authorization no call for it can succeed: its events are not claimed
+/// (not retried every hour, no attempt spent), and they are claimed as soon as it is active.
+async fn events_of_a_shop_needing_reauthorization_are_parked(store: Store) {
+    add_shop(&store, SHOP).await;
+    enqueue(&store, &order_pushes(3)).await;
+    store
+        .set_shop_status(SHOP, ShopStatus::NeedsReauth, Some("revoked"))
+        .await
+        .expect("status");
+    assert!(claim(&store, NOW + 10, 10).await.is_empty(), "parked");
+    assert!(
+        claim(&store, NOW + 30 * 86_400_000, 10).await.is_empty(),
+        "still parked a month later"
+    );
+    assert_eq!(store.queue_stats().await.expect("stats").pending, 3);
+    store
+        .set_shop_status(SHOP, ShopStatus::Active, None)
+        .await
+        .expect("status");
+    let claimed = claim(&store, NOW + 20, 10).await;
+    assert_eq!(claimed.len(), 3, "claimed once the shop is active");
+    assert!(
+        claimed.iter().all(|c| c.attempts == 1),
+        "no attempt was spent"
+    );
 }

@@ -6,4 +6,4 @@
 
 mod worker;
 
-pub use worker::{Worker, WorkerSettings, WorkerStats};
+pub use worker::{BeforeFetch, Worker, WorkerSettings, WorkerStats};

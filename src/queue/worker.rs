@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::api::{ApiClient, ApiError, ErrorClass};
 use crate::clock::SharedClock;
@@ -33,6 +34,23 @@ pub struct WorkerSettings {
     pub idle_wait: Duration,
     /// Done events are kept this long, then removed.
     pub retention: Duration,
+    /// Called with the shop and the record id before each fetch: a seam for tests that make
+    /// processing fail in ways the platform and the database cannot (a panic). `None` in the
+    /// service.
+    pub before_fetch: Option<BeforeFetch>,
+}
+
+/// What [`BeforeFetch`] calls: the shop and the record id.
+pub type BeforeFetchFn = dyn Fn(&str, i64) + Send + Sync;
+
+/// See [`WorkerSettings::before_fetch`].
+#[derive(Clone)]
+pub struct BeforeFetch(pub Arc<BeforeFetchFn>);
+
+impl std::fmt::Debug for BeforeFetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeFetch(..)")
+    }
 }
 
 impl Default for WorkerSettings {
@@ -46,6 +64,7 @@ impl Default for WorkerSettings {
             concurrency: 8,
             idle_wait: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 86_400),
+            before_fetch: None,
         }
     }
 }
@@ -75,6 +94,7 @@ pub struct Worker {
 }
 
 /// The events about one record, fetched once.
+#[derive(Clone)]
 struct Group {
     shop_id: String,
     kind: EventKind,
@@ -118,6 +138,23 @@ impl Worker {
                 last_purge = now;
                 self.purge(now).await;
             }
+            // Events whose last allowed attempt never finished (a crash, a hang, a kill) are
+            // dead, not claimed again forever.
+            match self
+                .store
+                .bury_abandoned_events(now, self.settings.max_attempts)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    self.stats.dead.fetch_add(n, Ordering::Relaxed);
+                    warn!(
+                        events = n,
+                        "push events are dead: their last attempt never finished"
+                    );
+                }
+                Err(e) => warn!(error = %e, "cannot bury abandoned push events"),
+            }
             let claimed = match self
                 .store
                 .claim_events(
@@ -149,7 +186,19 @@ impl Worker {
                 let worker = self.clone();
                 in_flight.spawn(async move {
                     let _permit = permit;
-                    worker.process(group).await;
+                    let claimed = group.clone();
+                    // A panic fails the group's events like any other failure (retried, then
+                    // dead) and this task ends; the loop and the other groups go on.
+                    let processed = std::panic::AssertUnwindSafe(worker.process(group))
+                        .catch_unwind()
+                        .await;
+                    if let Err(panic) = processed {
+                        let what = panic_message(panic.as_ref());
+                        error!(shop = claimed.shop_id, biz_id = ?claimed.biz_id, panic = what, "processing push events panicked");
+                        worker
+                            .fail_attempts(&claimed, &format!("processing panicked: {what}"))
+                            .await;
+                    }
                 });
             }
             while in_flight.try_join_next().is_some() {}
@@ -231,7 +280,7 @@ impl Worker {
                     self.clock.now_ms(),
                 )
                 .await;
-            self.after_commit(&group, outcome.map(|_| ()));
+            self.after_commit(&group, outcome.map(|_| ())).await;
             return;
         }
         let Some(biz_id) = group.biz_id else {
@@ -239,6 +288,9 @@ impl Worker {
                 .await;
             return;
         };
+        if let Some(hook) = &self.settings.before_fetch {
+            (hook.0)(&group.shop_id, biz_id);
+        }
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
         let shop = group.shop_id.as_str();
         let fetched = match group.kind {
@@ -294,10 +346,10 @@ impl Worker {
                 return;
             }
         };
-        self.after_commit(&group, committed.map(|_| ()));
+        self.after_commit(&group, committed.map(|_| ())).await;
     }
 
-    fn after_commit(&self, group: &Group, committed: Result<(), StoreError>) {
+    async fn after_commit(&self, group: &Group, committed: Result<(), StoreError>) {
         match committed {
             Ok(()) => {
                 self.stats
@@ -309,10 +361,27 @@ impl Worker {
                 shop = group.shop_id,
                 "a lease expired during a fetch; another claim owns the events now"
             ),
+            // The database refused the commit (a constraint, a full disk, a broken
+            // connection): an attempt like any other, retried with backoff, then dead. If the
+            // failure cannot be recorded either, the lease ends and the next claim counts it.
             Err(e) => {
-                warn!(shop = group.shop_id, error = %e, "cannot commit push events; their lease will expire and they are tried again")
+                warn!(shop = group.shop_id, error = %e, "cannot commit push events; they are tried again later");
+                self.fail_attempts(group, &format!("database: {e}")).await;
             }
         }
+    }
+
+    /// Ends the group's attempts as failed: retried with backoff, dead after `max_attempts`.
+    async fn fail_attempts(&self, group: &Group, message: &str) {
+        let now = self.clock.now_ms();
+        self.record_failures(group, message, |event| {
+            if event.attempts >= self.settings.max_attempts {
+                (None, true)
+            } else {
+                (Some(now + self.backoff(event.attempts)), true)
+            }
+        })
+        .await;
     }
 
     /// Puts the group's events back for a later attempt, or marks them dead.
@@ -328,19 +397,31 @@ impl Worker {
                 warn!(shop = group.shop_id, error = %se, "cannot mark the shop needs_reauth");
             }
         }
+        self.record_failures(group, &message, |event| match e.class {
+            // Not the event's fault: wait for the quota without spending an attempt.
+            ErrorClass::QuotaExhausted => (Some(e.retry_at_ms.unwrap_or(now + 3_600_000)), false),
+            // Not the event's fault either: the shop is now `needs_reauth`, and its events are
+            // parked (never claimed) until it is authorized again, then due at once.
+            ErrorClass::AuthorizationRevoked => (Some(now), false),
+            _ if event.attempts >= self.settings.max_attempts => (None, true),
+            _ => (Some(now + self.backoff(event.attempts)), true),
+        })
+        .await;
+    }
+
+    /// Records a failed attempt of each event of the group: `decide` gives when to try it again
+    /// (`None`: dead) and whether the attempt counts.
+    async fn record_failures(
+        &self,
+        group: &Group,
+        message: &str,
+        decide: impl Fn(&ClaimedEvent) -> (Option<i64>, bool),
+    ) {
         for event in &group.events {
-            let (retry_at, count_attempt) = match e.class {
-                // Not the event's fault: wait for the quota without spending an attempt.
-                ErrorClass::QuotaExhausted => {
-                    (Some(e.retry_at_ms.unwrap_or(now + 3_600_000)), false)
-                }
-                ErrorClass::AuthorizationRevoked => (Some(now + 3_600_000), true),
-                _ if event.attempts >= self.settings.max_attempts => (None, true),
-                _ => (Some(now + self.backoff(event.attempts)), true),
-            };
+            let (retry_at, count_attempt) = decide(event);
             match self
                 .store
-                .fail_event(event.id, event.fence, &message, retry_at, count_attempt)
+                .fail_event(event.id, event.fence, message, retry_at, count_attempt)
                 .await
             {
                 Ok(true) if retry_at.is_none() => {
@@ -393,6 +474,15 @@ impl Worker {
         let jitter: f64 = rand::rng().random_range(0.5..1.0);
         (exp * jitter) as i64
     }
+}
+
+/// A panic's message, when it carries one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 enum Fetched {

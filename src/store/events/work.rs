@@ -32,7 +32,9 @@ macro_rules! claim_returning {
 
 /// Claims the `$3` ready events due first ($1: now, $2: the new lease's end): pending ones due
 /// by now, and running ones whose lease has ended. Each branch walks its index in due order
-/// and stops at the limit, so a claim costs the same with a backlog of a million. `$lock` is
+/// and stops at the limit, so a claim costs the same with a backlog of a million. Pending
+/// events of a shop that needs re-authorization are parked: not claimed (no call could succeed)
+/// until the shop is authorized again. `$lock` is
 /// Postgres' `FOR UPDATE SKIP LOCKED`; on SQLite the claim runs in a `BEGIN IMMEDIATE`
 /// transaction, which no other writer interleaves with.
 macro_rules! claim_sql {
@@ -42,6 +44,8 @@ macro_rules! claim_sql {
             "attempts = attempts + 1 WHERE id IN (SELECT id FROM (",
             "SELECT id, due FROM (SELECT id, next_attempt_at_ms AS due FROM events ",
             "WHERE status = 'pending' AND next_attempt_at_ms <= $1 ",
+            "AND NOT EXISTS (SELECT 1 FROM shops WHERE shops.shop_id = events.shop_id ",
+            "AND shops.status = 'needs_reauth') ",
             "ORDER BY next_attempt_at_ms, id LIMIT $3",
             $lock,
             ") AS due_pending UNION ALL ",
@@ -250,6 +254,28 @@ impl Store {
         let written = write_outcome(&mut tx, shop_id, outcome, now_ms).await?;
         tx.commit(op).await?;
         Ok(written)
+    }
+
+    /// Marks dead the running events whose lease has ended on their last allowed attempt
+    /// (`attempts >= max_attempts`): the worker that claimed them stopped, crashed or hung
+    /// while processing them, `max_attempts` times. Without this they would be claimed again
+    /// forever. Returns how many it buried. Call it before [`Store::claim_events`].
+    pub async fn bury_abandoned_events(
+        &self,
+        now_ms: i64,
+        max_attempts: i64,
+    ) -> Result<u64, StoreError> {
+        const SQL: &str = "UPDATE events SET status = 'dead', lease_until_ms = NULL, \
+             last_error = 'abandoned: the lease of its last attempt ended before the attempt \
+             finished (the worker stopped, crashed or hung while processing it)' \
+             WHERE status = 'running' AND lease_until_ms <= $1 AND attempts >= $2";
+        let op = "burying abandoned events";
+        let mut tx = self.pool.write_tx(op).await?;
+        let buried = tx
+            .execute(op, SQL, &[Val::from(now_ms), Val::from(max_attempts)])
+            .await?;
+        tx.commit(op).await?;
+        Ok(buried)
     }
 
     /// Ends a failed attempt of a running event, if `fence` is still its fence (else returns
