@@ -1259,3 +1259,58 @@ async fn a_stored_window_wider_than_the_config_is_planned_again_sqlite() {
 async fn a_stored_window_wider_than_the_config_is_planned_again_postgres() {
     on_postgres(a_stored_window_wider_than_the_config_is_planned_again).await;
 }
+
+// ---------------------------------------------------------------- a resync that cannot succeed
+
+/// A resync whose window trips a defence (here: more pages than `max_pages_per_window`) would
+/// trip it again on every run: it ends `failed` with the message, and is not re-run.
+async fn a_resync_that_trips_a_defence_ends_failed(store: Store) {
+    let sim = start_sim_stopped(SimConfig {
+        seed: 46,
+        orders: 600,
+        days: 3,
+        mutate: false,
+        variants: variants(1),
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |c| {
+        c.sync.backfill_days = 4;
+        c.sync.max_pages_per_window = 1;
+    })
+    .await;
+    sim.state.clock.advance(2 * 60_000);
+    let cx = app.sync_context();
+    cx.request_reconcile("shop-0", 3).await.expect("request");
+    let first = cx
+        .run_open_resyncs(None, &NoProgress, &CancellationToken::new())
+        .await
+        .expect("resyncs");
+    assert!(
+        first
+            .iter()
+            .any(|(_, o)| matches!(o, RunOutcome::Failed { .. })),
+        "{first:?}"
+    );
+    assert!(
+        app.store.open_resyncs().await.expect("open").is_empty(),
+        "no request is left to run again"
+    );
+    let calls_before = calls(&sim).await.len();
+    let again = cx
+        .run_open_resyncs(None, &NoProgress, &CancellationToken::new())
+        .await
+        .expect("resyncs");
+    assert!(again.is_empty(), "nothing ran again: {again:?}");
+    assert_eq!(calls(&sim).await.len(), calls_before, "no call was made");
+}
+
+#[tokio::test]
+async fn a_resync_that_trips_a_defence_ends_failed_sqlite() {
+    on_sqlite(a_resync_that_trips_a_defence_ends_failed).await;
+}
+
+#[tokio::test]
+async fn a_resync_that_trips_a_defence_ends_failed_postgres() {
+    on_postgres(a_resync_that_trips_a_defence_ends_failed).await;
+}

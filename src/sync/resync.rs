@@ -94,6 +94,9 @@ impl SyncContext {
             }
         };
         let now = self.clock.now_ms();
+        // A tripped defence (a repeated cursor, too many pages) would trip again on the same
+        // range: the request ends failed with its message instead of being re-run forever.
+        let permanent = matches!(result, Err(SyncError::Protocol(_)));
         let outcome = match result {
             Ok(o) => o,
             Err(SyncError::Api(e)) if e.class == ErrorClass::QuotaExhausted => RunOutcome::Paused {
@@ -133,8 +136,11 @@ impl SyncContext {
                     "resync done"
                 );
             }
-            // A passing failure leaves the request running: the next tick resumes it.
-            RunOutcome::Failed { class, message } if class.is_none_or(ErrorClass::is_retryable) => {
+            // A passing failure (the database, a retryable answer) leaves the request running:
+            // the next tick resumes it.
+            RunOutcome::Failed { class, message }
+                if !permanent && class.is_none_or(ErrorClass::is_retryable) =>
+            {
                 request.error = Some(message.clone())
             }
             RunOutcome::Failed { message, .. } => {
