@@ -78,8 +78,9 @@ pub fn app_credentials(config: &Config) -> AppCredentials {
     }
 }
 
-/// A token file as the console's "copy token" or the simulator writes it.
-#[derive(Debug, Deserialize)]
+/// A token file as the console's "copy token" or the simulator writes it. No `Debug`: it holds
+/// the tokens in the clear.
+#[derive(Deserialize)]
 struct TokenFile {
     access_token: String,
     refresh_token: String,

@@ -194,8 +194,9 @@ pub struct QueueConfig {
     pub retry_base: Duration,
 }
 
-/// The whole validated configuration.
-#[derive(Debug, Clone)]
+/// The whole validated configuration. Its `Debug` shows the database URL with its password
+/// redacted (secrets elsewhere are [`Secret`]s, which redact themselves).
+#[derive(Clone)]
 pub struct Config {
     /// The file it came from (`None` when built in code).
     pub path: Option<PathBuf>,
@@ -213,6 +214,31 @@ pub struct Config {
     pub queue: QueueConfig,
     pub shops: Vec<ShopConfig>,
     pub clock: Option<ClockConfig>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("platform", &self.platform)
+            .field(
+                "database_url",
+                &crate::store::redact_url(&self.database_url),
+            )
+            .field("limits", &self.limits)
+            .field("retry", &self.retry)
+            .field("sync", &self.sync)
+            .field("orders", &self.orders)
+            .field("refunds", &self.refunds)
+            .field("items", &self.items)
+            .field("push", &self.push)
+            .field("http", &self.http)
+            .field("daemon", &self.daemon)
+            .field("queue", &self.queue)
+            .field("shops", &self.shops)
+            .field("clock", &self.clock)
+            .finish()
+    }
 }
 
 impl Config {

@@ -775,6 +775,21 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_no_database_password() {
+        let text = MINIMAL.replace(
+            "[[shops]]",
+            "[database]\nurl = \"postgres://kw:db-pass-4815@db.internal:5432/kw\"\n[[shops]]",
+        );
+        let c: Config = text.parse().expect("valid");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("db-pass-4815"), "{shown}");
+        assert!(
+            shown.contains("db.internal"),
+            "the rest of the URL stays: {shown}"
+        );
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let env = vec![
             (

@@ -66,13 +66,16 @@ pub fn acquire(
         None => None,
         Some(db) => {
             let lock_path = PathBuf::from(format!("{}.lock", db.display()));
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .read(true)
-                .open(&lock_path)
-                .map_err(io(&lock_path))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).truncate(false).write(true).read(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let file = options.open(&lock_path).map_err(io(&lock_path))?;
+            // Private whatever the umask, and whoever created it first.
+            crate::store::make_private(&lock_path).map_err(io(&lock_path))?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(mut locked) => {
                     let _ = locked.set_len(0);
@@ -141,6 +144,43 @@ pub fn wake_daemon(state_dir: &Path) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    /// The database, its WAL and shared-memory files and the daemon's lock file are 0600 even
+    /// under a umask of 000 (they hold tokens and the mirror).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn every_file_beside_the_database_is_private_whatever_the_umask() {
+        use nix::sys::stat::{Mode, umask};
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("m.db");
+        let url = format!("sqlite://{}", db.display());
+        let old = umask(Mode::empty());
+        let store = match crate::store::Store::connect(&url).await {
+            Ok(store) => store.migrate().await.map(|()| store),
+            Err(e) => Err(e),
+        };
+        let lock = acquire(&url, dir.path(), "me");
+        umask(old);
+        let store = store.expect("connect and migrate");
+        let lock = lock.expect("lock");
+        for name in ["m.db", "m.db-wal", "m.db-shm", "m.db.lock"] {
+            let path = dir.path().join(name);
+            assert!(path.exists(), "{name} exists");
+            assert_eq!(mode(&path), 0o600, "{name}");
+        }
+        drop(lock);
+        store.close().await;
+    }
 
     #[test]
     fn a_second_instance_on_one_sqlite_file_is_refused() {

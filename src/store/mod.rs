@@ -43,6 +43,7 @@ pub use reports::{DailySales, ItemSales, RefundSummary, ReportFilter, ShopTotals
 pub use resync::{ResyncKind, ResyncRequest};
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
 pub use shops::{ShopRow, ShopStatus};
+pub(crate) use sqlite::make_private;
 pub(crate) use sqlite::path_of as sqlite_file;
 pub use state::{RunRow, StreamState};
 

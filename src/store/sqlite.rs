@@ -54,16 +54,41 @@ pub(crate) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
-    SqlitePoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(BUSY_TIMEOUT * 6)
         .connect_with(options)
         .await
-        .map_err(|e| open_error(e.to_string()))
+        .map_err(|e| open_error(e.to_string()))?;
+    // SQLite gives the WAL and shared-memory files the database file's mode, less the umask;
+    // made private here whatever the umask, or whoever created them first.
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            make_private(&side).map_err(|e| open_error(format!("{}: {e}", side.display())))?;
+        }
+    }
+    Ok(pool)
 }
 
-/// Creates the file with mode 0600 if it does not exist; an existing file is left as it is.
+/// Sets the file's mode to 0600 (owner read and write only).
+pub(crate) fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Creates the file with mode 0600 (whatever the umask) if it does not exist; an existing
+/// file keeps the mode its owner gave it.
 fn create_private(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -71,7 +96,8 @@ fn create_private(path: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path).map(drop)
+    options.open(path).map(drop)?;
+    make_private(path)
 }
 
 #[cfg(test)]
