@@ -1,6 +1,6 @@
 //! The command line as a user runs it: the real binary, a config file, a SQLite file.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

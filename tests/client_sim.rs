@@ -1,7 +1,7 @@
 //! The client against the simulator over loopback: paging, every failure class, pacing, token
 //! refresh under concurrency, and garbage answers.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

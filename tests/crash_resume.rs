@@ -11,8 +11,8 @@
 //!
 //! Both checkpoints must advance across the kills, and in the end the mirror is the truth.
 
-mod common;
-mod common_db;
+use crate::common;
+use crate::common_db;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `kwaishop-sync demo` and `kwaishop-sync report` as a newcomer runs them: the real binary, a
 //! real SQLite file, and the figures they print checked against SQL over that file.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! say what the database, the client and the counters say; no secret shows; health follows the
 //! loops and the database.
 
-mod common;
-mod common_db;
+use crate::common;
+use crate::common_db;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! pushes get 503 and none is acknowledged, and when it comes back they flow again without a
 //! restart. On SQLite and on Postgres.
 
-mod common;
-mod common_db;
+use crate::common;
+use crate::common_db;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -3,8 +3,8 @@
 //! fetches, duplicates and stale versions change nothing, bad bodies store nothing, a dead
 //! database gets 503s and recovers, a poison event dies after N attempts.
 
-mod common;
-mod common_db;
+use crate::common;
+use crate::common_db;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

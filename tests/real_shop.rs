@@ -4,8 +4,8 @@
 //! (a variant: nothing public says they match). Every push is applied, those that came before
 //! the shop was known included, on SQLite and on Postgres.
 
-mod common;
-mod common_db;
+use crate::common;
+use crate::common_db;
 
 use std::collections::BTreeSet;
 use std::io::Write;

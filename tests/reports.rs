@@ -2,8 +2,8 @@
 //! `daily_sales`, `refund_summary` and `item_sales` (over every day and over a range of days)
 //! must equal the same figures computed in Rust from the simulator's own documents.
 
-mod common;
-mod common_db;
+use crate::common;
+use crate::common_db;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! pushes, a graceful SIGTERM, resync triggers (SIGUSR1, the CLI, a burst, one before a
 //! SIGKILL), SIGHUP reloads, a revoked shop, and two daemons sharing one Postgres.
 
-mod common;
-mod common_db;
+use crate::common;
+use crate::common_db;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The simulator as a platform: OAuth flows, request parsing and verification, and the pusher.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -7,8 +7,8 @@
 //! Chromium comes from Debian's `chromium` package (`scripts/install-chromium.sh`, which CI
 //! runs). Without it the test says it was skipped, except under CI, where it fails.
 
-mod common;
-mod common_db;
+use crate::common;
+use crate::common_db;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! The store's conformance suite: every test body is written once and runs on a fresh SQLite
 //! file and, when `KWAISHOP_TEST_PG_URL` is set, on a fresh Postgres database.
 
-mod common_db;
+use crate::common_db;
 
 use common_db::{add_shop, item, order, refund};
 use kwaishop_sync::api::limits::UsageStore;

@@ -1,7 +1,7 @@
 //! The push-event queue of the store (I5, I6): every test body is written once and runs on a
 //! fresh SQLite file and, when `KWAISHOP_TEST_PG_URL` is set, on a fresh Postgres database.
 
-mod common_db;
+use crate::common_db;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;

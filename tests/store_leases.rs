@@ -2,7 +2,7 @@
 //! once and runs on a fresh SQLite file and, when `KWAISHOP_TEST_PG_URL` is set, on a fresh
 //! Postgres database.
 
-mod common_db;
+use crate::common_db;
 
 use std::sync::Arc;
 

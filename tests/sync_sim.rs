@@ -2,8 +2,8 @@
 //! mutation, ties on a window edge, stale pages, pacing at the limit, the daily quota, failing
 //! calls and an unparseable record.
 
-mod common;
-mod common_db;
+use crate::common;
+use crate::common_db;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
