@@ -1070,6 +1070,7 @@ async fn states_round_trip(store: Store) {
         last_error_at_ms: Some(6),
         paused_until_ms: Some(7),
         rows_total: 8,
+        failures_in_row: 10,
         updated_at_ms: 9,
     };
     store.save_state(&full).await.expect("save");

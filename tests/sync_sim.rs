@@ -1314,3 +1314,94 @@ async fn a_resync_that_trips_a_defence_ends_failed_sqlite() {
 async fn a_resync_that_trips_a_defence_ends_failed_postgres() {
     on_postgres(a_resync_that_trips_a_defence_ends_failed).await;
 }
+
+// ---------------------------------------------------------------- the same failure, run after run
+
+/// A window the platform refuses the same way at every run (here a refund window wider than
+/// the platform's day, set past the config check): `status` shows the platform's code and
+/// message with how many runs in a row ended so; a success clears the count.
+async fn a_window_failing_the_same_way_shows_the_code_and_the_count(store: Store) {
+    let sim = start_sim_stopped(SimConfig {
+        seed: 47,
+        orders: 300,
+        days: 3,
+        mutate: false,
+        variants: variants(0),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut app = app_for(&sim, store, |c| {
+        c.sync.backfill_days = 4;
+        c.refunds.window = Duration::from_secs(2 * 86_400);
+    })
+    .await;
+    sim.state.clock.advance(2 * 60_000);
+    for _ in 0..3 {
+        let runs = sync_with(
+            &app,
+            &[Stream::Refunds],
+            Arc::new(NoProgress),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(
+            matches!(runs[0].outcome, RunOutcome::Failed { .. }),
+            "{runs:?}"
+        );
+    }
+    let refused = calls(&sim)
+        .await
+        .into_iter()
+        .rfind(|c| c.method == Method::RefundList.name())
+        .expect("a refund call");
+    let code = refused
+        .sub_code
+        .clone()
+        .or(refused.code.clone())
+        .expect("a code");
+    let stalls = kwaishop_sync::sync::StallLimits::from_config(&app.config);
+    let now = sim.state.clock.now_ms();
+    let lines = kwaishop_sync::commands::status::status_lines(&app.store, now, &stalls)
+        .await
+        .expect("status");
+    let line = lines
+        .iter()
+        .find(|l| l.stream == "refunds")
+        .expect("refunds");
+    assert_eq!(line.failures_in_row, 3, "{line:?}");
+    let text = kwaishop_sync::commands::status::render(&lines);
+    assert!(
+        text.contains("last error, 3 runs in a row:") && text.contains(&code),
+        "status names the platform's code {code}:\n{text}"
+    );
+    // A workable window: caught up, the count is gone.
+    let mut config = (*app.config).clone();
+    config.refunds.window = Duration::from_secs(86_400);
+    app.config = Arc::new(config);
+    assert_caught_up(
+        &sync_with(
+            &app,
+            &[Stream::Refunds],
+            Arc::new(NoProgress),
+            CancellationToken::new(),
+        )
+        .await,
+    );
+    let state = app
+        .store
+        .load_state("shop-0", Stream::Refunds)
+        .await
+        .expect("state")
+        .expect("a state");
+    assert_eq!((state.failures_in_row, state.last_error), (0, None));
+}
+
+#[tokio::test]
+async fn a_window_failing_the_same_way_shows_the_code_and_the_count_sqlite() {
+    on_sqlite(a_window_failing_the_same_way_shows_the_code_and_the_count).await;
+}
+
+#[tokio::test]
+async fn a_window_failing_the_same_way_shows_the_code_and_the_count_postgres() {
+    on_postgres(a_window_failing_the_same_way_shows_the_code_and_the_count).await;
+}

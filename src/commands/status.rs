@@ -18,6 +18,8 @@ pub struct StatusLine {
     pub rows: i64,
     pub paused_until_ms: Option<i64>,
     pub last_error: Option<String>,
+    /// Runs in a row that ended with `last_error`.
+    pub failures_in_row: i64,
     /// Set when the stream is stalled: how far behind its checkpoint was when its last run
     /// ended "caught up" ([`StallLimits`]).
     pub stalled_behind_ms: Option<i64>,
@@ -65,6 +67,7 @@ pub async fn status_lines(
                 rows,
                 paused_until_ms: paused,
                 last_error: state.and_then(|s| s.last_error.clone()),
+                failures_in_row: state.map_or(0, |s| s.failures_in_row),
                 stalled_behind_ms: state.and_then(|s| stalls.stalled_by(s)),
             });
         }
@@ -107,8 +110,12 @@ pub fn render(lines: &[StatusLine]) -> String {
                 crate::clock::human_span(behind)
             ));
         }
-        if let Some(e) = &l.last_error {
-            out.push_str(&format!("    last error: {e}\n"));
+        match (&l.last_error, l.failures_in_row) {
+            (Some(e), n) if n > 1 => {
+                out.push_str(&format!("    last error, {n} runs in a row: {e}\n"));
+            }
+            (Some(e), _) => out.push_str(&format!("    last error: {e}\n")),
+            (None, _) => {}
         }
     }
     out

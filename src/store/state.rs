@@ -27,6 +27,8 @@ pub struct StreamState {
     /// A running row count the caller keeps (the sync engine adds each page's written rows);
     /// saved as given, and never negative (the schema refuses it).
     pub rows_total: i64,
+    /// Runs in a row that ended with this same `last_error` (0 after a success).
+    pub failures_in_row: i64,
     pub updated_at_ms: i64,
 }
 
@@ -46,6 +48,7 @@ impl StreamState {
             last_error_at_ms: None,
             paused_until_ms: None,
             rows_total: 0,
+            failures_in_row: 0,
             updated_at_ms: 0,
         }
     }
@@ -57,7 +60,7 @@ macro_rules! select_state {
         concat!(
             "SELECT shop_id, stream, checkpoint_ms, window_begin_ms, window_end_ms, cursor, ",
             "scan_id, last_success_ms, last_error, last_error_at_ms, paused_until_ms, ",
-            "rows_total, updated_at_ms FROM sync_state ",
+            "rows_total, failures_in_row, updated_at_ms FROM sync_state ",
             $tail
         )
     };
@@ -76,6 +79,7 @@ struct StoredState {
     last_error_at_ms: Option<i64>,
     paused_until_ms: Option<i64>,
     rows_total: i64,
+    failures_in_row: i64,
     updated_at_ms: i64,
 }
 
@@ -92,6 +96,7 @@ from_row!(StoredState {
     last_error_at_ms,
     paused_until_ms,
     rows_total,
+    failures_in_row,
     updated_at_ms,
 });
 
@@ -115,6 +120,7 @@ impl TryFrom<StoredState> for StreamState {
             last_error_at_ms: r.last_error_at_ms,
             paused_until_ms: r.paused_until_ms,
             rows_total: r.rows_total,
+            failures_in_row: r.failures_in_row,
             updated_at_ms: r.updated_at_ms,
         })
     }
@@ -128,14 +134,15 @@ pub(crate) async fn write_state(
 ) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO sync_state (shop_id, stream, checkpoint_ms, window_begin_ms, \
          window_end_ms, cursor, scan_id, last_success_ms, last_error, last_error_at_ms, \
-         paused_until_ms, rows_total, updated_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         paused_until_ms, rows_total, updated_at_ms, failures_in_row) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (shop_id, stream) DO UPDATE SET checkpoint_ms = excluded.checkpoint_ms, \
          window_begin_ms = excluded.window_begin_ms, window_end_ms = excluded.window_end_ms, \
          cursor = excluded.cursor, scan_id = excluded.scan_id, \
          last_success_ms = excluded.last_success_ms, last_error = excluded.last_error, \
          last_error_at_ms = excluded.last_error_at_ms, paused_until_ms = excluded.paused_until_ms, \
-         rows_total = excluded.rows_total, updated_at_ms = excluded.updated_at_ms";
+         rows_total = excluded.rows_total, updated_at_ms = excluded.updated_at_ms, \
+         failures_in_row = excluded.failures_in_row";
     let vals = [
         Val::from(&state.shop_id),
         Val::from(state.stream.as_str()),
@@ -150,6 +157,7 @@ pub(crate) async fn write_state(
         Val::from(state.paused_until_ms),
         Val::from(state.rows_total),
         Val::from(updated_at_ms),
+        Val::from(state.failures_in_row),
     ];
     tx.execute("saving a stream state", SQL, &vals)
         .await

@@ -118,6 +118,13 @@ impl StallLimits {
     }
 }
 
+/// Whether two failure messages tell the same failure: equal once the platform's request id,
+/// which differs at every answer, is left out.
+fn same_failure(a: &str, b: &str) -> bool {
+    let strip = |m: &str| m.split(" request_id ").next().unwrap_or(m).to_string();
+    strip(a) == strip(b)
+}
+
 /// Counters a run accumulates.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counts {
@@ -257,12 +264,20 @@ impl SyncContext {
         match &outcome {
             RunOutcome::CaughtUp => {
                 state.last_success_ms = Some(now);
+                state.failures_in_row = 0;
                 state.last_error = None;
                 state.last_error_at_ms = None;
                 state.paused_until_ms = None;
             }
             RunOutcome::Paused { until_ms } => state.paused_until_ms = Some(*until_ms),
             RunOutcome::Failed { message, .. } => {
+                // The same failure again (the platform's request id aside): counted, so
+                // `status` can say the window keeps failing this way rather than once.
+                let same = state
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|last| same_failure(last, message));
+                state.failures_in_row = if same { state.failures_in_row + 1 } else { 1 };
                 state.last_error = Some(message.clone());
                 state.last_error_at_ms = Some(now);
             }

@@ -315,7 +315,11 @@ fn stream_row(out: &mut String, shop: &ShopView, st: &StreamView, now: i64) {
         });
     let error = match (&st.last_error, st.last_error_at_ms) {
         (Some(e), at) => format!(
-            "<span class=\"err\">{}</span>{}",
+            "<span class=\"err\">{}{}</span>{}",
+            match st.failures_in_row {
+                n if n > 1 => format!("{n} runs in a row: "),
+                _ => String::new(),
+            },
             escape(e),
             at.map(|ms| format!("<div class=\"sub\">{}</div>", relative(ms, now)))
                 .unwrap_or_default()

@@ -71,6 +71,8 @@ pub struct StreamView {
     pub last_success_ms: Option<i64>,
     pub last_error: Option<String>,
     pub last_error_at_ms: Option<i64>,
+    /// Runs in a row that ended with `last_error`.
+    pub failures_in_row: i64,
     /// The stream's own pause or the shop's quota pause, while it lasts.
     pub paused_until_ms: Option<i64>,
     /// Set when the stream is stalled: how far behind its checkpoint was when its last run
@@ -229,6 +231,7 @@ fn stream_view(
         last_success_ms: state.and_then(|st| st.last_success_ms),
         last_error: state.and_then(|st| st.last_error.clone()),
         last_error_at_ms: state.and_then(|st| st.last_error_at_ms),
+        failures_in_row: state.map_or(0, |st| st.failures_in_row),
         paused_until_ms: own_pause.max(quota_pause),
         stalled_behind_ms: state.and_then(|st| stalls.stalled_by(st)),
     }

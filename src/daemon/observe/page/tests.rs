@@ -18,6 +18,7 @@ fn report() -> StatusReport {
         last_success_ms: Some(NOW - 1_000),
         last_error: Some(format!("boom {HOSTILE}")),
         last_error_at_ms: Some(NOW),
+        failures_in_row: 3,
         paused_until_ms: None,
         stalled_behind_ms: Some(3 * DAY_MS),
     };
