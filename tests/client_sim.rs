@@ -748,6 +748,50 @@ async fn eight_concurrent_expired_calls_cause_one_refresh_stored_before_use() {
     assert_eq!(stored.refresh_token.expose(), saves[0].1);
 }
 
+/// Two processes' clients over one database (a second daemon, or `sync --once` beside the
+/// daemon): A refreshes the shop's token; B, whose cache still holds the first token, does not
+/// send its discarded refresh token when it wants a fresh one: it takes A's from the database,
+/// and its next call uses it (I11).
+#[tokio::test]
+async fn a_second_client_takes_the_token_the_first_refreshed() {
+    let sim = start_sim(still(100)).await;
+    let (store, _dir) = crate::common_db::sqlite_store().await;
+    let shop = shop_id(0);
+    crate::common_db::add_shop(&store, &shop).await;
+    let first = token_store(&sim)
+        .load(&shop)
+        .await
+        .expect("load")
+        .expect("tokens");
+    store.save(&shop, &first).await.expect("seed");
+    let tokens: Arc<dyn TokenStore> = Arc::new(store.clone());
+    let a = client_with(&sim, fast_options(&sim), tokens.clone());
+    let b = client_with(&sim, fast_options(&sim), tokens);
+    b.item_page(&shop, 1, 10)
+        .await
+        .expect("B calls with the first token");
+    a.refresh_now(&shop).await.expect("A refreshes");
+    b.refresh_now(&shop).await.expect("B takes A's token");
+    b.item_page(&shop, 1, 10).await.expect("B calls again");
+    let log = calls(&sim).await;
+    let refreshes: Vec<_> = log
+        .iter()
+        .filter(|c| c.method == "oauth2/refresh_token")
+        .collect();
+    assert_eq!(refreshes.len(), 1, "only A refreshed: {refreshes:?}");
+    let new_seq = refreshes[0].token_seq.expect("the refresh issued a token");
+    let last = log
+        .iter()
+        .rfind(|c| c.method != "oauth2/refresh_token")
+        .expect("B's last call");
+    assert_eq!(
+        last.token_seq,
+        Some(new_seq),
+        "B's next call used A's token"
+    );
+    store.close().await;
+}
+
 /// The garbage answer for an item page, chosen by the page number in `param`.
 fn garbage_for(param: &str) -> String {
     let body = if param.contains("\"pageNumber\":1,") {

@@ -134,7 +134,10 @@ struct Inner {
     calls_open: tokio::sync::watch::Sender<bool>,
     /// Whether token refreshes go as a GET query (after the platform refused a POST form).
     refresh_by_get: std::sync::atomic::AtomicBool,
-    cache: RwLock<HashMap<String, TokenSet>>,
+    /// Tokens read from the store, with when they were read: re-read after
+    /// [`TOKEN_CACHE_TTL`], so tokens another process refreshed or `auth` imported are used
+    /// within seconds (I11: the database is the truth for tokens).
+    cache: RwLock<HashMap<String, (TokenSet, std::time::Instant)>>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests sent, per (shop, method): what a run cost, and what metrics report.
     sent: Mutex<HashMap<(String, Method), u64>>,
@@ -143,6 +146,9 @@ struct Inner {
     /// The same answers per hour, until they are written to the database.
     hourly: HourlyCalls,
 }
+
+/// How long a token read from the store is used before it is read again.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Installs rustls' ring provider once per process. reqwest is built without a default
 /// provider (the default one needs a C toolchain for aws-lc), so anything that builds an HTTP
@@ -539,17 +545,21 @@ impl ApiClient {
         }
     }
 
-    /// The shop's token from the cache, else from the store.
+    /// The shop's token from the cache while it is fresh ([`TOKEN_CACHE_TTL`]), else from the
+    /// store.
     async fn load_token(&self, shop: &str, what: &str) -> Result<TokenSet, ApiError> {
-        if let Some(t) = self
-            .inner
-            .cache
-            .read()
-            .ok()
-            .and_then(|c| c.get(shop).cloned())
-        {
+        if let Some(t) = self.inner.cache.read().ok().and_then(|c| {
+            c.get(shop)
+                .filter(|(_, read_at)| read_at.elapsed() < TOKEN_CACHE_TTL)
+                .map(|(t, _)| t.clone())
+        }) {
             return Ok(t);
         }
+        self.read_token(shop, what).await
+    }
+
+    /// The shop's token as the store holds it now (and cached).
+    async fn read_token(&self, shop: &str, what: &str) -> Result<TokenSet, ApiError> {
         let loaded = self
             .inner
             .tokens
@@ -563,10 +573,12 @@ impl ApiClient {
                     format!("no token for shop {shop}: authorize it (kwaishop-sync auth)"),
                 )
             })?;
-        if let Ok(mut cache) = self.inner.cache.write() {
-            cache.insert(shop.to_string(), loaded.clone());
-        }
+        self.cache_token(shop, &loaded);
         Ok(loaded)
+    }
+
+    fn cache_token(&self, shop: &str, tokens: &TokenSet) {
+        cache_token(&self.inner, shop, tokens);
     }
 
     /// Forgets the cached token of a shop, so the next call reads the store again.
@@ -594,7 +606,10 @@ impl ApiClient {
     ) -> Result<TokenSet, ApiError> {
         let lock = self.refresh_lock(shop);
         let _one_at_a_time = lock.lock().await;
-        let current = self.load_token(shop, "oauth2/refresh_token").await?;
+        // The store, not the cache: another process (a second daemon, `sync --once`, `auth`)
+        // may have refreshed or replaced the token; its refresh token is then the only valid
+        // one, and ours was discarded.
+        let current = self.read_token(shop, "oauth2/refresh_token").await?;
         if current.access_token != stale.access_token {
             return Ok(current);
         }
@@ -612,9 +627,7 @@ impl ApiClient {
         self.inner.tokens.save(shop, &fresh).await.map_err(|e| {
             ApiError::local(ErrorClass::Transient, "oauth2/refresh_token", e.to_string())
         })?;
-        if let Ok(mut cache) = self.inner.cache.write() {
-            cache.insert(shop.to_string(), fresh.clone());
-        }
+        self.cache_token(shop, &fresh);
         info!(
             shop,
             access_expires_at = fresh.access_expires_at,
@@ -737,10 +750,18 @@ impl ApiClient {
             .save(shop, &tokens)
             .await
             .map_err(|e| ApiError::local(ErrorClass::Transient, ENDPOINT, e.to_string()))?;
-        if let Ok(mut cache) = inner.cache.write() {
-            cache.insert(shop.to_string(), tokens.clone());
-        }
+        cache_token(inner, shop, &tokens);
         Ok(tokens)
+    }
+}
+
+/// Caches `tokens` as just read from (or written to) the store.
+fn cache_token(inner: &Inner, shop: &str, tokens: &TokenSet) {
+    if let Ok(mut cache) = inner.cache.write() {
+        cache.insert(
+            shop.to_string(),
+            (tokens.clone(), std::time::Instant::now()),
+        );
     }
 }
 
