@@ -1059,23 +1059,26 @@ async fn an_event_whose_leases_keep_ending_dies_after_max_attempts(store: Store)
     const MAX: i64 = 3;
     let mut now = NOW + 10;
     let mut id = 0;
+    let bury_and_claim = |now: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .bury_and_claim_events(now, LEASE, 10, MAX)
+                .await
+                .expect("claim")
+        }
+    };
     for attempt in 1..=MAX {
-        assert_eq!(
-            store.bury_abandoned_events(now, MAX).await.expect("bury"),
-            0,
-            "attempt {attempt}: not yet"
-        );
-        let claimed = claim(&store, now, 10).await;
+        let (buried, claimed) = bury_and_claim(now).await;
+        assert_eq!(buried, 0, "attempt {attempt}: not yet");
         assert_eq!(claimed.len(), 1, "attempt {attempt}: claimed again");
         assert_eq!(claimed[0].attempts, attempt, "the attempt is counted");
         id = claimed[0].id;
         // The claimer goes silent; its lease ends.
         now += LEASE;
     }
-    assert_eq!(
-        store.bury_abandoned_events(now, MAX).await.expect("bury"),
-        1
-    );
+    let (buried, claimed) = bury_and_claim(now).await;
+    assert_eq!((buried, claimed.len()), (1, 0), "buried, not claimed");
     let row = event(&store, id).await;
     assert_eq!(row.status, EventStatus::Dead);
     assert_eq!(row.attempts, MAX);

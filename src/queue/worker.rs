@@ -139,32 +139,27 @@ impl Worker {
                 self.purge(now).await;
             }
             // Events whose last allowed attempt never finished (a crash, a hang, a kill) are
-            // dead, not claimed again forever.
-            match self
-                .store
-                .bury_abandoned_events(now, self.settings.max_attempts)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => {
-                    self.stats.dead.fetch_add(n, Ordering::Relaxed);
-                    warn!(
-                        events = n,
-                        "push events are dead: their last attempt never finished"
-                    );
-                }
-                Err(e) => warn!(error = %e, "cannot bury abandoned push events"),
-            }
+            // buried as dead in the claim's transaction, not claimed again forever.
             let claimed = match self
                 .store
-                .claim_events(
+                .bury_and_claim_events(
                     now,
                     self.settings.lease.as_millis() as i64,
                     self.settings.batch,
+                    self.settings.max_attempts,
                 )
                 .await
             {
-                Ok(c) => c,
+                Ok((buried, claimed)) => {
+                    if buried > 0 {
+                        self.stats.dead.fetch_add(buried, Ordering::Relaxed);
+                        warn!(
+                            events = buried,
+                            "push events are dead: their last attempt never finished"
+                        );
+                    }
+                    claimed
+                }
                 Err(e) => {
                     warn!(error = %e, "cannot claim push events; retrying");
                     self.idle(&cancel, Duration::from_secs(1)).await;

@@ -157,6 +157,33 @@ async fn write_outcome(
     }
 }
 
+/// The claim of [`Store::claim_events`] inside `tx`, sorted by id.
+async fn claim_in(
+    tx: &mut Tx,
+    backend: Backend,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<ClaimedEvent>, StoreError> {
+    const SQLITE: &str = claim_sql!("");
+    const POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
+    if limit <= 0 {
+        return Ok(Vec::new());
+    }
+    let sql = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    let vals = [
+        Val::from(now_ms),
+        Val::from(now_ms.saturating_add(lease_ms)),
+        Val::from(limit),
+    ];
+    let mut claimed: Vec<ClaimedEvent> = tx.fetch_all("claiming events", sql, &vals).await?;
+    claimed.sort_by_key(|e| e.id);
+    Ok(claimed)
+}
+
 impl Store {
     /// Claims up to `limit` ready events — pending with `next_attempt_at_ms <= now_ms`, or
     /// running whose lease has ended — the longest due first: each becomes `running` until
@@ -168,21 +195,11 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedEvent>, StoreError> {
-        const SQLITE: &str = claim_sql!("");
-        const POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
-        if limit <= 0 {
-            return Ok(Vec::new());
-        }
-        let sql = match self.backend() {
-            Backend::Sqlite => SQLITE,
-            Backend::Postgres => POSTGRES,
-        };
-        let vals = [
-            Val::from(now_ms),
-            Val::from(now_ms.saturating_add(lease_ms)),
-            Val::from(limit),
-        ];
-        self.claim("claiming events", sql, &vals).await
+        let op = "claiming events";
+        let mut tx = self.pool.write_tx(op).await?;
+        let claimed = claim_in(&mut tx, self.backend(), now_ms, lease_ms, limit).await?;
+        tx.commit(op).await?;
+        Ok(claimed)
     }
 
     /// Claims up to `limit` pending events about the same record as a claimed one, due or not,
@@ -256,26 +273,30 @@ impl Store {
         Ok(written)
     }
 
-    /// Marks dead the running events whose lease has ended on their last allowed attempt
-    /// (`attempts >= max_attempts`): the worker that claimed them stopped, crashed or hung
-    /// while processing them, `max_attempts` times. Without this they would be claimed again
-    /// forever. Returns how many it buried. Call it before [`Store::claim_events`].
-    pub async fn bury_abandoned_events(
+    /// [`Store::claim_events`], first marking dead, in the same transaction, the running events
+    /// whose lease ended on their last allowed attempt (`attempts >= max_attempts`): the worker
+    /// that claimed them stopped, crashed or hung while processing them, `max_attempts` times.
+    /// Without this they would be claimed again forever. Returns how many it buried, and the
+    /// claimed events.
+    pub async fn bury_and_claim_events(
         &self,
         now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
         max_attempts: i64,
-    ) -> Result<u64, StoreError> {
-        const SQL: &str = "UPDATE events SET status = 'dead', lease_until_ms = NULL, \
+    ) -> Result<(u64, Vec<ClaimedEvent>), StoreError> {
+        const BURY: &str = "UPDATE events SET status = 'dead', lease_until_ms = NULL, \
              last_error = 'abandoned: the lease of its last attempt ended before the attempt \
              finished (the worker stopped, crashed or hung while processing it)' \
              WHERE status = 'running' AND lease_until_ms <= $1 AND attempts >= $2";
-        let op = "burying abandoned events";
+        let op = "claiming events";
         let mut tx = self.pool.write_tx(op).await?;
         let buried = tx
-            .execute(op, SQL, &[Val::from(now_ms), Val::from(max_attempts)])
+            .execute(op, BURY, &[Val::from(now_ms), Val::from(max_attempts)])
             .await?;
+        let claimed = claim_in(&mut tx, self.backend(), now_ms, lease_ms, limit).await?;
         tx.commit(op).await?;
-        Ok(buried)
+        Ok((buried, claimed))
     }
 
     /// Ends a failed attempt of a running event, if `fence` is still its fence (else returns
