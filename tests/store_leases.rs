@@ -6,8 +6,10 @@ use crate::common_db;
 
 use std::sync::Arc;
 
-use common_db::add_shop;
-use kwaishop_sync::store::{InstanceRow, LeaseRow, Store, StoreError, Stream};
+use common_db::{add_shop, order, refund};
+use kwaishop_sync::store::{
+    InstanceRow, LeaseFence, LeaseRow, ResyncKind, Source, Store, StoreError, Stream, StreamState,
+};
 use tokio::sync::Barrier;
 
 const SHOP: &str = "shop-1";
@@ -50,6 +52,7 @@ both_backends!(
     leases_of_different_shops_and_streams_are_independent,
     bad_requests_are_refused,
     a_joiner_waits_until_every_live_instance_counts_it,
+    a_write_under_a_lease_taken_over_is_rolled_back,
 );
 
 async fn acquire(store: &Store, shop: &str, stream: Stream, holder: &str, now: i64) -> Option<i64> {
@@ -502,4 +505,138 @@ async fn a_joiner_waits_until_every_live_instance_counts_it(store: Store) {
     store.publish_share("c", 2).await.expect("publish");
     assert_eq!(behind(NOW + 20).await.expect("read"), 1);
     assert_eq!(behind(NOW + 20 + TTL + 1).await.expect("read"), 0);
+}
+
+/// A holds the orders lease, it expires, B takes it: every write A makes of the stream's
+/// progress — a page and its checkpoint, a state on its own, a resync's page and progress — is
+/// rolled back with `Fenced`, and B's writes go through. Streams A still holds are unaffected.
+async fn a_write_under_a_lease_taken_over_is_rolled_back(store: Store) {
+    add_shop(&store, SHOP).await;
+    let fence_a = acquire(&store, SHOP, Stream::Orders, "a", NOW)
+        .await
+        .expect("A takes it");
+    let refunds_a = acquire(&store, SHOP, Stream::Refunds, "a", NOW)
+        .await
+        .expect("A takes it");
+    let a = store.fenced(LeaseFence {
+        shop_id: SHOP.into(),
+        stream: Stream::Orders,
+        holder: "a".into(),
+        fence: fence_a,
+    });
+    let state = |checkpoint: i64| StreamState {
+        checkpoint_ms: Some(checkpoint),
+        ..StreamState::new(SHOP, Stream::Orders)
+    };
+    // While A holds it, A's page commits.
+    a.commit_order_page(SHOP, &[order(1, NOW, 0)], Source::Poll, &state(NOW), NOW)
+        .await
+        .expect("A holds the lease");
+
+    // A pauses past its expiry; B takes the lease over.
+    let later = NOW + TTL + 1;
+    let fence_b = acquire(&store, SHOP, Stream::Orders, "b", later)
+        .await
+        .expect("B takes it");
+    assert!(fence_b > fence_a);
+    let fenced = |r: Result<_, StoreError>, what: &str| match r {
+        Err(StoreError::Fenced { fence, .. }) => assert_eq!(fence, fence_a, "{what}"),
+        other => panic!("{what}: A's write must be refused, got {other:?}"),
+    };
+    fenced(
+        a.commit_order_page(
+            SHOP,
+            &[order(2, later, 0)],
+            Source::Poll,
+            &state(later),
+            later,
+        )
+        .await
+        .map(drop),
+        "A's next page",
+    );
+    fenced(a.save_state(&state(later + 1)).await, "A's state save");
+    let (id, _) = store
+        .request_resync(
+            SHOP,
+            Stream::Orders,
+            ResyncKind::Resync,
+            NOW - 1_000,
+            NOW,
+            NOW,
+        )
+        .await
+        .expect("request");
+    let mut request = store
+        .open_resyncs()
+        .await
+        .expect("open")
+        .into_iter()
+        .find(|r| r.id == id)
+        .expect("the request");
+    request.rows = 99;
+    fenced(
+        a.commit_resync_page(&[order(3, later, 0)], &[], &request, later)
+            .await
+            .map(drop),
+        "A's resync page",
+    );
+    fenced(a.save_resync(&request).await, "A's resync progress");
+
+    // Nothing of A's was written: the orders are the first page's, the checkpoint is NOW, the
+    // request's progress is untouched.
+    let oids: Vec<i64> = store
+        .order_rows(SHOP)
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.oid)
+        .collect();
+    assert_eq!(
+        oids,
+        vec![1],
+        "only the page committed under the lease is stored"
+    );
+    let stored = store
+        .load_state(SHOP, Stream::Orders)
+        .await
+        .expect("state")
+        .expect("saved");
+    assert_eq!(stored.checkpoint_ms, Some(NOW));
+    let open = store.open_resyncs().await.expect("open");
+    assert_eq!(open.iter().find(|r| r.id == id).map(|r| r.rows), Some(0));
+
+    // B's writes go through, and so do A's writes of the refunds it still holds.
+    let b = store.fenced(LeaseFence {
+        shop_id: SHOP.into(),
+        stream: Stream::Orders,
+        holder: "b".into(),
+        fence: fence_b,
+    });
+    b.commit_order_page(
+        SHOP,
+        &[order(2, later, 0)],
+        Source::Poll,
+        &state(later),
+        later,
+    )
+    .await
+    .expect("B holds the lease");
+    let a_refunds = store.fenced(LeaseFence {
+        shop_id: SHOP.into(),
+        stream: Stream::Refunds,
+        holder: "a".into(),
+        fence: refunds_a,
+    });
+    a_refunds
+        .commit_refund_page(
+            SHOP,
+            &[refund(7, later)],
+            Source::Poll,
+            &StreamState::new(SHOP, Stream::Refunds),
+            later,
+        )
+        .await
+        .expect("A still holds the refunds");
+    assert_eq!(store.order_rows(SHOP).await.expect("rows").len(), 2);
 }

@@ -1,6 +1,9 @@
 //! Exclusive runs of one (shop, stream): a job never overlaps itself in this process, and with
 //! several daemons on one Postgres a lease makes sure no two of them read the same stream at
-//! once. The lease is renewed while the run lasts; if it is lost, the run stops after its page.
+//! once. The lease is renewed while the run lasts; if it is lost, or cannot be renewed, the run
+//! is cancelled and stops after its page. Every write of the run's progress goes through a store
+//! fenced by the lease ([`Store::fenced`]), so a run that outlived its lease (paused, partitioned)
+//! has its next page commit rolled back instead of overwriting the new holder's progress.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -41,7 +44,8 @@ impl Runner {
 
     /// Runs `job` for (shop, stream) unless it already runs here or another daemon holds its
     /// lease; returns `None` when skipped. `job` gets a token that is cancelled on `cancel` or
-    /// when the lease is lost.
+    /// when the lease is lost or cannot be renewed, and the store to write with: fenced by the
+    /// lease on a shared database, `store` itself when one daemon owns the database.
     pub async fn exclusive<F, Fut, T>(
         &self,
         store: &Store,
@@ -52,7 +56,7 @@ impl Runner {
         job: F,
     ) -> Option<T>
     where
-        F: FnOnce(CancellationToken) -> Fut,
+        F: FnOnce(CancellationToken, Store) -> Fut,
         Fut: Future<Output = T>,
     {
         let key = (shop.to_string(), stream);
@@ -82,12 +86,12 @@ impl Runner {
         job: F,
     ) -> Option<T>
     where
-        F: FnOnce(CancellationToken) -> Fut,
+        F: FnOnce(CancellationToken, Store) -> Fut,
         Fut: Future<Output = T>,
     {
         let child = cancel.child_token();
         let Some(holder) = &self.holder else {
-            return Some(job(child).await);
+            return Some(job(child, store.clone()).await);
         };
         let ttl = self.lease.as_millis() as i64;
         let fence = match store
@@ -138,13 +142,23 @@ impl Runner {
                             return;
                         }
                         Err(e) => {
-                            warn!(shop, stream = stream.as_str(), error = %e, "cannot renew the stream's lease")
+                            // Another daemon may take the lease once it lapses: stop rather
+                            // than read on unsure of holding it.
+                            warn!(shop, stream = stream.as_str(), error = %e, "cannot renew the stream's lease; stopping after this page");
+                            child.cancel();
+                            return;
                         }
                     }
                 }
             }))
         };
-        let out = job(child.clone()).await;
+        let fenced = store.fenced(crate::store::LeaseFence {
+            shop_id: shop.to_string(),
+            stream,
+            holder: holder.clone(),
+            fence,
+        });
+        let out = job(child.clone(), fenced).await;
         drop(renew);
         if let Err(e) = store.release_lease(shop, stream, holder, fence).await {
             warn!(shop, stream = stream.as_str(), error = %e, "cannot release the stream's lease (it expires by itself)");
@@ -178,6 +192,7 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
 
     #[tokio::test]
     async fn a_run_that_panics_or_is_dropped_releases_its_stream() {
@@ -193,7 +208,7 @@ mod tests {
                 (runner.clone(), store.clone(), clock.clone(), cancel.clone());
             tokio::spawn(async move {
                 runner
-                    .exclusive(&store, &clock, "s", Stream::Orders, &cancel, |_| async {
+                    .exclusive(&store, &clock, "s", Stream::Orders, &cancel, |_, _| async {
                         panic!("a job that panics")
                     })
                     .await
@@ -202,18 +217,95 @@ mod tests {
         assert!(panicking.await.is_err(), "the job panicked");
         assert!(!runner.is_running("s", Stream::Orders));
 
-        let run = runner.exclusive(&store, &clock, "s", Stream::Refunds, &cancel, |_| {
+        let run = runner.exclusive(&store, &clock, "s", Stream::Refunds, &cancel, |_, _| {
             std::future::pending::<()>()
         });
         let dropped = tokio::time::timeout(Duration::from_millis(50), run).await;
         assert!(dropped.is_err(), "the job never finishes");
         assert!(!runner.is_running("s", Stream::Refunds));
         let ran = runner
-            .exclusive(&store, &clock, "s", Stream::Refunds, &cancel, |_| async {
-                7
-            })
+            .exclusive(
+                &store,
+                &clock,
+                "s",
+                Stream::Refunds,
+                &cancel,
+                |_, _| async { 7 },
+            )
             .await;
         assert_eq!(ran, Some(7), "the stream runs again");
         store.close().await;
+    }
+
+    /// A run whose lease is taken over (the clock jumps past its expiry and another holder
+    /// takes it) is cancelled at the next renewal, and its store refuses its writes; a run whose
+    /// renewal fails (the database is gone) is cancelled too.
+    #[tokio::test]
+    async fn a_lost_or_unrenewable_lease_cancels_the_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        let shop = crate::store::ShopRow::new("s");
+        store.ensure_shop(&shop).await.expect("shop");
+        let clock = std::sync::Arc::new(crate::clock::ScaledClock::stopped_at(1_000_000));
+        let shared: SharedClock = clock.clone();
+        let runner = Runner::new(Some("a".into()), Duration::from_millis(300));
+        let cancel = CancellationToken::new();
+
+        let taken = {
+            let (store, clock) = (store.clone(), clock.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                clock.advance(301);
+                let b = store
+                    .acquire_lease("s", Stream::Orders, "b", clock.now_ms(), 300)
+                    .await
+                    .expect("acquire");
+                assert!(b.is_some(), "B takes the lapsed lease");
+            }
+        };
+        let run = runner.exclusive(
+            &store,
+            &shared,
+            "s",
+            Stream::Orders,
+            &cancel,
+            |token, fenced| async move {
+                let fence = fenced.fence().cloned().expect("the job's store is fenced");
+                tokio::time::timeout(Duration::from_secs(5), token.cancelled())
+                    .await
+                    .expect("the run is cancelled once its lease is lost");
+                let state = crate::store::StreamState::new("s", Stream::Orders);
+                fenced.save_state(&state).await.map(|_| fence)
+            },
+        );
+        let (out, ()) = tokio::join!(run, taken);
+        match out.expect("ran") {
+            Err(crate::store::StoreError::Fenced { fence, .. }) => assert_eq!(fence, 1),
+            other => panic!("the stale holder's write must be refused: {other:?}"),
+        }
+
+        let closing = {
+            let store = store.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                store.close().await;
+            }
+        };
+        let run = runner.exclusive(
+            &store,
+            &shared,
+            "s",
+            Stream::Refunds,
+            &cancel,
+            |token, _| async move {
+                tokio::time::timeout(Duration::from_secs(5), token.cancelled())
+                    .await
+                    .is_ok()
+            },
+        );
+        let (cancelled, ()) = tokio::join!(run, closing);
+        assert_eq!(cancelled, Some(true), "a failed renewal cancels the run");
     }
 }

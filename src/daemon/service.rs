@@ -106,7 +106,7 @@ impl Service {
         if let Ok(Some(ShopStatus::NeedsReauth)) = app.store.shop_status(&shop).await {
             return;
         }
-        let cx = app.sync_context();
+        let mut cx = app.sync_context();
         let job_shop = shop.clone();
         let outcome = self
             .runner
@@ -116,7 +116,8 @@ impl Service {
                 &shop,
                 stream,
                 &self.shutdown,
-                |cancel| async move {
+                |cancel, store| async move {
+                    cx.store = store;
                     cx.sync_stream(&job_shop, stream, &NoProgress, &cancel)
                         .await
                 },
@@ -147,7 +148,7 @@ impl Service {
             if app.config.shop(&request.shop_id).is_none() {
                 continue;
             }
-            let cx = app.sync_context();
+            let mut cx = app.sync_context();
             let progress = Beats {
                 liveness: self.liveness.clone(),
                 name: "resync",
@@ -160,7 +161,10 @@ impl Service {
                     &shop,
                     stream,
                     &self.shutdown,
-                    |cancel| async move { cx.run_resync(request, &progress, &cancel).await },
+                    |cancel, store| async move {
+                        cx.store = store;
+                        cx.run_resync(request, &progress, &cancel).await
+                    },
                 )
                 .await;
         }

@@ -49,6 +49,16 @@ pub enum StoreError {
     /// and another worker claimed it (or it is no longer running). Nothing was written.
     #[error("the lease on a claimed event was lost to another worker; nothing was written")]
     LeaseLost,
+    /// A stream write under a (shop, stream) lease found the lease taken by another holder
+    /// (its fence moved on): the transaction was rolled back and nothing was written.
+    #[error(
+        "{shop_id} {stream}: the stream's lease was taken over by another daemon (fence {fence} is stale); nothing was written"
+    )]
+    Fenced {
+        shop_id: String,
+        stream: &'static str,
+        fence: i64,
+    },
     /// The shop has no row in `shops`.
     #[error("unknown shop {0}")]
     UnknownShop(String),

@@ -303,6 +303,7 @@ impl Store {
         check_state(state, shop_id, Stream::Items)?;
         let op = "committing an item page";
         let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, shop_id, Stream::Items).await?;
         let seen = Seen::Scan(scan_id);
         let outcome = write_items(&mut tx, shop_id, items, Source::Poll, seen, now_ms).await?;
         write_state(&mut tx, state, now_ms).await?;
@@ -363,6 +364,7 @@ impl Store {
         let op = "finishing an item scan";
         let vals = [shop_id.into(), scan_id.into(), now_ms.into()];
         let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, shop_id, Stream::Items).await?;
         tx.execute(op, SKUS_SQL, &vals).await?;
         let deleted = tx.execute(op, ITEMS_SQL, &vals).await?;
         write_state(&mut tx, state, now_ms).await?;

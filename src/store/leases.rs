@@ -9,8 +9,8 @@
 //!
 //! Times are the callers' clocks: instances must agree on the time to well within a lease's ttl.
 
-use super::db::Val;
 use super::db::from_row;
+use super::db::{Tx, Val};
 use super::{Store, StoreError, Stream};
 
 /// A (shop, stream) lease: who holds it, under which fence, until when.
@@ -50,6 +50,19 @@ from_row!(InstanceRow {
     heartbeat_at_ms,
 });
 
+/// A holding of a (shop, stream) lease, as [`Store::acquire_lease`] granted it. A store
+/// [`fenced`](Store::fenced) by it checks, inside the transaction of every write of that stream's
+/// progress (a page and its checkpoint, a state, a resync's progress), that the lease row still
+/// names this holder and fence, and rolls the write back with [`StoreError::Fenced`] if another
+/// holder took the lease over meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseFence {
+    pub shop_id: String,
+    pub stream: Stream,
+    pub holder: String,
+    pub fence: i64,
+}
+
 impl LeaseRow {
     /// The `expires_at_ms` of a released lease: the epoch, expired for every caller's clock (a
     /// release has no clock of its own).
@@ -70,6 +83,57 @@ fn check_ttl(what: &str, ttl_ms: i64) -> Result<(), StoreError> {
 }
 
 impl Store {
+    /// This store, with every write of `fence`'s (shop, stream) progress checked against the
+    /// lease in the same transaction. Writes of other streams, of pushes and of the queue are
+    /// not fenced.
+    pub fn fenced(&self, fence: LeaseFence) -> Store {
+        Store {
+            pool: self.pool.clone(),
+            fence: Some(std::sync::Arc::new(fence)),
+        }
+    }
+
+    /// The fence this store's writes of (shop, stream) are checked against, if any.
+    pub fn fence(&self) -> Option<&LeaseFence> {
+        self.fence.as_deref()
+    }
+
+    /// Inside `tx`: fails with [`StoreError::Fenced`] when this store is fenced for
+    /// (shop, stream) and the lease row no longer carries its holder and fence. On Postgres the
+    /// row is read `FOR SHARE`, so a taker's upsert waits until this transaction ends and cannot
+    /// slip in between the check and the commit; SQLite writes are serialized anyway.
+    pub(crate) async fn check_fence(
+        &self,
+        tx: &mut Tx,
+        shop_id: &str,
+        stream: Stream,
+    ) -> Result<(), StoreError> {
+        let Some(fence) = self
+            .fence
+            .as_deref()
+            .filter(|f| f.shop_id == shop_id && f.stream == stream)
+        else {
+            return Ok(());
+        };
+        const SQL: &str = "SELECT holder, fence FROM stream_leases \
+             WHERE shop_id = $1 AND stream = $2";
+        const SQL_PG: &str = "SELECT holder, fence FROM stream_leases \
+             WHERE shop_id = $1 AND stream = $2 FOR SHARE";
+        let sql = if tx.is_postgres() { SQL_PG } else { SQL };
+        let vals = [Val::from(shop_id), Val::from(stream.as_str())];
+        let rows: Vec<(String, i64)> = tx
+            .fetch_all("checking the stream's lease", sql, &vals)
+            .await?;
+        match rows.first() {
+            Some((holder, current)) if *holder == fence.holder && *current == fence.fence => Ok(()),
+            _ => Err(StoreError::Fenced {
+                shop_id: shop_id.to_string(),
+                stream: stream.as_str(),
+                fence: fence.fence,
+            }),
+        }
+    }
+
     /// Registers (or re-registers) an instance.
     pub async fn register_instance(
         &self,

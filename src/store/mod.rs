@@ -38,7 +38,7 @@ pub use events::{
     ClaimedEvent, EventKind, EventOutcome, EventRow, EventStatus, NewEvent, QueueStats,
     UnknownEventKind, UnknownEventStatus,
 };
-pub use leases::{InstanceRow, LeaseRow};
+pub use leases::{InstanceRow, LeaseFence, LeaseRow};
 pub use reports::{DailySales, ItemSales, RefundSummary, ReportFilter, ShopTotals};
 pub use resync::{ResyncKind, ResyncRequest};
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
@@ -175,6 +175,8 @@ impl std::ops::AddAssign for PageOutcome {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// The (shop, stream) lease this store's stream writes are fenced by ([`Store::fenced`]).
+    fence: Option<std::sync::Arc<leases::LeaseFence>>,
 }
 
 // Hand-written: the pools' own Debug prints their connect options, password included (I8).
@@ -230,7 +232,7 @@ impl Store {
                 reason: "expected sqlite:, postgres:// or postgresql://".into(),
             });
         };
-        Ok(Store { pool })
+        Ok(Store { pool, fence: None })
     }
 
     /// Applies the backend's embedded migrations that are not applied yet.

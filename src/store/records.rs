@@ -141,6 +141,7 @@ impl Store {
         check_state(state, shop_id, Stream::Orders)?;
         let op = "committing an order page";
         let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, shop_id, Stream::Orders).await?;
         let outcome = write_orders(&mut tx, shop_id, orders, source, now_ms).await?;
         write_state(&mut tx, state, now_ms).await?;
         tx.commit(op).await?;
@@ -159,6 +160,7 @@ impl Store {
         check_state(state, shop_id, Stream::Refunds)?;
         let op = "committing a refund page";
         let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, shop_id, Stream::Refunds).await?;
         let outcome = write_refunds(&mut tx, shop_id, refunds, source, now_ms).await?;
         write_state(&mut tx, state, now_ms).await?;
         tx.commit(op).await?;

@@ -184,6 +184,8 @@ impl Store {
     pub async fn save_resync(&self, request: &ResyncRequest) -> Result<(), StoreError> {
         let op = "saving a resync";
         let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, &request.shop_id, request.stream)
+            .await?;
         tx.execute(op, UPDATE, &update_vals(request)).await?;
         tx.commit(op).await
     }
@@ -199,6 +201,8 @@ impl Store {
     ) -> Result<PageOutcome, StoreError> {
         let op = "committing a resync page";
         let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, &request.shop_id, request.stream)
+            .await?;
         let mut outcome =
             write_orders(&mut tx, &request.shop_id, orders, Source::Resync, now_ms).await?;
         outcome +=

@@ -227,6 +227,8 @@ impl Store {
     pub async fn save_state(&self, state: &StreamState) -> Result<(), StoreError> {
         let op = "saving a stream state";
         let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, &state.shop_id, state.stream)
+            .await?;
         write_state(&mut tx, state, state.updated_at_ms).await?;
         tx.commit(op).await
     }

@@ -145,6 +145,14 @@ pub enum SyncError {
     Protocol(String),
 }
 
+impl SyncError {
+    /// Whether the run's lease was taken over by another daemon while it ran: its last write
+    /// was rolled back ([`StoreError::Fenced`]) and the run must stop without saving anything.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, SyncError::Store(StoreError::Fenced { .. }))
+    }
+}
+
 impl SyncContext {
     /// Runs one stream of one shop until it is caught up, stopped, paused or failed.
     pub async fn sync_stream(
@@ -217,6 +225,13 @@ impl SyncContext {
         result: Result<RunOutcome, SyncError>,
     ) -> RunOutcome {
         let now = self.clock.now_ms();
+        if let Err(e) = &result
+            && e.is_fenced()
+        {
+            // The new holder owns the stream's state now: nothing to record here.
+            warn!(shop = shop_id, stream = stream.as_str(), error = %e, "run stopped");
+            return RunOutcome::Stopped;
+        }
         let mut state = match self.store.load_state(shop_id, stream).await {
             Ok(s) => s.unwrap_or_else(|| StreamState::new(shop_id, stream)),
             Err(e) => {

@@ -97,8 +97,15 @@ impl SyncContext {
         // A tripped defence (a repeated cursor, too many pages) would trip again on the same
         // range: the request ends failed with its message instead of being re-run forever.
         let permanent = matches!(result, Err(SyncError::Protocol(_)));
+        let fenced = result.as_ref().is_err_and(SyncError::is_fenced);
         let outcome = match result {
             Ok(o) => o,
+            // Another daemon took the lease over: it carries the request on; nothing of this
+            // run's last page was written, and its progress is not ours to save.
+            Err(e) if e.is_fenced() => {
+                warn!(shop = request.shop_id, stream = request.stream.as_str(), error = %e, "resync stopped");
+                RunOutcome::Stopped
+            }
             Err(SyncError::Api(e)) if e.class == ErrorClass::QuotaExhausted => RunOutcome::Paused {
                 until_ms: e.retry_at_ms.unwrap_or(now),
             },
@@ -156,7 +163,7 @@ impl SyncContext {
             }
             _ => {}
         }
-        if let Err(e) = self.store.save_resync(&request).await {
+        if !fenced && let Err(e) = self.store.save_resync(&request).await {
             warn!(shop = request.shop_id, error = %e, "could not save the resync's progress");
         }
         if let Some(id) = run_id {
