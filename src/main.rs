@@ -487,13 +487,16 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
         );
     }
     let config = load_config(&args.config)?;
-    let app = App::open(config).await?;
+    let mut app = App::open(config).await?;
     let shops = app.shops(args.shop.as_deref())?;
     anyhow::ensure!(!shops.is_empty(), "no [[shops]] in the config");
     let streams: Vec<Stream> = match args.stream {
         Some(s) => vec![s.into()],
         None => Stream::ALL.to_vec(),
     };
+    // One instance among the others: the SQLite file's lock, or on Postgres a share of the QPS
+    // budget and the streams' leases.
+    let presence = kwaishop_sync::daemon::instance::Presence::enter(&mut app).await?;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     tokio::spawn(async move {
@@ -503,16 +506,37 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         std::process::exit(130);
     });
-    let summaries = commands::sync::sync_once(
+    let progress = commands::sync::progress_for_terminal();
+    let summaries = commands::sync::sync_once_as(
         &app,
         &shops,
         &streams,
-        commands::sync::progress_for_terminal(),
-        cancel,
+        progress.clone(),
+        cancel.clone(),
+        presence.runner(),
     )
     .await;
     print!("{}", commands::sync::summary_table(&summaries));
-    let failed = summaries
+    if args.reconcile {
+        let cx = app.sync_context();
+        for shop in &shops {
+            cx.request_reconcile(shop, app.config.sync.reconcile_days)
+                .await?;
+        }
+    }
+    // Then the resyncs waiting for these shops and streams (`kwaishop-sync resync`, the deep
+    // reconcile).
+    let resyncs = commands::sync::resync_once_as(
+        &app,
+        &shops,
+        &streams,
+        progress,
+        cancel,
+        &presence.runner(),
+    )
+    .await;
+    presence.leave().await;
+    let mut failed = summaries
         .iter()
         .filter(|s| {
             matches!(
@@ -521,7 +545,19 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
             )
         })
         .count();
-    anyhow::ensure!(failed == 0, "{failed} stream(s) did not finish; see above");
+    for (request, outcome) in resyncs? {
+        println!(
+            "{} {}: resync #{} {}",
+            request.shop_id,
+            request.stream.as_str(),
+            request.id,
+            commands::sync::outcome_text(&outcome)
+        );
+        if matches!(outcome, RunOutcome::Failed { .. } | RunOutcome::NeedsReauth) {
+            failed += 1;
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} run(s) did not finish; see above");
     Ok(())
 }
 

@@ -247,6 +247,20 @@ async fn lifecycle(store: Store, db_url: String) {
         .await
         .expect("healthz");
     assert_eq!(health.status(), 200);
+    // A one-off sync beside the daemon: on SQLite it is refused and says why; on Postgres it
+    // takes part (`a_one_off_sync_shares_the_budget_and_the_leases`).
+    if db_url.starts_with("sqlite:") {
+        let once = cli(&config, &["sync", "--once"]);
+        let err = String::from_utf8_lossy(&once.stderr);
+        assert!(
+            !once.status.success(),
+            "sync --once beside a daemon on SQLite"
+        );
+        assert!(
+            err.contains("already running on") && err.contains("stop it before `sync --once`"),
+            "{err}"
+        );
+    }
     // SIGTERM in the middle of the backfill: exit 0 within the grace period.
     assert!(
         order_rows(&store, "shop-0").await < 20_000,
@@ -776,53 +790,8 @@ async fn two_daemons(store: Store, db_url: String) {
         })
         .collect();
     assert!(throttled.is_empty(), "throttled answers: {throttled:#?}");
-    let mut by_method: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for c in log.iter().filter(|c| c.method.starts_with("open.")) {
-        by_method
-            .entry(c.method.as_str())
-            .or_default()
-            .push(c.wall_ms);
-    }
-    for (method, mut times) in by_method {
-        times.sort_unstable();
-        let busiest = (0..times.len())
-            .map(|i| times[i..].partition_point(|t| *t < times[i] + 1_000))
-            .max()
-            .unwrap_or(0);
-        eprintln!("{method}: at most {busiest} calls in one second");
-        assert!(
-            busiest as f64 <= QPS,
-            "{method}: {busiest} calls in one second"
-        );
-    }
-    // No (shop, stream) was polled by both daemons at once: between two calls of one daemon's
-    // run (less than a second apart: a run calls every ~100 ms at its share) no other daemon
-    // called for the same shop and list. Handing a stream over between runs is fine.
-    let mut by_stream: BTreeMap<(usize, &str), Vec<(i64, &str)>> = BTreeMap::new();
-    for c in log.iter().filter(|c| c.method.contains("list")) {
-        if let (Some(shop), Some(agent)) = (c.shop, c.agent.as_deref()) {
-            by_stream
-                .entry((shop, c.method.as_str()))
-                .or_default()
-                .push((c.wall_ms, agent));
-        }
-    }
-    for (key, mut polled) in by_stream {
-        polled.sort_unstable();
-        for (i, (t, agent)) in polled.iter().enumerate() {
-            let Some(next_own) = polled[i + 1..].iter().position(|(_, a)| a == agent) else {
-                continue;
-            };
-            let (t_next, _) = polled[i + 1 + next_own];
-            if let Some((t_other, other)) = polled[i + 1..i + 1 + next_own].first() {
-                assert!(
-                    t_next - t >= 1_000,
-                    "{key:?} polled by two daemons at once: {agent} at {t} and {t_next}, \
-                     {other} at {t_other} between"
-                );
-            }
-        }
-    }
+    within_qps(&log);
+    no_stream_polled_twice_at_once(&log);
     // The streams the killed daemon was reading when it died are taken over within the lease
     // (5 s) plus a tick (2 s), with a little slack.
     let from_killed = |c: &&kwaishop_sync::sim::CallRecord| {
@@ -865,4 +834,186 @@ async fn two_daemons(store: Store, db_url: String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_share_one_postgres() {
     on_postgres_with_url(two_daemons).await;
+}
+
+/// No method got more than the app's limit in any sliding second of the simulator's call log.
+fn within_qps(log: &[kwaishop_sync::sim::CallRecord]) {
+    let mut by_method: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for c in log.iter().filter(|c| c.method.starts_with("open.")) {
+        by_method
+            .entry(c.method.as_str())
+            .or_default()
+            .push(c.wall_ms);
+    }
+    for (method, mut times) in by_method {
+        times.sort_unstable();
+        let busiest = (0..times.len())
+            .map(|i| times[i..].partition_point(|t| *t < times[i] + 1_000))
+            .max()
+            .unwrap_or(0);
+        eprintln!("{method}: at most {busiest} calls in one second");
+        assert!(
+            busiest as f64 <= QPS,
+            "{method}: {busiest} calls in one second"
+        );
+    }
+}
+
+/// No (shop, stream) was polled by two instances at once: between two calls of one instance's
+/// run (less than a second apart: a run calls every ~100 ms at its share) no other instance
+/// called for the same shop and list. Handing a stream over between runs is fine.
+fn no_stream_polled_twice_at_once(log: &[kwaishop_sync::sim::CallRecord]) {
+    let mut by_stream: BTreeMap<(usize, &str), Vec<(i64, &str)>> = BTreeMap::new();
+    for c in log.iter().filter(|c| c.method.contains("list")) {
+        if let (Some(shop), Some(agent)) = (c.shop, c.agent.as_deref()) {
+            by_stream
+                .entry((shop, c.method.as_str()))
+                .or_default()
+                .push((c.wall_ms, agent));
+        }
+    }
+    for (key, mut polled) in by_stream {
+        polled.sort_unstable();
+        for (i, (t, agent)) in polled.iter().enumerate() {
+            let Some(next_own) = polled[i + 1..].iter().position(|(_, a)| a == agent) else {
+                continue;
+            };
+            let (t_next, _) = polled[i + 1 + next_own];
+            if let Some((t_other, other)) = polled[i + 1..i + 1 + next_own].first() {
+                assert!(
+                    t_next - t >= 1_000,
+                    "{key:?} polled by two instances at once: {agent} at {t} and {t_next}, \
+                     {other} at {t_other} between"
+                );
+            }
+        }
+    }
+}
+
+/// `sync --once` started one second after a daemon on the same Postgres: it joins the QPS
+/// budget (the two never exceed the app's limit in any second, the seconds around the join
+/// included), serves the shops the daemon does not, leaves the streams the daemon holds to it,
+/// and the mirror reaches the truth.
+async fn one_off_beside_a_daemon(store: Store, db_url: String) {
+    let sim = start_sim(SimConfig {
+        seed: 71,
+        shops: 4,
+        days: 20,
+        orders: 2_000,
+        qps: Some(QPS),
+        mutate: false,
+        variants: variants(1),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let half = Settings {
+        shops: Some(2),
+        lease_secs: 5,
+        ..Settings::default()
+    };
+    let all = Settings {
+        lease_secs: 5,
+        ..Settings::default()
+    };
+    let (config_a, _) = service_config(&sim, dir.path(), "a", &db_url, Some(QPS), &half);
+    let (config_once, _) = service_config(&sim, dir.path(), "once", &db_url, Some(QPS), &all);
+    let log_a = binary_log(dir.path(), "service-a");
+    let mut a = spawn(&config_a, &log_a, &[], Some(&dir.path().join("a.sock"))).await;
+    a.notified("READY=1", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let once = tokio::task::spawn_blocking(move || cli(&config_once, &["sync", "--once"]))
+        .await
+        .expect("sync --once");
+    let out = String::from_utf8_lossy(&once.stdout);
+    assert!(
+        once.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+    // Shops 2 and 3 are the one-off's alone; 0 and 1 are served by whoever holds them.
+    for line in out.lines().filter(|l| l.starts_with("shop-")) {
+        let theirs = line.starts_with("shop-0") || line.starts_with("shop-1");
+        assert!(
+            line.contains("caught up") || (theirs && line.contains("skipped")),
+            "{line}"
+        );
+    }
+    let log = calls(&sim).await;
+    let agents: BTreeSet<&str> = log.iter().filter_map(|c| c.agent.as_deref()).collect();
+    assert!(agents.len() >= 2, "both instances called: {agents:?}");
+    for shop in 0..4 {
+        wait_for_truth(&store, &sim, shop, Duration::from_secs(120)).await;
+    }
+    let log = calls(&sim).await;
+    assert!(
+        log.iter().all(|c| c.outcome != "throttled"),
+        "the simulator throttled a call"
+    );
+    within_qps(&log);
+    no_stream_polled_twice_at_once(&log);
+    // It left the budget when it finished: the daemon is the only instance again.
+    let instances = store.instances().await.expect("instances");
+    assert_eq!(instances.len(), 1, "{instances:?}");
+    a.signal(Signal::SIGTERM);
+    assert!(a.child.wait().await.expect("wait").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_off_sync_shares_the_budget_and_the_leases() {
+    on_postgres_with_url(one_off_beside_a_daemon).await;
+}
+
+/// `resync` with no daemon running leaves the request to the next `sync --once`, which runs it
+/// after its catch-up; `--reconcile` adds the deep reconcile of orders and refunds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_once_runs_the_waiting_resyncs_and_the_reconcile() {
+    let sim = start_sim(SimConfig {
+        seed: 73,
+        days: 10,
+        orders: 300,
+        mutate: false,
+        variants: variants(1),
+        ..SimConfig::default()
+    })
+    .await;
+    let (store, dir) = sqlite_store().await;
+    let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
+    let (config, _) = service_config(&sim, dir.path(), "once", &url, None, &Settings::default());
+    let first = cli(&config, &["sync", "--once"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let asked = cli(&config, &["resync", "--stream", "refunds"]);
+    let text = String::from_utf8_lossy(&asked.stdout).to_string();
+    assert!(
+        text.contains("the next `kwaishop-sync run` or `sync --once` does it"),
+        "{text}"
+    );
+    assert_eq!(store.open_resyncs().await.expect("open").len(), 1);
+
+    let second = cli(&config, &["sync", "--once", "--stream", "orders"]);
+    let text = String::from_utf8_lossy(&second.stdout).to_string();
+    assert!(second.status.success(), "{text}");
+    assert!(
+        !text.contains("resync #"),
+        "a refunds resync is not an orders one: {text}"
+    );
+
+    let third = cli(&config, &["sync", "--once", "--reconcile"]);
+    let text = String::from_utf8_lossy(&third.stdout).to_string();
+    assert!(third.status.success(), "{text}");
+    let done: Vec<&str> = text.lines().filter(|l| l.contains(": resync #")).collect();
+    assert_eq!(
+        done.len(),
+        2,
+        "the waiting refunds resync merged into the reconcile's, and the orders one: {text}"
+    );
+    assert!(done.iter().all(|l| l.ends_with("caught up")), "{text}");
+    assert!(store.open_resyncs().await.expect("open").is_empty());
+    let runs = store.recent_runs(None, 1_000).await.expect("runs");
+    assert!(runs.iter().any(|r| r.kind == "reconcile"), "{runs:?}");
+    wait_for_truth(&store, &sim, 0, Duration::from_secs(10)).await;
 }

@@ -10,8 +10,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use std::sync::Arc;
+
 use crate::app::App;
 use crate::clock::format_ms;
+use crate::daemon::runner::Runner;
 use crate::store::Stream;
 use crate::sync::{RunOutcome, RunSummary, SyncProgress};
 
@@ -128,17 +131,34 @@ pub fn outcome_text(outcome: &RunOutcome) -> String {
             "authorization revoked: run `kwaishop-sync auth url` and authorize again".into()
         }
         RunOutcome::Failed { message, .. } => format!("failed: {message}"),
+        RunOutcome::Skipped => "skipped: another instance holds its lease and serves it".into(),
     }
 }
 
-/// Runs the selected streams of the selected shops concurrently (the client's limiters keep the
-/// pace), writes the client's call counts to `api_calls`, and returns the summaries.
+/// Runs the selected streams of the selected shops concurrently, in a process that owns the
+/// database (no leases): [`sync_once_as`] with a runner of its own.
 pub async fn sync_once(
     app: &App,
     shops: &[String],
     streams: &[Stream],
-    progress: std::sync::Arc<dyn SyncProgress>,
+    progress: Arc<dyn SyncProgress>,
     cancel: CancellationToken,
+) -> Vec<RunSummary> {
+    let runner = Arc::new(Runner::new(None, app.config.daemon.lease));
+    sync_once_as(app, shops, streams, progress, cancel, runner).await
+}
+
+/// Runs the selected streams of the selected shops concurrently (the client's limiters keep the
+/// pace), each through `runner` (under its lease when the database is shared: a stream another
+/// instance holds is skipped), writes the client's call counts to `api_calls`, and returns the
+/// summaries.
+pub async fn sync_once_as(
+    app: &App,
+    shops: &[String],
+    streams: &[Stream],
+    progress: Arc<dyn SyncProgress>,
+    cancel: CancellationToken,
+    runner: Arc<Runner>,
 ) -> Vec<RunSummary> {
     let mut tasks = JoinSet::new();
     for shop in shops {
@@ -150,16 +170,38 @@ pub async fn sync_once(
             {
                 continue;
             }
-            let (cx, shop, stream, progress, cancel) = (
+            let (mut cx, shop, stream, progress, cancel, runner) = (
                 app.sync_context(),
                 shop.clone(),
                 *stream,
                 progress.clone(),
                 cancel.clone(),
+                runner.clone(),
             );
             tasks.spawn(async move {
-                cx.sync_stream(&shop, stream, progress.as_ref(), &cancel)
-                    .await
+                let (store, clock) = (cx.store.clone(), cx.clock.clone());
+                let (job_shop, job_progress) = (shop.clone(), progress.clone());
+                let run = runner
+                    .exclusive(&store, &clock, &shop, stream, &cancel, |token, store| {
+                        cx.store = store;
+                        async move {
+                            cx.sync_stream(&job_shop, stream, job_progress.as_ref(), &token)
+                                .await
+                        }
+                    })
+                    .await;
+                run.unwrap_or_else(|| {
+                    progress.finished(&shop, stream, &RunOutcome::Skipped);
+                    RunSummary {
+                        shop_id: shop,
+                        stream,
+                        outcome: RunOutcome::Skipped,
+                        pages: 0,
+                        received: 0,
+                        written: 0,
+                        checkpoint_ms: None,
+                    }
+                })
             });
         }
     }
@@ -175,16 +217,30 @@ pub async fn sync_once(
     out
 }
 
-/// Runs the open resync requests (an operator's `resync`, the deep reconcile) of the selected
-/// shops and streams, after the live catch-up.
+/// Runs the open resync requests of the selected shops and streams in a process that owns the
+/// database: [`resync_once_as`] with a runner of its own.
 pub async fn resync_once(
     app: &App,
     shops: &[String],
     streams: &[Stream],
-    progress: std::sync::Arc<dyn SyncProgress>,
+    progress: Arc<dyn SyncProgress>,
     cancel: CancellationToken,
 ) -> Result<Vec<(crate::store::ResyncRequest, RunOutcome)>, crate::sync::SyncError> {
-    let cx = app.sync_context();
+    let runner = Runner::new(None, app.config.daemon.lease);
+    resync_once_as(app, shops, streams, progress, cancel, &runner).await
+}
+
+/// Runs the open resync requests (an operator's `resync`, the deep reconcile) of the selected
+/// shops and streams, after the live catch-up, each through `runner` (a request whose stream
+/// another instance holds is left to it).
+pub async fn resync_once_as(
+    app: &App,
+    shops: &[String],
+    streams: &[Stream],
+    progress: Arc<dyn SyncProgress>,
+    cancel: CancellationToken,
+    runner: &Runner,
+) -> Result<Vec<(crate::store::ResyncRequest, RunOutcome)>, crate::sync::SyncError> {
     let mut out = Vec::new();
     for request in app.store.open_resyncs().await? {
         if !shops.contains(&request.shop_id)
@@ -193,20 +249,36 @@ pub async fn resync_once(
         {
             continue;
         }
-        let outcome = cx
-            .run_resync(request.clone(), progress.as_ref(), &cancel)
-            .await;
+        let mut cx = app.sync_context();
+        let (shop, stream) = (request.shop_id.clone(), request.stream);
+        let job_request = request.clone();
+        let outcome = runner
+            .exclusive(
+                &app.store,
+                &app.clock,
+                &shop,
+                stream,
+                &cancel,
+                |token, store| {
+                    cx.store = store;
+                    let progress = progress.clone();
+                    async move { cx.run_resync(job_request, progress.as_ref(), &token).await }
+                },
+            )
+            .await
+            .unwrap_or(RunOutcome::Skipped);
         out.push((request, outcome));
     }
+    app.flush_api_calls().await;
     Ok(out)
 }
 
 /// The progress reporter for this process: bars on a terminal, log lines otherwise.
-pub fn progress_for_terminal() -> std::sync::Arc<dyn SyncProgress> {
+pub fn progress_for_terminal() -> Arc<dyn SyncProgress> {
     if std::io::stderr().is_terminal() {
-        std::sync::Arc::new(Bars::new())
+        Arc::new(Bars::new())
     } else {
-        std::sync::Arc::new(LogLines)
+        Arc::new(LogLines)
     }
 }
 

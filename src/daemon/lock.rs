@@ -11,12 +11,13 @@ use nix::fcntl::{Flock, FlockArg};
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "another kwaishop-sync is already running on {db} (its lock file {lock} is held{holder}); one daemon per SQLite file — use Postgres to run several"
+        "another kwaishop-sync is already running on {db} (its lock file {lock} is held{holder}); {hint}"
     )]
     Held {
         db: String,
         lock: String,
         holder: String,
+        hint: &'static str,
     },
     #[error("cannot create {path}: {source}")]
     Io {
@@ -30,10 +31,23 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     crate::store::sqlite_file(url).ok()
 }
 
+/// Who takes a SQLite file's lock, for the message that refuses a second one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// `kwaishop-sync run`.
+    Daemon,
+    /// A one-off command that calls the platform (`sync --once`).
+    OneOff,
+}
+
+/// The exclusive lock on a SQLite file (its `.lock` file), released when dropped.
+#[derive(Debug)]
+pub struct FileLock(#[allow(dead_code)] Flock<File>);
+
 /// Held for the daemon's lifetime; dropping it releases the lock and removes the pid file.
 #[derive(Debug)]
 pub struct InstanceLock {
-    _lock: Option<Flock<File>>,
+    _lock: Option<FileLock>,
     pid_file: PathBuf,
     /// The instance id of a daemon of this state directory that died without cleaning up (its
     /// pid file stayed and names a process that no longer runs): the caller releases what it
@@ -62,42 +76,7 @@ pub fn acquire(
         let path = path.display().to_string();
         move |source| LockError::Io { path, source }
     };
-    let lock = match sqlite_path(database_url) {
-        None => None,
-        Some(db) => {
-            let lock_path = PathBuf::from(format!("{}.lock", db.display()));
-            let mut options = std::fs::OpenOptions::new();
-            options.create(true).truncate(false).write(true).read(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let file = options.open(&lock_path).map_err(io(&lock_path))?;
-            // Private whatever the umask, and whoever created it first.
-            crate::store::make_private(&lock_path).map_err(io(&lock_path))?;
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(mut locked) => {
-                    let _ = locked.set_len(0);
-                    let _ = writeln!(*locked, "{}", std::process::id());
-                    Some(locked)
-                }
-                Err(_) => {
-                    let holder = std::fs::read_to_string(&lock_path)
-                        .ok()
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .map(|pid| format!(" by pid {pid}"))
-                        .unwrap_or_default();
-                    return Err(LockError::Held {
-                        db: db.display().to_string(),
-                        lock: lock_path.display().to_string(),
-                        holder,
-                    });
-                }
-            }
-        }
-    };
+    let lock = lock_sqlite(database_url, Holder::Daemon)?;
     std::fs::create_dir_all(state_dir).map_err(io(state_dir))?;
     let pid_file = pid_file(state_dir);
     let dead_predecessor = std::fs::read_to_string(&pid_file)
@@ -110,6 +89,58 @@ pub fn acquire(
         pid_file,
         dead_predecessor,
     })
+}
+
+/// Takes the exclusive lock of the SQLite file of `database_url` (none for Postgres), or says
+/// who holds it.
+pub fn lock_sqlite(database_url: &str, who: Holder) -> Result<Option<FileLock>, LockError> {
+    let Some(db) = sqlite_path(database_url) else {
+        return Ok(None);
+    };
+    let lock_path = PathBuf::from(format!("{}.lock", db.display()));
+    let io = |source| LockError::Io {
+        path: lock_path.display().to_string(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true).read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(&lock_path).map_err(io)?;
+    // Private whatever the umask, and whoever created it first.
+    crate::store::make_private(&lock_path).map_err(io)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut locked) => {
+            let _ = locked.set_len(0);
+            let _ = writeln!(*locked, "{}", std::process::id());
+            Ok(Some(FileLock(locked)))
+        }
+        Err(_) => {
+            let holder = std::fs::read_to_string(&lock_path)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .map(|pid| format!(" by pid {pid}"))
+                .unwrap_or_default();
+            let hint = match who {
+                Holder::Daemon => "one daemon per SQLite file — use Postgres to run several",
+                Holder::OneOff => {
+                    "a daemon keeps this file in sync by itself: use `kwaishop-sync resync` to \
+                     have it re-read a range, or stop it before `sync --once` (on Postgres the \
+                     two run side by side)"
+                }
+            };
+            Err(LockError::Held {
+                db: db.display().to_string(),
+                lock: lock_path.display().to_string(),
+                holder,
+                hint,
+            })
+        }
+    }
 }
 
 /// The instance named by a left-over pid file (`pid`, then the instance id), if its process no

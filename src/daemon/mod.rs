@@ -4,10 +4,11 @@
 
 pub mod call_counts;
 pub mod http;
+pub mod instance;
 mod keeper;
 mod lock;
 pub mod observe;
-mod runner;
+pub mod runner;
 pub mod service;
 
 use std::net::SocketAddr;

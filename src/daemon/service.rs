@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use super::lock;
 use super::observe::Liveness;
@@ -262,7 +262,7 @@ async fn reloaded_app(old: &App, config: Config) -> Result<App, AppError> {
 
 /// The service's client for `app`'s config and clock. It names this instance in the
 /// User-Agent, so the platform's logs (and the simulator's) tell the daemons apart.
-fn service_client(app: &App, instance_id: &str) -> Result<ApiClient, AppError> {
+pub(crate) fn instance_client(app: &App, instance_id: &str) -> Result<ApiClient, AppError> {
     let mut options = crate::app::client_options(&app.config);
     options.instance = Some(instance_id.to_string());
     let store = Arc::new(app.store.clone());
@@ -385,21 +385,11 @@ pub fn worker_settings(config: &Config) -> WorkerSettings {
 /// Runs the service until it is stopped by a signal.
 pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
     let config = Config::load(&opts.config_path)?;
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "host".into());
-    // Host and pid for people; the random part keeps two containers with the same hostname
-    // and pid apart.
-    let instance_id = format!(
-        "{host}-{}-{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    );
+    let (host, instance_id) = super::instance::new_instance_id();
     let lock = lock::acquire(&config.database_url, &config.daemon.state_dir, &instance_id)?;
     let shared_database = lock::sqlite_path(&config.database_url).is_none();
     let mut app = App::open(config).await?;
-    app.client = service_client(&app, &instance_id)?;
+    app.client = instance_client(&app, &instance_id)?;
     if shared_database {
         // No call until the other daemons have made room for this one (instance_loop).
         app.client.hold_calls();
@@ -619,73 +609,16 @@ async fn identity_loop(service: Arc<Service>) {
     }
 }
 
-/// Heartbeats this instance and takes its share of the app's QPS budget (I7). On a shared
-/// database the share in force is published after each beat, and a joining instance keeps its
-/// calls held until every other live instance has put in force a share that counts it: before
-/// that, the others still spend the whole budget among themselves.
+/// Heartbeats this instance and takes its share of the app's QPS budget (I7); on a shared
+/// database a joining instance keeps its calls held until every other live instance has put in
+/// force a share that counts it ([`super::instance::Beat`]).
 async fn instance_loop(service: Arc<Service>, shared: bool) {
-    let mut share = 1;
-    let mut joined = !shared;
+    let mut beat = super::instance::Beat::new(shared);
     loop {
-        let app = service.app();
-        let ttl = app.config.daemon.lease.as_millis() as i64;
-        let id = &service.instance_id;
-        let now = app.clock.now_ms();
-        match app.store.heartbeat_instance(id, now, ttl).await {
-            Ok(live) if shared => {
-                if live != share {
-                    share = live;
-                    info!(
-                        instances = live,
-                        "sharing the app's QPS budget with the other daemons"
-                    );
-                    app.client.set_share(live.max(1) as u32);
-                }
-                if let Err(e) = app.store.publish_share(id, live).await {
-                    warn!(error = %e, "cannot publish this instance's share of the QPS budget");
-                } else if !joined {
-                    joined = join(&app, id, live, now, ttl).await;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "cannot heartbeat this instance"),
-        }
-        // While joining, look again soon: the others put their new share in force at their
-        // own next beat.
-        let pause = if joined {
-            app.config.daemon.lease / 4
-        } else {
-            Duration::from_millis(250)
-        };
+        let pause = beat.beat(&service.app(), &service.instance_id).await;
         tokio::select! {
             _ = service.shutdown.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
-        }
-    }
-}
-
-/// Opens this instance's calls once no other live instance divides the budget fewer ways than
-/// `live`; returns whether it did.
-async fn join(app: &App, id: &str, live: i64, now: i64, ttl: i64) -> bool {
-    match app.store.instances_behind(id, live, now, ttl).await {
-        Ok(0) => {
-            app.client.open_calls();
-            info!(
-                instances = live,
-                "joined: every daemon has made room in the QPS budget"
-            );
-            true
-        }
-        Ok(behind) => {
-            debug!(
-                behind,
-                "waiting for the other daemons to make room in the QPS budget"
-            );
-            false
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot read the other daemons' shares of the QPS budget");
-            false
         }
     }
 }

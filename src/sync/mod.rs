@@ -47,6 +47,9 @@ pub enum RunOutcome {
         class: Option<ErrorClass>,
         message: String,
     },
+    /// Not run: another instance holds the (shop, stream) lease and serves it (one-off
+    /// commands on a shared database).
+    Skipped,
 }
 
 impl RunOutcome {
@@ -58,6 +61,7 @@ impl RunOutcome {
             RunOutcome::Paused { .. } => "paused",
             RunOutcome::NeedsReauth => "needs_reauth",
             RunOutcome::Failed { .. } => "failed",
+            RunOutcome::Skipped => "skipped",
         }
     }
 }
@@ -300,7 +304,7 @@ impl SyncContext {
                 state.last_error = Some("authorization revoked: authorize the app again".into());
                 state.last_error_at_ms = Some(now);
             }
-            RunOutcome::Stopped => {}
+            RunOutcome::Stopped | RunOutcome::Skipped => {}
         }
         state.updated_at_ms = now;
         if let Err(e) = self.store.save_state(&state).await {

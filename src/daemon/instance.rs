@@ -1,0 +1,196 @@
+//! This process as one of the instances of a database: the daemon (`run`) and a one-off
+//! `sync --once` alike. On Postgres an instance registers, heartbeats, takes its share of the
+//! app's QPS budget and makes no call until every other live instance has made room for it
+//! (invariant I7); its runs hold (shop, stream) leases. On SQLite one process owns the file: an
+//! instance takes the lock file beside it, or is refused while another holds it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::lock;
+use super::runner::Runner;
+use crate::app::App;
+
+/// A new instance id: host and pid for people, and a random part that keeps two containers with
+/// the same hostname and pid apart. Returns (host, id).
+pub fn new_instance_id() -> (String, String) {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".into());
+    let id = format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    );
+    (host, id)
+}
+
+/// The heartbeat of one instance on a shared database, kept between beats.
+#[derive(Debug)]
+pub struct Beat {
+    share: i64,
+    joined: bool,
+    shared: bool,
+}
+
+impl Beat {
+    /// A beat for an instance that has not joined yet. On a database one process owns
+    /// (`shared` false) there is nothing to share: it counts as joined.
+    pub fn new(shared: bool) -> Self {
+        Self {
+            share: 1,
+            joined: !shared,
+            shared,
+        }
+    }
+
+    /// One heartbeat of instance `id`: records it, puts this instance's share of the app's QPS
+    /// budget in force and publishes it, and opens the client's calls once every other live
+    /// instance counts this one. Returns how long to wait before the next beat.
+    pub async fn beat(&mut self, app: &App, id: &str) -> Duration {
+        let ttl = app.config.daemon.lease.as_millis() as i64;
+        let now = app.clock.now_ms();
+        match app.store.heartbeat_instance(id, now, ttl).await {
+            Ok(live) if self.shared => {
+                if live != self.share {
+                    self.share = live;
+                    info!(
+                        instances = live,
+                        "sharing the app's QPS budget with the other instances"
+                    );
+                    app.client.set_share(live.max(1) as u32);
+                }
+                if let Err(e) = app.store.publish_share(id, live).await {
+                    warn!(error = %e, "cannot publish this instance's share of the QPS budget");
+                } else if !self.joined {
+                    self.joined = join(app, id, live, now, ttl).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot heartbeat this instance"),
+        }
+        // While joining, look again soon: the others put their new share in force at their own
+        // next beat.
+        if self.joined {
+            app.config.daemon.lease / 4
+        } else {
+            Duration::from_millis(250)
+        }
+    }
+}
+
+/// Opens this instance's calls once no other live instance divides the budget fewer ways than
+/// `live`; returns whether it did.
+async fn join(app: &App, id: &str, live: i64, now: i64, ttl: i64) -> bool {
+    match app.store.instances_behind(id, live, now, ttl).await {
+        Ok(0) => {
+            app.client.open_calls();
+            info!(
+                instances = live,
+                "joined: every instance has made room in the QPS budget"
+            );
+            true
+        }
+        Ok(behind) => {
+            debug!(
+                behind,
+                "waiting for the other instances to make room in the QPS budget"
+            );
+            false
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the other instances' shares of the QPS budget");
+            false
+        }
+    }
+}
+
+/// Why a one-off instance cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceError {
+    #[error("{0}")]
+    Lock(#[from] lock::LockError),
+    #[error("registering this instance: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A one-off command (`sync --once`) taking part as an instance until [`Presence::leave`]: on
+/// SQLite it holds the lock file (so no daemon starts meanwhile); on Postgres it is registered
+/// and heartbeating, and its runs take leases through [`Presence::runner`].
+#[derive(Debug)]
+pub struct Presence {
+    id: String,
+    store: crate::store::Store,
+    runner: Arc<Runner>,
+    heartbeat: Option<(CancellationToken, JoinHandle<()>)>,
+    _lock: Option<lock::FileLock>,
+}
+
+impl Presence {
+    /// Enters `app`'s database as an instance. On SQLite, refused with a clear message while a
+    /// daemon (or another one-off command) holds the file. On Postgres, `app`'s client is
+    /// replaced by one naming this instance, with its calls held until the instance has joined.
+    pub async fn enter(app: &mut App) -> Result<Presence, PresenceError> {
+        let (host, id) = new_instance_id();
+        let shared = lock::sqlite_path(&app.config.database_url).is_none();
+        if !shared {
+            let file = lock::lock_sqlite(&app.config.database_url, lock::Holder::OneOff)?;
+            return Ok(Presence {
+                runner: Arc::new(Runner::new(None, app.config.daemon.lease)),
+                store: app.store.clone(),
+                id,
+                heartbeat: None,
+                _lock: file,
+            });
+        }
+        app.client = super::service::instance_client(app, &id)
+            .map_err(|e| PresenceError::Store(crate::store::StoreError::Other(e.to_string())))?;
+        app.client.hold_calls();
+        let now = app.clock.now_ms();
+        app.store
+            .register_instance(&id, &host, i64::from(std::process::id()), now)
+            .await?;
+        let cancel = CancellationToken::new();
+        let task = {
+            let (app, id, cancel) = (Arc::new(app.clone()), id.clone(), cancel.clone());
+            tokio::spawn(async move {
+                let mut beat = Beat::new(true);
+                loop {
+                    let pause = beat.beat(&app, &id).await;
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            })
+        };
+        Ok(Presence {
+            runner: Arc::new(Runner::new(Some(id.clone()), app.config.daemon.lease)),
+            store: app.store.clone(),
+            id,
+            heartbeat: Some((cancel, task)),
+            _lock: None,
+        })
+    }
+
+    /// Runs (shop, stream) exclusively: under its lease on Postgres.
+    pub fn runner(&self) -> Arc<Runner> {
+        self.runner.clone()
+    }
+
+    /// Stops the heartbeat, unregisters (releasing every lease) and drops the lock.
+    pub async fn leave(self) {
+        if let Some((cancel, task)) = self.heartbeat {
+            cancel.cancel();
+            let _ = task.await;
+            if let Err(e) = self.store.unregister_instance(&self.id).await {
+                warn!(error = %e, "cannot unregister this instance (it expires by itself)");
+            }
+        }
+    }
+}
