@@ -905,3 +905,65 @@ async fn reconfigure_applies_to_every_clone_at_once() {
         .await
         .expect("the right secret again");
 }
+
+/// Two processes' clients over one database refresh the same shop's token at the same moment,
+/// round after round: one refresh goes to the platform per round, the other client waits for it
+/// and takes the stored token; no refresh token is ever sent after it was discarded, and both end
+/// with the same token (I11).
+async fn concurrent_refreshes_send_one(store: kwaishop_sync::store::Store) {
+    let sim = start_sim(still(10)).await;
+    let shop = shop_id(0);
+    crate::common_db::add_shop(&store, &shop).await;
+    let first = token_store(&sim)
+        .load(&shop)
+        .await
+        .expect("load")
+        .expect("tokens");
+    store.save(&shop, &first).await.expect("seed");
+    let tokens: Arc<dyn TokenStore> = Arc::new(store.clone());
+    let a = client_with(&sim, fast_options(&sim), tokens.clone());
+    let b = client_with(&sim, fast_options(&sim), tokens);
+    const ROUNDS: usize = 5;
+    for round in 0..ROUNDS {
+        // Both hold the stored token and find it stale at the same moment (as when the
+        // platform answers both that it expired).
+        let stale = store.load(&shop).await.expect("load").expect("tokens");
+        let (ta, tb) = tokio::join!(
+            a.refresh_replacing(&shop, &stale),
+            b.refresh_replacing(&shop, &stale)
+        );
+        let (ta, tb) = (ta.expect("A's refresh"), tb.expect("B's refresh"));
+        assert_eq!(ta.access_token, tb.access_token, "round {round}: one token");
+        let stored = store.load(&shop).await.expect("load").expect("tokens");
+        assert_eq!(
+            stored.access_token, ta.access_token,
+            "round {round}: it is stored"
+        );
+    }
+    let refreshes: Vec<_> = calls(&sim)
+        .await
+        .into_iter()
+        .filter(|c| c.method == "oauth2/refresh_token")
+        .collect();
+    assert!(
+        refreshes.iter().all(|c| c.outcome == "ok"),
+        "a discarded refresh token was sent: {refreshes:?}"
+    );
+    assert_eq!(
+        refreshes.len(),
+        ROUNDS,
+        "one refresh per round: {refreshes:?}"
+    );
+    a.item_page(&shop, 1, 10).await.expect("A calls");
+    b.item_page(&shop, 1, 10).await.expect("B calls");
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_send_one_sqlite() {
+    crate::common_db::on_sqlite(concurrent_refreshes_send_one).await;
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_send_one_postgres() {
+    crate::common_db::on_postgres(concurrent_refreshes_send_one).await;
+}

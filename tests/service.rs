@@ -655,6 +655,35 @@ async fn sighup_applies_a_new_schedule_and_shop_and_refuses_a_broken_config() {
     .await;
     wait_for_truth(&store, &sim, 0, Duration::from_secs(30)).await;
 
+    // The merchant authorizes again; `auth exchange` while the daemon runs: the shop is active
+    // and polled at the next tick (every 2 s), without a restart.
+    let code = admin(&sim, "code?shop=2").await["code"]
+        .as_str()
+        .expect("a code")
+        .to_string();
+    let exchanged_at = wall_ms();
+    let out = cli(
+        &config,
+        &["auth", "exchange", "--shop", "shop-2", "--code", &code],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(Duration::from_secs(5), "shop-2 polled again", || async {
+        calls(&sim).await.iter().any(|c| {
+            c.shop == Some(2)
+                && c.wall_ms > exchanged_at
+                && c.method.contains("list")
+                && c.outcome == "ok"
+        })
+    })
+    .await;
+    let status = store.shop_status("shop-2").await.expect("status");
+    assert_eq!(status, Some(ShopStatus::Active));
+    wait_for_truth(&store, &sim, 2, Duration::from_secs(60)).await;
+
     // A broken config is refused; the old one keeps running.
     std::fs::write(&config, "[platform\nthis is not TOML").expect("write");
     let runs = item_runs().await;
@@ -700,6 +729,21 @@ fn new_config_listen(path: &Path) -> String {
 /// would be throttled.
 const QPS: f64 = 20.0;
 
+/// Ok refreshes per shop in the simulator's log.
+fn refreshes(log: &[kwaishop_sync::sim::CallRecord]) -> BTreeMap<usize, usize> {
+    let mut per_shop = BTreeMap::new();
+    for c in log.iter().filter(|c| c.method == "oauth2/refresh_token") {
+        // The one refusal allowed is of the verb (this simulator variant takes the refresh as a
+        // GET only), never of the refresh token.
+        if c.outcome != "ok" {
+            assert_eq!(c.result, 100_200_100, "a refused refresh: {c:?}");
+            continue;
+        }
+        *per_shop.entry(c.shop.unwrap_or(usize::MAX)).or_default() += 1;
+    }
+    per_shop
+}
+
 async fn two_daemons(store: Store, db_url: String) {
     let sim = start_sim(SimConfig {
         seed: 67,
@@ -709,6 +753,15 @@ async fn two_daemons(store: Store, db_url: String) {
         qps: Some(QPS),
         mutate: false,
         variants: variants(1),
+        // Access tokens due for refresh 10 s after they are issued (the client refreshes 5
+        // minutes ahead), and a rotated refresh token refused at once: every shop's token
+        // rotates several times while both daemons call for it, and a refresh with a
+        // discarded token would put the shop in needs_reauth.
+        lifetimes: kwaishop_sync::sim::auth::Lifetimes {
+            access_ms: 310_000,
+            rotation_grace_ms: 0,
+            ..Default::default()
+        },
         ..SimConfig::default()
     })
     .await;
@@ -747,6 +800,16 @@ async fn two_daemons(store: Store, db_url: String) {
         per_agent.len() >= 2 && per_agent.values().all(|n| *n >= 100)
     })
     .await;
+    // Side by side while the tokens of the shops both serve rotate three times.
+    wait_until(
+        Duration::from_secs(90),
+        "three rotations of shops 0 and 1",
+        || async {
+            let per_shop = refreshes(&calls(&sim).await);
+            (0..2).all(|shop| per_shop.get(&shop).copied().unwrap_or(0) >= 3)
+        },
+    )
+    .await;
     // Kill one in the middle; the other takes over its streams.
     let killed_agent = format!("-{}-", a.child.id().expect("pid"));
     a.signal(Signal::SIGKILL);
@@ -755,7 +818,23 @@ async fn two_daemons(store: Store, db_url: String) {
     for shop in 0..4 {
         wait_for_truth(&store, &sim, shop, Duration::from_secs(240)).await;
     }
+    wait_until(
+        Duration::from_secs(60),
+        "three rotations of every shop",
+        || async {
+            let per_shop = refreshes(&calls(&sim).await);
+            (0..4).all(|shop| per_shop.get(&shop).copied().unwrap_or(0) >= 3)
+        },
+    )
+    .await;
+    // No refresh was refused (`refreshes` checks each) and no shop needs authorizing again.
+    let shops = store.shops().await.expect("shops");
+    assert!(
+        shops.iter().all(|s| s.status == ShopStatus::Active),
+        "{shops:?}"
+    );
     let log = calls(&sim).await;
+    eprintln!("refreshes per shop: {:?}", refreshes(&log));
     // Every (shop, stream) was served.
     for shop in 0..4 {
         for method in [

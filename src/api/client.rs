@@ -18,7 +18,7 @@ use super::limits::{RateLimits, UsageStore};
 use super::oauth::{self, TokenSet, TokenStore};
 use super::sign::{self, SignInput, SignMethod};
 use super::{DEFAULT_BASE_URL, Method};
-use crate::clock::{SharedClock, beijing_day, hour_start, next_beijing_midnight};
+use crate::clock::{SharedClock, beijing_day, hour_start, next_beijing_midnight, wall_ms};
 use crate::secret::Secret;
 
 /// The app's identity and secrets (reference §4: three secrets, each for one purpose).
@@ -138,7 +138,11 @@ struct Inner {
     /// [`TOKEN_CACHE_TTL`], so tokens another process refreshed or `auth` imported are used
     /// within seconds (I11: the database is the truth for tokens).
     cache: RwLock<HashMap<String, (TokenSet, std::time::Instant)>>,
+    /// One refresh at a time per shop in this process …
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// … and across processes: this client's name as the holder of a shop's right to refresh
+    /// ([`TokenStore::begin_refresh`]).
+    refresh_holder: String,
     /// Requests sent, per (shop, method): what a run cost, and what metrics report.
     sent: Mutex<HashMap<(String, Method), u64>>,
     /// Answers, per (shop, method, outcome): `ok` or the failure class.
@@ -149,6 +153,13 @@ struct Inner {
 
 /// How long a token read from the store is used before it is read again.
 pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a process holds a shop's right to refresh (wall clock): longer than a refresh
+/// exchange can take with its timeout; a holder that died loses it after this.
+const REFRESH_RIGHT_MS: i64 = 60_000;
+
+/// How often a process waiting for another's refresh looks at the store again.
+const REFRESH_WAIT_POLL: Duration = Duration::from_millis(100);
 
 /// Installs rustls' ring provider once per process. reqwest is built without a default
 /// provider (the default one needs a C toolchain for aws-lc), so anything that builds an HTTP
@@ -183,6 +194,11 @@ impl ApiClient {
                 )
             })?;
         let limits = RwLock::new(Arc::new(limits_for(&opts, 1)));
+        let refresh_holder = format!(
+            "{}-{:08x}",
+            opts.instance.as_deref().unwrap_or("client"),
+            rand::random::<u32>()
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -200,6 +216,7 @@ impl ApiClient {
                 refresh_by_get: std::sync::atomic::AtomicBool::new(false),
                 cache: RwLock::new(HashMap::new()),
                 refresh_locks: Mutex::new(HashMap::new()),
+                refresh_holder,
                 sent: Mutex::new(HashMap::new()),
                 outcomes: Mutex::new(HashMap::new()),
                 hourly: HourlyCalls::default(),
@@ -350,6 +367,15 @@ impl ApiClient {
                         e
                     }
                 })
+            }
+            // `auth` may have stored a new authorization since this token was read.
+            Err(e) if e.class == ErrorClass::AuthorizationRevoked => {
+                match self.read_token(shop, method.name()).await {
+                    Ok(stored) if stored.access_token != token.access_token => {
+                        self.send(shop, method, param, &stored).await
+                    }
+                    _ => Err(e),
+                }
             }
             other => other,
         }
@@ -597,24 +623,95 @@ impl ApiClient {
         locks.entry(shop.to_string()).or_default().clone()
     }
 
-    /// Refreshes the shop's token unless another task already replaced `stale`; one refresh at a
-    /// time per shop. The rotated pair is stored before it is returned for use.
+    /// Refreshes the shop's token unless another task or process already replaced `stale`. One
+    /// refresh at a time per shop, in this process (a mutex) and across every process on the
+    /// store (the right to refresh, [`TokenStore::begin_refresh`]): whoever waits reads the
+    /// store again and uses the token the other one stored. The rotated pair is stored before it
+    /// is returned for use, and only in place of the token it replaces.
     pub async fn refresh_replacing(
         &self,
         shop: &str,
         stale: &TokenSet,
     ) -> Result<TokenSet, ApiError> {
+        const WHAT: &str = "oauth2/refresh_token";
         let lock = self.refresh_lock(shop);
         let _one_at_a_time = lock.lock().await;
-        // The store, not the cache: another process (a second daemon, `sync --once`, `auth`)
-        // may have refreshed or replaced the token; its refresh token is then the only valid
-        // one, and ours was discarded.
-        let current = self.read_token(shop, "oauth2/refresh_token").await?;
-        if current.access_token != stale.access_token {
-            return Ok(current);
+        let holder = self.inner.refresh_holder.as_str();
+        let tokens = &self.inner.tokens;
+        let storage =
+            |e: oauth::TokenStoreError| ApiError::local(ErrorClass::Transient, WHAT, e.to_string());
+        let waiting_since = std::time::Instant::now();
+        let current = loop {
+            // The store, not the cache: another process (a second daemon, `sync --once`,
+            // `auth`) may have refreshed or replaced the token; its refresh token is then the
+            // only valid one, and ours was discarded.
+            let current = self.read_token(shop, WHAT).await?;
+            if current.access_token != stale.access_token {
+                return Ok(current);
+            }
+            let now = wall_ms();
+            if tokens
+                .begin_refresh(shop, holder, now, now + REFRESH_RIGHT_MS)
+                .await
+                .map_err(storage)?
+            {
+                // Read again under the right: a holder that finished between the read above
+                // and now stored its token.
+                match self.read_token(shop, WHAT).await {
+                    Ok(again) if again.access_token == stale.access_token => break again,
+                    read => {
+                        let _ = tokens.end_refresh(shop, holder, &current, None).await;
+                        return read;
+                    }
+                }
+            }
+            if waiting_since.elapsed() > Duration::from_millis(2 * REFRESH_RIGHT_MS as u64) {
+                return Err(ApiError::local(
+                    ErrorClass::Transient,
+                    WHAT,
+                    format!(
+                        "another process has been refreshing the token of shop {shop} for too long"
+                    ),
+                ));
+            }
+            debug!(
+                shop,
+                "another process is refreshing the token; waiting for it"
+            );
+            tokio::time::sleep(REFRESH_WAIT_POLL).await;
+        };
+        let refreshed = self.refresh_held(shop, &current).await;
+        let stored = tokens
+            .end_refresh(shop, holder, &current, refreshed.as_ref().ok())
+            .await;
+        match (refreshed, stored) {
+            (Ok(fresh), Ok(true)) => {
+                self.cache_token(shop, &fresh);
+                info!(
+                    shop,
+                    access_expires_at = fresh.access_expires_at,
+                    "access token refreshed"
+                );
+                Ok(fresh)
+            }
+            // `auth` stored a new authorization meanwhile: it wins.
+            (Ok(_), Ok(false)) => self.read_token(shop, WHAT).await,
+            (Ok(_), Err(e)) => Err(storage(e)),
+            (Err(e), _) if e.class == ErrorClass::AuthorizationRevoked => {
+                // A refused refresh token may be one another authorization replaced.
+                match self.read_token(shop, WHAT).await {
+                    Ok(now) if now.access_token != current.access_token => Ok(now),
+                    _ => Err(e),
+                }
+            }
+            (Err(e), _) => Err(e),
         }
-        let now = self.inner.clock.now_ms();
-        if now >= current.refresh_expires_at {
+    }
+
+    /// The refresh itself, once this client holds the right: refused locally when the refresh
+    /// token has expired.
+    async fn refresh_held(&self, shop: &str, current: &TokenSet) -> Result<TokenSet, ApiError> {
+        if self.inner.clock.now_ms() >= current.refresh_expires_at {
             return Err(ApiError::local(
                 ErrorClass::AuthorizationRevoked,
                 "oauth2/refresh_token",
@@ -623,17 +720,7 @@ impl ApiClient {
                 ),
             ));
         }
-        let fresh = self.refresh_grant(&current).await?;
-        self.inner.tokens.save(shop, &fresh).await.map_err(|e| {
-            ApiError::local(ErrorClass::Transient, "oauth2/refresh_token", e.to_string())
-        })?;
-        self.cache_token(shop, &fresh);
-        info!(
-            shop,
-            access_expires_at = fresh.access_expires_at,
-            "access token refreshed"
-        );
-        Ok(fresh)
+        self.refresh_grant(current).await
     }
 
     /// Forces a refresh of the shop's token now (the token keeper's entry point).

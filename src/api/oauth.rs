@@ -37,6 +37,40 @@ pub struct TokenStoreError(pub String);
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
     async fn load(&self, shop: &str) -> Result<Option<TokenSet>, TokenStoreError>;
     async fn save(&self, shop: &str, tokens: &TokenSet) -> Result<(), TokenStoreError>;
+
+    /// Takes the right to refresh the shop's token for `holder` until `until_ms` (epoch ms, wall
+    /// clock), unless another holder has it and it has not lapsed; returns whether it was taken.
+    /// Shared by every process on the store: a refresh discards the refresh token the others
+    /// hold. A store of one process has nobody to share it with.
+    async fn begin_refresh(
+        &self,
+        _shop: &str,
+        _holder: &str,
+        _now_ms: i64,
+        _until_ms: i64,
+    ) -> Result<bool, TokenStoreError> {
+        Ok(true)
+    }
+
+    /// Gives the right up; with `fresh`, first stores it in place of `replaced` — only if the
+    /// stored token is still `replaced` (an `auth` in between wins). Returns whether `fresh` was
+    /// stored.
+    async fn end_refresh(
+        &self,
+        shop: &str,
+        _holder: &str,
+        replaced: &TokenSet,
+        fresh: Option<&TokenSet>,
+    ) -> Result<bool, TokenStoreError> {
+        let Some(fresh) = fresh else {
+            return Ok(false);
+        };
+        let current = self.load(shop).await?;
+        if current.is_some_and(|c| c.access_token != replaced.access_token) {
+            return Ok(false);
+        }
+        self.save(shop, fresh).await.map(|()| true)
+    }
 }
 
 /// An in-memory [`TokenStore`] for tests and one-shot tools.

@@ -81,6 +81,74 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Takes the right to refresh the shop's token (its row's `refresh_holder`) for `holder`
+    /// until `until_ms`, unless another holder has it and it has not lapsed at `now_ms`. One
+    /// statement: of concurrent callers in any process, one wins. No transaction stays open
+    /// across the refresh's HTTP exchange, so nothing else waits on the database meanwhile.
+    pub async fn begin_token_refresh(
+        &self,
+        shop_id: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE oauth_tokens SET refresh_holder = $2, refresh_until_ms = $3 \
+             WHERE shop_id = $1 AND (refresh_holder IS NULL OR refresh_holder = $2 \
+             OR refresh_until_ms <= $4)";
+        let op = "taking the right to refresh a token";
+        let vals = [
+            Val::from(shop_id),
+            Val::from(holder),
+            Val::from(until_ms),
+            Val::from(now_ms),
+        ];
+        let mut tx = self.pool.write_tx(op).await?;
+        let taken = tx.execute(op, SQL, &vals).await?;
+        tx.commit(op).await?;
+        Ok(taken == 1)
+    }
+
+    /// Gives up `holder`'s right to refresh the shop's token; with `fresh`, stores it first in
+    /// the same transaction, only if the stored access token is still `replaced`'s. Returns
+    /// whether `fresh` was stored.
+    pub async fn end_token_refresh(
+        &self,
+        shop_id: &str,
+        holder: &str,
+        replaced: &TokenSet,
+        fresh: Option<&TokenSet>,
+    ) -> Result<bool, StoreError> {
+        const SAVE: &str = "UPDATE oauth_tokens SET access_token = $3, access_expires_at = $4, \
+             refresh_token = $5, refresh_expires_at = $6, open_id = $7, scopes = $8, \
+             updated_at = $9 WHERE shop_id = $1 AND access_token = $2";
+        const RELEASE: &str = "UPDATE oauth_tokens SET refresh_holder = NULL, \
+             refresh_until_ms = 0 WHERE shop_id = $1 AND refresh_holder = $2";
+        let op = "storing a refreshed token";
+        let mut tx = self.pool.write_tx(op).await?;
+        let mut stored = false;
+        if let Some(t) = fresh {
+            let scopes = serde_json::Value::from(t.scopes.clone()).to_string();
+            let vals = [
+                Val::from(shop_id),
+                Val::from(replaced.access_token.expose()),
+                Val::from(t.access_token.expose()),
+                Val::from(t.access_expires_at),
+                Val::from(t.refresh_token.expose()),
+                Val::from(t.refresh_expires_at),
+                Val::from(&t.open_id),
+                Val::from(scopes),
+                Val::from(wall_ms()),
+            ];
+            stored = tx.execute(op, SAVE, &vals).await? == 1;
+        }
+        tx.execute(op, RELEASE, &[Val::from(shop_id), Val::from(holder)])
+            .await?;
+        tx.commit(op).await?;
+        Ok(stored)
+    }
+}
+
 /// The store's errors as the client sees them; they name the operation, never a token.
 fn token_error(e: StoreError) -> TokenStoreError {
     TokenStoreError(e.to_string())
@@ -94,5 +162,29 @@ impl TokenStore for Store {
 
     async fn save(&self, shop: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
         self.save_tokens(shop, tokens).await.map_err(token_error)
+    }
+
+    async fn begin_refresh(
+        &self,
+        shop: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, TokenStoreError> {
+        self.begin_token_refresh(shop, holder, now_ms, until_ms)
+            .await
+            .map_err(token_error)
+    }
+
+    async fn end_refresh(
+        &self,
+        shop: &str,
+        holder: &str,
+        replaced: &TokenSet,
+        fresh: Option<&TokenSet>,
+    ) -> Result<bool, TokenStoreError> {
+        self.end_token_refresh(shop, holder, replaced, fresh)
+            .await
+            .map_err(token_error)
     }
 }
