@@ -86,15 +86,22 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Unavailable { .. } | StoreError::Connect { .. } => true,
-            StoreError::Query { source, .. } => source
-                .as_database_error()
-                .and_then(|e| e.code())
-                .is_some_and(|code| {
+            StoreError::Query { source, .. } => source.as_database_error().is_some_and(|e| {
+                let Some(code) = e.code() else {
+                    return false;
+                };
+                if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    // Serialization failure and deadlock. (A SQLSTATE such as 22021 is all
+                    // digits: it must not be read as a SQLite code.)
+                    code == "40001" || code == "40P01"
+                } else {
                     // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (and their extended codes, whose
-                    // low byte is the primary code); Postgres: 40001 and 40P01.
-                    let sqlite_busy = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
-                    sqlite_busy || code == "40001" || code == "40P01"
-                }),
+                    // low byte is the primary code).
+                    code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+                }
+            }),
             _ => false,
         }
     }
