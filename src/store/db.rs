@@ -53,6 +53,24 @@ pub(crate) enum Val<'a> {
     Text(Option<Cow<'a, str>>),
 }
 
+/// Text as both backends store it: without U+0000. Postgres refuses the character in text
+/// (SQLite keeps it), so a remark or a title carrying one would fail its whole page on one
+/// backend and be stored on the other; dropped here, the two mirrors agree, and the record's
+/// raw JSON still shows it (as the escape `\u0000`, which is plain text).
+fn storable<'a>(text: Cow<'a, str>) -> Cow<'a, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', ""))
+    } else {
+        text
+    }
+}
+
+impl<'a> Val<'a> {
+    fn text(text: Option<Cow<'a, str>>) -> Self {
+        Val::Text(text.map(storable))
+    }
+}
+
 impl From<i64> for Val<'_> {
     fn from(v: i64) -> Self {
         Val::Int(Some(v))
@@ -67,25 +85,25 @@ impl From<Option<i64>> for Val<'_> {
 
 impl<'a> From<&'a str> for Val<'a> {
     fn from(v: &'a str) -> Self {
-        Val::Text(Some(Cow::Borrowed(v)))
+        Val::text(Some(Cow::Borrowed(v)))
     }
 }
 
 impl<'a> From<&'a String> for Val<'a> {
     fn from(v: &'a String) -> Self {
-        Val::Text(Some(Cow::Borrowed(v)))
+        Val::text(Some(Cow::Borrowed(v)))
     }
 }
 
 impl From<String> for Val<'_> {
     fn from(v: String) -> Self {
-        Val::Text(Some(Cow::Owned(v)))
+        Val::text(Some(Cow::Owned(v)))
     }
 }
 
 impl<'a> From<&'a Option<String>> for Val<'a> {
     fn from(v: &'a Option<String>) -> Self {
-        Val::Text(v.as_deref().map(Cow::Borrowed))
+        Val::text(v.as_deref().map(Cow::Borrowed))
     }
 }
 
@@ -112,7 +130,7 @@ impl From<&Vec<i64>> for Val<'_> {
 
 impl<'a> From<Option<&'a str>> for Val<'a> {
     fn from(v: Option<&'a str>) -> Self {
-        Val::Text(v.map(Cow::Borrowed))
+        Val::text(v.map(Cow::Borrowed))
     }
 }
 
