@@ -50,6 +50,9 @@ enum Command {
     /// Look at and manage the push queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Records that could not be read or stored, set aside while their pages moved on.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Authorize a shop: the authorize link, the code exchange, or a token from the console.
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -181,6 +184,42 @@ enum QueueCommand {
         config: ConfigArg,
         #[arg(long, value_name = "DURATION")]
         done_older_than: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QuarantineCommand {
+    /// List the quarantined records with their errors (the JSON of each with --json).
+    Ls {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this shop's.
+        #[arg(long)]
+        shop: Option<String>,
+        /// Everything, raw JSON included, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch quarantined records again by id and store them; those still unreadable stay.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this shop's.
+        #[arg(long)]
+        shop: Option<String>,
+        /// Only these keys (second column of `quarantine ls`); all when none.
+        keys: Vec<String>,
+    },
+    /// Remove a record from quarantine without storing it (one whose id cannot be read, after
+    /// a resync of its range).
+    Drop {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        shop: String,
+        #[arg(long, value_enum)]
+        stream: StreamArg,
+        key: String,
     },
 }
 
@@ -496,7 +535,8 @@ async fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
     };
     // One instance among the others: the SQLite file's lock, or on Postgres a share of the QPS
     // budget and the streams' leases.
-    let presence = kwaishop_sync::daemon::instance::Presence::enter(&mut app).await?;
+    let presence =
+        kwaishop_sync::daemon::instance::Presence::enter(&mut app, "sync --once").await?;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     tokio::spawn(async move {
@@ -701,6 +741,88 @@ async fn open_store(config: &ConfigArg) -> anyhow::Result<(Config, Store)> {
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
     Ok((config, store))
+}
+
+async fn run_quarantine(cmd: QuarantineCommand) -> anyhow::Result<()> {
+    use commands::quarantine::{RetryOutcome, render, retry_one};
+    match cmd {
+        QuarantineCommand::Ls { config, shop, json } => {
+            let (_, store) = open_store(&config).await?;
+            let rows = store.quarantined(shop.as_deref()).await?;
+            if json {
+                let list: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "shop": r.shop_id, "stream": r.stream.as_str(), "key": r.record_key,
+                            "has_id": r.has_id, "error": r.error, "raw": r.raw,
+                            "first_seen_ms": r.first_seen_ms, "last_seen_ms": r.last_seen_ms,
+                            "times_seen": r.times_seen,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", render(&rows));
+            }
+        }
+        QuarantineCommand::Retry { config, shop, keys } => {
+            let config = load_config(&config)?;
+            let mut app = App::open(config).await?;
+            let presence =
+                kwaishop_sync::daemon::instance::Presence::enter(&mut app, "quarantine retry")
+                    .await?;
+            let rows: Vec<_> = app
+                .store
+                .quarantined(shop.as_deref())
+                .await?
+                .into_iter()
+                .filter(|r| keys.is_empty() || keys.contains(&r.record_key))
+                .collect();
+            let (mut stored, mut kept) = (0, 0);
+            for row in &rows {
+                let what = format!("{} {} {}", row.shop_id, row.stream.as_str(), row.record_key);
+                match retry_one(&app, row).await {
+                    Ok(RetryOutcome::Stored) => {
+                        stored += 1;
+                        println!("{what}: stored");
+                    }
+                    Ok(RetryOutcome::Gone) => {
+                        stored += 1;
+                        println!("{what}: the platform no longer lists it; removed");
+                    }
+                    Ok(RetryOutcome::Kept(why)) => {
+                        kept += 1;
+                        println!("{what}: still in quarantine: {why}");
+                    }
+                    Err(e) => {
+                        kept += 1;
+                        println!("{what}: not retried: {e}");
+                    }
+                }
+            }
+            app.flush_api_calls().await;
+            presence.leave().await;
+            println!("{stored} out of quarantine, {kept} still in it");
+            anyhow::ensure!(kept == 0, "{kept} record(s) still in quarantine");
+        }
+        QuarantineCommand::Drop {
+            config,
+            shop,
+            stream,
+            key,
+        } => {
+            let (_, store) = open_store(&config).await?;
+            let stream: Stream = stream.into();
+            anyhow::ensure!(
+                store.release_quarantined(&shop, stream, &key).await?,
+                "no record {key} of {shop} {} in quarantine",
+                stream.as_str()
+            );
+            println!("{shop} {} {key}: removed from quarantine", stream.as_str());
+        }
+    }
+    Ok(())
 }
 
 async fn run_queue(cmd: QueueCommand) -> anyhow::Result<()> {
@@ -934,6 +1056,7 @@ fn main() -> ExitCode {
             Command::Resync(args) => run_resync(args).await,
             Command::Sync(args) => run_sync(args).await,
             Command::Queue(cmd) => run_queue(cmd).await,
+            Command::Quarantine(cmd) => run_quarantine(cmd).await,
             Command::Auth(cmd) => run_auth(cmd).await,
             Command::Bench(cmd) => run_bench(cmd).await,
             Command::Status(args) => run_status(args).await,

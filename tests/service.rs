@@ -1096,3 +1096,73 @@ async fn sync_once_runs_the_waiting_resyncs_and_the_reconcile() {
     assert!(runs.iter().any(|r| r.kind == "reconcile"), "{runs:?}");
     wait_for_truth(&store, &sim, 0, Duration::from_secs(10)).await;
 }
+
+/// The quarantine from the command line: `sync --once` succeeds with one unreadable order set
+/// aside, `status` and `quarantine ls` show it, `quarantine retry` keeps it while it is broken
+/// upstream (and says so, exiting non-zero) and stores it once repaired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantine_ls_and_retry_from_the_command_line() {
+    let sim = start_sim(SimConfig {
+        seed: 79,
+        days: 10,
+        orders: 300,
+        mutate: false,
+        variants: variants(1),
+        ..SimConfig::default()
+    })
+    .await;
+    let truth = truth(&sim).await;
+    let oid = truth["shops"][0]["orders"][150]["orderBaseInfo"]["oid"]
+        .as_i64()
+        .expect("oid");
+    admin(&sim, &format!("corrupt?shop=0&oid={oid}&in_place=true")).await;
+    let (store, dir) = sqlite_store().await;
+    let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
+    let (config, _) = service_config(&sim, dir.path(), "q", &url, None, &Settings::default());
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let sync = cli(&config, &["sync", "--once"]);
+    assert!(sync.status.success(), "{}", text(&sync));
+    let status = cli(&config, &["status"]);
+    assert!(
+        text(&status).contains("1 record(s) in quarantine"),
+        "{}",
+        text(&status)
+    );
+    let ls = cli(&config, &["quarantine", "ls"]);
+    assert!(ls.status.success());
+    assert!(
+        text(&ls).contains(&oid.to_string()) && text(&ls).contains("updateTime"),
+        "{}",
+        text(&ls)
+    );
+    let json = cli(&config, &["quarantine", "ls", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert!(
+        listed[0]["raw"]
+            .as_str()
+            .is_some_and(|r| r.contains("not-a-time"))
+    );
+    let broken = cli(&config, &["quarantine", "retry"]);
+    assert!(!broken.status.success());
+    assert!(
+        text(&broken).contains("still in quarantine"),
+        "{}",
+        text(&broken)
+    );
+    admin(
+        &sim,
+        &format!("corrupt?shop=0&oid={oid}&undo=true&in_place=true"),
+    )
+    .await;
+    let fixed = cli(&config, &["quarantine", "retry", &oid.to_string()]);
+    assert!(fixed.status.success(), "{}", text(&fixed));
+    assert!(text(&fixed).contains("stored"), "{}", text(&fixed));
+    assert!(text(&cli(&config, &["quarantine", "ls"])).contains("the quarantine is empty"));
+    wait_for_truth(&store, &sim, 0, Duration::from_secs(10)).await;
+}

@@ -307,6 +307,7 @@ async fn a_page_commit_writes_records_and_state_together(store: Store) {
             Source::Poll,
             &state,
             NOW,
+            &[],
         )
         .await
         .expect("commit");
@@ -336,7 +337,14 @@ async fn a_page_commit_writes_records_and_state_together(store: Store) {
         ..StreamState::new(SHOP, Stream::Refunds)
     };
     store
-        .commit_refund_page(SHOP, &[refund(1, 1)], Source::Poll, &refunds_state, NOW)
+        .commit_refund_page(
+            SHOP,
+            &[refund(1, 1)],
+            Source::Poll,
+            &refunds_state,
+            NOW,
+            &[],
+        )
         .await
         .expect("refund page");
     let saved = store
@@ -352,7 +360,7 @@ async fn a_failed_page_commit_leaves_neither_records_nor_state(store: Store) {
     add_shop(&store, SHOP).await;
     let good = orders_state(1_000);
     store
-        .commit_order_page(SHOP, &[order(1, 10, 0)], Source::Poll, &good, NOW)
+        .commit_order_page(SHOP, &[order(1, 10, 0)], Source::Poll, &good, NOW, &[])
         .await
         .expect("first page");
 
@@ -369,6 +377,7 @@ async fn a_failed_page_commit_leaves_neither_records_nor_state(store: Store) {
             Source::Poll,
             &bad,
             NOW + 1,
+            &[],
         )
         .await
         .expect_err("the state violates a constraint");
@@ -392,7 +401,7 @@ async fn a_failed_page_commit_leaves_neither_records_nor_state(store: Store) {
         ..StreamState::new(SHOP, Stream::Items)
     };
     store
-        .commit_item_page(SHOP, &[item(1, 1, &[11])], 7, &items_state, NOW)
+        .commit_item_page(SHOP, &[item(1, 1, &[11])], 7, &items_state, NOW, &[])
         .await
         .expect_err("bad item state");
     assert_eq!(store.count_rows("items", SHOP).await.expect("count"), 0);
@@ -400,7 +409,7 @@ async fn a_failed_page_commit_leaves_neither_records_nor_state(store: Store) {
 
     // A state of another stream or shop is refused before anything is written.
     let err = store
-        .commit_refund_page(SHOP, &[refund(1, 1)], Source::Poll, &good, NOW)
+        .commit_refund_page(SHOP, &[refund(1, 1)], Source::Poll, &good, NOW, &[])
         .await
         .expect_err("orders state on a refund page");
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
@@ -424,11 +433,18 @@ async fn an_item_scan_soft_deletes_only_unseen_items(store: Store) {
     );
     let page1 = [a.clone(), b.clone()];
     store
-        .commit_item_page(SHOP, &page1, 1, &items_state(1, "2"), NOW)
+        .commit_item_page(SHOP, &page1, 1, &items_state(1, "2"), NOW, &[])
         .await
         .expect("page 1");
     store
-        .commit_item_page(SHOP, std::slice::from_ref(&c), 1, &items_state(1, "3"), NOW)
+        .commit_item_page(
+            SHOP,
+            std::slice::from_ref(&c),
+            1,
+            &items_state(1, "3"),
+            NOW,
+            &[],
+        )
         .await
         .expect("2");
     assert!(
@@ -447,7 +463,7 @@ async fn an_item_scan_soft_deletes_only_unseen_items(store: Store) {
     // Scan 2 lists A (unchanged version: still seen) and C, not B.
     let page = [a.clone(), c.clone()];
     store
-        .commit_item_page(SHOP, &page, 2, &items_state(2, "2"), NOW + 1)
+        .commit_item_page(SHOP, &page, 2, &items_state(2, "2"), NOW + 1, &[])
         .await
         .expect("scan 2");
     assert_eq!(store.unseen_items(SHOP, 2).await.expect("unseen"), vec![2]);
@@ -483,7 +499,7 @@ async fn an_item_scan_soft_deletes_only_unseen_items(store: Store) {
 
     // Scan 3 lists B again, same version: it and its SKUs are live again.
     store
-        .commit_item_page(SHOP, &[b], 3, &items_state(3, "2"), NOW + 20)
+        .commit_item_page(SHOP, &[b], 3, &items_state(3, "2"), NOW + 20, &[])
         .await
         .expect("scan 3");
     let items = store.item_rows(SHOP).await.expect("items");
@@ -549,7 +565,7 @@ async fn skus_dropped_from_a_newer_item_are_soft_deleted(store: Store) {
 async fn a_push_write_during_a_scan_counts_as_seen(store: Store) {
     add_shop(&store, SHOP).await;
     store
-        .commit_item_page(SHOP, &[item(1, 10, &[])], 4, &items_state(4, "2"), NOW)
+        .commit_item_page(SHOP, &[item(1, 10, &[])], 4, &items_state(4, "2"), NOW, &[])
         .await
         .expect("p");
     // Created while scan 4 runs, after the page that would have listed it.
@@ -1150,7 +1166,7 @@ async fn a_thousand_orders_commit_in_one_page(store: Store) {
         .collect();
     let state = orders_state(5_000);
     let outcome = store
-        .commit_order_page(SHOP, &orders, Source::Resync, &state, NOW)
+        .commit_order_page(SHOP, &orders, Source::Resync, &state, NOW, &[])
         .await
         .expect("commit");
     assert_eq!(outcome.received, 1_999);
@@ -1161,7 +1177,7 @@ async fn a_thousand_orders_commit_in_one_page(store: Store) {
     );
     // Again: all equal versions, all accepted, still one row each.
     let again = store
-        .commit_order_page(SHOP, &orders, Source::Poll, &state, NOW + 1)
+        .commit_order_page(SHOP, &orders, Source::Poll, &state, NOW + 1, &[])
         .await
         .expect("again");
     assert_eq!(again.written, 1_999);
@@ -1183,7 +1199,7 @@ async fn a_closed_database_gives_errors_not_panics(store: Store) {
     assert!(err.is_transient());
     let state = orders_state(1);
     let err = store
-        .commit_order_page(SHOP, &[order(2, 1, 0)], Source::Poll, &state, NOW)
+        .commit_order_page(SHOP, &[order(2, 1, 0)], Source::Poll, &state, NOW, &[])
         .await
         .expect_err("closed");
     assert!(err.to_string().contains("unreachable"), "{err}");

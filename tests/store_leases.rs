@@ -529,9 +529,16 @@ async fn a_write_under_a_lease_taken_over_is_rolled_back(store: Store) {
         ..StreamState::new(SHOP, Stream::Orders)
     };
     // While A holds it, A's page commits.
-    a.commit_order_page(SHOP, &[order(1, NOW, 0)], Source::Poll, &state(NOW), NOW)
-        .await
-        .expect("A holds the lease");
+    a.commit_order_page(
+        SHOP,
+        &[order(1, NOW, 0)],
+        Source::Poll,
+        &state(NOW),
+        NOW,
+        &[],
+    )
+    .await
+    .expect("A holds the lease");
 
     // A pauses past its expiry; B takes the lease over.
     let later = NOW + TTL + 1;
@@ -550,6 +557,7 @@ async fn a_write_under_a_lease_taken_over_is_rolled_back(store: Store) {
             Source::Poll,
             &state(later),
             later,
+            &[],
         )
         .await
         .map(drop),
@@ -576,7 +584,7 @@ async fn a_write_under_a_lease_taken_over_is_rolled_back(store: Store) {
         .expect("the request");
     request.rows = 99;
     fenced(
-        a.commit_resync_page(&[order(3, later, 0)], &[], &request, later)
+        a.commit_resync_page(&[order(3, later, 0)], &[], &request, later, &[])
             .await
             .map(drop),
         "A's resync page",
@@ -619,6 +627,7 @@ async fn a_write_under_a_lease_taken_over_is_rolled_back(store: Store) {
         Source::Poll,
         &state(later),
         later,
+        &[],
     )
     .await
     .expect("B holds the lease");
@@ -635,6 +644,7 @@ async fn a_write_under_a_lease_taken_over_is_rolled_back(store: Store) {
             Source::Poll,
             &StreamState::new(SHOP, Stream::Refunds),
             later,
+            &[],
         )
         .await
         .expect("A still holds the refunds");

@@ -790,77 +790,318 @@ async fn twenty_percent_failures_postgres() {
     on_postgres(twenty_percent_failures).await;
 }
 
-// ---------------------------------------------------------------- an unparseable record
+// ---------------------------------------------------------------- poison records
 
-async fn an_unparseable_record_fails_its_window_only(store: Store) {
+/// The main orders of shop 0 in the simulator's truth, by oid.
+async fn truth_oids(sim: &SimHandle) -> Vec<(i64, i64)> {
+    let truth = truth(sim).await;
+    let mut oids: Vec<(i64, i64)> = truth["shops"][0]["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| {
+            let base = &o["orderBaseInfo"];
+            let t = base["updateTime"].as_i64().unwrap_or(i64::MAX);
+            (t, base["oid"].as_i64().expect("oid"))
+        })
+        .collect();
+    oids.sort_unstable();
+    oids
+}
+
+/// What two backends must agree on, per stored order row.
+type Agreed = Vec<(i64, Option<String>, Option<String>, i64, String)>;
+
+/// 20 orders carry a U+0000 in their remark and item title, and one order in the middle of the
+/// history cannot be read. Each store mirrors the other 1,999 orders (the 20 with the character
+/// dropped from their text, as on every backend), quarantines the one with its JSON and error,
+/// and its checkpoint moves past it; `status` counts it. Repaired upstream, a retry stores it.
+/// With two stores (SQLite and Postgres) the two mirrors agree row for row.
+async fn poison_records_fail_alone(stores: Vec<Store>) {
     let sim = start_sim(SimConfig {
         seed: 23,
-        orders: 3_000,
+        orders: 2_000,
         days: 30,
         mutate: false,
         variants: variants(3),
         ..SimConfig::default()
     })
     .await;
-    let app = app_for(&sim, store, |_| {}).await;
-    // Corrupt an order in the middle of the history.
-    let truth = truth(&sim).await;
-    let orders = truth["shops"][0]["orders"].as_array().expect("orders");
-    let victim = orders[orders.len() / 2]["orderBaseInfo"]["oid"]
-        .as_i64()
-        .expect("oid");
-    let corrupted: Value = admin(&sim, &format!("corrupt?shop=0&oid={victim}")).await;
-    let corrupt_time = corrupted["update_time"].as_i64().expect("update_time");
+    let nul = admin(&sim, "nul?shop=0&count=20").await;
+    let nul_oids: Vec<i64> = nul["oids"]
+        .as_array()
+        .expect("oids")
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    assert_eq!(nul_oids.len(), 20);
+    let by_time = truth_oids(&sim).await;
+    let (victim_time, victim) = by_time[by_time.len() / 2];
+    assert!(!nul_oids.contains(&victim));
+    admin(&sim, &format!("corrupt?shop=0&oid={victim}&in_place=true")).await;
     sim.state.clock.advance(2 * 60_000);
-    let runs = sync_all(&app).await;
-    let by_stream = |s: Stream| {
-        runs.iter()
-            .find(|r| r.stream == s)
-            .expect("run")
-            .outcome
-            .clone()
-    };
-    match by_stream(Stream::Orders) {
-        RunOutcome::Failed { message, .. } => assert!(
-            message.contains(&victim.to_string()),
-            "the error names the record: {message}"
-        ),
-        other => panic!("the orders window should fail: {other:?}"),
-    }
-    assert_eq!(by_stream(Stream::Refunds), RunOutcome::CaughtUp);
-    assert_eq!(by_stream(Stream::Items), RunOutcome::CaughtUp);
-    let state = app
-        .store
-        .load_state("shop-0", Stream::Orders)
+    let truth_set: BTreeSet<i64> = by_time.iter().map(|(_, oid)| *oid).collect();
+
+    let mut agreed: Vec<Agreed> = Vec::new();
+    let mut apps = Vec::new();
+    for store in stores {
+        let backend = format!("{:?}", store.backend());
+        let app = app_for(&sim, store, |_| {}).await;
+        assert_caught_up(&sync_all(&app).await);
+        // The one unreadable order is quarantined, with its JSON and why.
+        let quarantined = app.store.quarantined(None).await.expect("quarantine");
+        assert_eq!(quarantined.len(), 1, "{backend}: {quarantined:?}");
+        let q = &quarantined[0];
+        assert_eq!(
+            (q.shop_id.as_str(), q.stream, q.record_key.clone(), q.has_id),
+            ("shop-0", Stream::Orders, victim.to_string(), true)
+        );
+        assert!(q.error.contains("updateTime"), "{}", q.error);
+        assert!(q.raw.contains(&format!("not-a-time-{victim_time}")));
+        // Every other order is mirrored: the rest of its page and every later page.
+        let rows = app.store.order_rows("shop-0").await.expect("rows");
+        let mirrored: BTreeSet<i64> = rows
+            .iter()
+            .filter(|r| r.parent_oid.is_none())
+            .map(|r| r.oid)
+            .collect();
+        let mut want = truth_set.clone();
+        want.remove(&victim);
+        assert_eq!(mirrored, want, "{backend}: the mirrored orders");
+        let state = app
+            .store
+            .load_state("shop-0", Stream::Orders)
+            .await
+            .expect("state")
+            .expect("state");
+        assert!(
+            state.checkpoint_ms.is_some_and(|c| c > victim_time),
+            "{backend}: the checkpoint moved past the quarantined order"
+        );
+        // The text with U+0000 is stored without it; the raw JSON keeps the escape.
+        for oid in &nul_oids {
+            let row = rows.iter().find(|r| r.oid == *oid).expect("a NUL order");
+            let remark = row.remark.as_deref().unwrap_or("");
+            assert_eq!(remark, format!("gift wrapplease {oid}"), "{backend}");
+            assert!(!row.item_title.as_deref().unwrap_or("").contains('\0'));
+            assert!(
+                row.raw.contains("\\u0000"),
+                "{backend}: raw keeps the escape"
+            );
+        }
+        let lines = kwaishop_sync::commands::status::status_lines(
+            &app.store,
+            app.clock.now_ms(),
+            &kwaishop_sync::sync::StallLimits::from_config(&app.config),
+        )
         .await
-        .expect("state")
-        .expect("state");
-    assert!(
-        state.checkpoint_ms.is_some_and(|c| c < corrupt_time),
-        "the checkpoint stopped before the unparseable record: {:?} vs {corrupt_time}",
-        state.checkpoint_ms
-    );
-    assert!(
-        state
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains(&victim.to_string()))
-    );
-    // Repaired upstream, the next run completes and the mirror equals the truth.
-    admin(&sim, &format!("corrupt?shop=0&oid={victim}&undo=true")).await;
-    sim.state.clock.advance(2 * 60_000);
+        .expect("status");
+        let orders_line = lines
+            .iter()
+            .find(|l| l.shop_id == "shop-0" && l.stream == "orders")
+            .expect("orders line");
+        assert_eq!(orders_line.quarantined, 1);
+        assert!(
+            kwaishop_sync::commands::status::render(&lines).contains("1 record(s) in quarantine")
+        );
+        // … and so do /metrics and the status page, over HTTP.
+        let sources = kwaishop_sync::daemon::observe::ObserveSources {
+            store: app.store.clone(),
+            client: app.client.clone(),
+            clock: app.clock.clone(),
+            daily_quota: None,
+            worker: None,
+            receiver: None,
+            liveness: Arc::new(kwaishop_sync::daemon::observe::Liveness::new()),
+            stalls: kwaishop_sync::sync::StallLimits::from_config(&app.config),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let routes = kwaishop_sync::daemon::observe::routes(sources);
+        tokio::spawn(async move { axum::serve(listener, routes).await });
+        let metrics = reqwest::get(format!("{base}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            metrics.contains(r#"kwaishop_sync_quarantined{shop="shop-0",stream="orders"} 1"#),
+            "{backend}: {metrics}"
+        );
+        let page = reqwest::get(format!("{base}/"))
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("text");
+        assert!(page.contains("1 quarantined"), "{backend}: the status page");
+        agreed.push(
+            rows.iter()
+                .map(|r| {
+                    (
+                        r.oid,
+                        r.remark.clone(),
+                        r.item_title.clone(),
+                        r.update_time,
+                        r.raw.clone(),
+                    )
+                })
+                .collect(),
+        );
+        apps.push(app);
+    }
+    if let [a, b] = agreed.as_slice() {
+        assert_eq!(a.len(), b.len(), "SQLite and Postgres hold as many rows");
+        assert!(a == b, "SQLite and Postgres agree row for row");
+    }
+
+    // Still broken upstream, a retry keeps it, with the new error; repaired, it is stored.
+    for app in &apps {
+        let row = app.store.quarantined(None).await.expect("q").remove(0);
+        let again = kwaishop_sync::commands::quarantine::retry_one(app, &row)
+            .await
+            .expect("retry");
+        assert!(
+            matches!(
+                again,
+                kwaishop_sync::commands::quarantine::RetryOutcome::Kept(_)
+            ),
+            "{again:?}"
+        );
+        let row = app.store.quarantined(None).await.expect("q").remove(0);
+        assert_eq!(row.times_seen, 2);
+    }
+    admin(
+        &sim,
+        &format!("corrupt?shop=0&oid={victim}&undo=true&in_place=true"),
+    )
+    .await;
+    for app in &apps {
+        let row = app.store.quarantined(None).await.expect("q").remove(0);
+        let outcome = kwaishop_sync::commands::quarantine::retry_one(app, &row)
+            .await
+            .expect("retry");
+        assert_eq!(
+            outcome,
+            kwaishop_sync::commands::quarantine::RetryOutcome::Stored
+        );
+        assert!(app.store.quarantined(None).await.expect("q").is_empty());
+        assert_mirror_equals_truth(&app.store, &sim, 0).await;
+    }
+}
+
+#[tokio::test]
+async fn poison_records_fail_alone_sqlite() {
+    on_sqlite(|store| poison_records_fail_alone(vec![store])).await;
+}
+
+/// Postgres alone, then beside a SQLite file fed by the same simulator: the two agree.
+#[tokio::test]
+async fn poison_records_fail_alone_postgres_and_sqlite_agree() {
+    on_postgres(|pg| async move {
+        let (lite, _dir) = crate::common_db::sqlite_store().await;
+        poison_records_fail_alone(vec![pg, lite.clone()]).await;
+        lite.close().await;
+    })
+    .await;
+}
+
+/// The database refuses one order (a trigger stands in for a value it cannot hold): that order
+/// is quarantined with the database's error, the rest of its page and every later page are
+/// mirrored, and once the database takes it, a retry stores it. On Postgres the refusal carries
+/// SQLSTATE 22021, the code of a U+0000 in text, which is all digits and must not be mistaken
+/// for a passing SQLite "busy" (that would retry the page for ever).
+async fn a_record_the_database_refuses_fails_alone(store: Store, url: String) {
+    let sim = start_sim(SimConfig {
+        seed: 31,
+        orders: 600,
+        days: 20,
+        mutate: false,
+        variants: variants(1),
+        ..SimConfig::default()
+    })
+    .await;
+    let by_time = truth_oids(&sim).await;
+    let (_, victim) = by_time[by_time.len() / 2];
+    let sqlite = url.starts_with("sqlite:");
+    if sqlite {
+        common_db::execute(
+            &url,
+            &format!(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON orders WHEN NEW.oid = {victim} \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            ),
+        )
+        .await;
+    } else {
+        common_db::execute(
+            &url,
+            &format!(
+                "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.oid = {victim} THEN RAISE EXCEPTION 'refused by the test' \
+                 USING ERRCODE = '22021'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            ),
+        )
+        .await;
+        common_db::execute(
+            &url,
+            "CREATE TRIGGER refuse_one BEFORE INSERT ON orders \
+             FOR EACH ROW EXECUTE FUNCTION refuse_one()",
+        )
+        .await;
+    }
+    let app = app_for(&sim, store, |_| {}).await;
     assert_caught_up(&sync_all(&app).await);
+    let quarantined = app.store.quarantined(None).await.expect("quarantine");
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert_eq!(quarantined[0].record_key, victim.to_string());
+    assert!(
+        quarantined[0].error.contains("the database refused it")
+            && quarantined[0].error.contains("refused by the test"),
+        "{}",
+        quarantined[0].error
+    );
+    let mirrored: BTreeSet<i64> = app
+        .store
+        .order_rows("shop-0")
+        .await
+        .expect("rows")
+        .iter()
+        .filter(|r| r.parent_oid.is_none())
+        .map(|r| r.oid)
+        .collect();
+    let mut want: BTreeSet<i64> = by_time.iter().map(|(_, oid)| *oid).collect();
+    want.remove(&victim);
+    assert_eq!(mirrored, want);
+    // Postgres names the trigger's table; SQLite does not.
+    let drop = if sqlite {
+        "DROP TRIGGER refuse_one"
+    } else {
+        "DROP TRIGGER refuse_one ON orders"
+    };
+    common_db::execute(&url, drop).await;
+    let row = app.store.quarantined(None).await.expect("q").remove(0);
+    let outcome = kwaishop_sync::commands::quarantine::retry_one(&app, &row)
+        .await
+        .expect("retry");
+    assert_eq!(
+        outcome,
+        kwaishop_sync::commands::quarantine::RetryOutcome::Stored
+    );
     assert_mirror_equals_truth(&app.store, &sim, 0).await;
 }
 
 #[tokio::test]
-async fn an_unparseable_record_fails_its_window_only_sqlite() {
-    on_sqlite(an_unparseable_record_fails_its_window_only).await;
+async fn a_record_the_database_refuses_fails_alone_sqlite() {
+    common_db::on_sqlite_with_url(a_record_the_database_refuses_fails_alone).await;
 }
 
 #[tokio::test]
-async fn an_unparseable_record_fails_its_window_only_postgres() {
-    on_postgres(an_unparseable_record_fails_its_window_only).await;
+async fn a_record_the_database_refuses_fails_alone_postgres() {
+    common_db::on_postgres_with_url(a_record_the_database_refuses_fails_alone).await;
 }
 
 #[allow(dead_code)]

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod bench;
 pub mod demo;
+pub mod quarantine;
 pub mod queue;
 pub mod report;
 pub mod status;

@@ -23,6 +23,8 @@ pub struct StatusLine {
     /// Set when the stream is stalled: how far behind its checkpoint was when its last run
     /// ended "caught up" ([`StallLimits`]).
     pub stalled_behind_ms: Option<i64>,
+    /// Records of the stream in quarantine (`kwaishop-sync quarantine ls`).
+    pub quarantined: i64,
 }
 
 /// The status of every (shop, stream) known to the database.
@@ -34,6 +36,7 @@ pub async fn status_lines(
     let shops = store.shops().await?;
     let states = store.all_states().await?;
     let runs = store.recent_runs(None, 1000).await?;
+    let quarantine = store.quarantine_counts().await?;
     let mut lines = Vec::new();
     for shop in &shops {
         for stream in Stream::ALL {
@@ -69,6 +72,10 @@ pub async fn status_lines(
                 last_error: state.and_then(|s| s.last_error.clone()),
                 failures_in_row: state.map_or(0, |s| s.failures_in_row),
                 stalled_behind_ms: state.and_then(|s| stalls.stalled_by(s)),
+                quarantined: quarantine
+                    .iter()
+                    .find(|(s, st, _)| *s == shop.shop_id && *st == stream)
+                    .map_or(0, |q| q.2),
             });
         }
     }
@@ -108,6 +115,12 @@ pub fn render(lines: &[StatusLine]) -> String {
                 "    STALLED: its runs end caught up while the checkpoint stays {} behind \
                  (check window_minutes against lookback_secs, and the logs)\n",
                 crate::clock::human_span(behind)
+            ));
+        }
+        if l.quarantined > 0 {
+            out.push_str(&format!(
+                "    {} record(s) in quarantine: `kwaishop-sync quarantine ls --shop {}`\n",
+                l.quarantined, l.shop_id
             ));
         }
         match (&l.last_error, l.failures_in_row) {

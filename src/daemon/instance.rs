@@ -132,14 +132,14 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// Enters `app`'s database as an instance. On SQLite, refused with a clear message while a
-    /// daemon (or another one-off command) holds the file. On Postgres, `app`'s client is
+    /// Enters `app`'s database as an instance for `command` (named in a refusal). On SQLite,
+    /// refused with a clear message while a daemon (or another one-off command) holds the file. On Postgres, `app`'s client is
     /// replaced by one naming this instance, with its calls held until the instance has joined.
-    pub async fn enter(app: &mut App) -> Result<Presence, PresenceError> {
+    pub async fn enter(app: &mut App, command: &'static str) -> Result<Presence, PresenceError> {
         let (host, id) = new_instance_id();
         let shared = lock::sqlite_path(&app.config.database_url).is_none();
         if !shared {
-            let file = lock::lock_sqlite(&app.config.database_url, lock::Holder::OneOff)?;
+            let file = lock::lock_sqlite(&app.config.database_url, lock::Holder::OneOff(command))?;
             return Ok(Presence {
                 runner: Arc::new(Runner::new(None, app.config.daemon.lease)),
                 store: app.store.clone(),

@@ -17,7 +17,7 @@ pub enum LockError {
         db: String,
         lock: String,
         holder: String,
-        hint: &'static str,
+        hint: String,
     },
     #[error("cannot create {path}: {source}")]
     Io {
@@ -36,8 +36,8 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 pub enum Holder {
     /// `kwaishop-sync run`.
     Daemon,
-    /// A one-off command that calls the platform (`sync --once`).
-    OneOff,
+    /// A one-off command that calls the platform (`sync --once`, `quarantine retry`).
+    OneOff(&'static str),
 }
 
 /// The exclusive lock on a SQLite file (its `.lock` file), released when dropped.
@@ -126,12 +126,14 @@ pub fn lock_sqlite(database_url: &str, who: Holder) -> Result<Option<FileLock>, 
                 .map(|pid| format!(" by pid {pid}"))
                 .unwrap_or_default();
             let hint = match who {
-                Holder::Daemon => "one daemon per SQLite file — use Postgres to run several",
-                Holder::OneOff => {
-                    "a daemon keeps this file in sync by itself: use `kwaishop-sync resync` to \
-                     have it re-read a range, or stop it before `sync --once` (on Postgres the \
-                     two run side by side)"
+                Holder::Daemon => {
+                    "one daemon per SQLite file — use Postgres to run several".to_string()
                 }
+                Holder::OneOff(command) => format!(
+                    "a daemon keeps this file in sync by itself: use `kwaishop-sync resync` to \
+                     have it re-read a range, or stop it before `{command}` (on Postgres the \
+                     two run side by side)"
+                ),
             };
             Err(LockError::Held {
                 db: db.display().to_string(),

@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/__sim/ties", post(ties))
         .route("/__sim/push", get(push_stats))
         .route("/__sim/corrupt", post(corrupt))
+        .route("/__sim/nul", post(nul))
         .route("/__sim/versions", post(versions))
 }
 
@@ -277,8 +278,43 @@ async fn ties(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     Json(json!({ "oids": oids })).into_response()
 }
 
+/// `POST /__sim/nul?shop=N&count=K`: K orders, spread over the shop's ids, get a U+0000 inside
+/// their remark and their item title (as the JSON escape `\u0000`), as a buyer's paste or a
+/// seller's tool may leave one; they change now.
+async fn nul(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
+    let Some(shop) = shop_arg(&q) else {
+        return bad("shop required");
+    };
+    let count: usize = num(&q, "count").unwrap_or(20);
+    let now = state.clock.now_ms();
+    let Ok(mut shops) = state.shops.write() else {
+        return bad("busy");
+    };
+    let Some(data) = shops.get_mut(shop) else {
+        return bad("no such shop");
+    };
+    let ids = data.orders.ids_sorted();
+    let step = (ids.len() / count.max(1)).max(1);
+    let mut oids = Vec::new();
+    for oid in ids.into_iter().step_by(step).take(count) {
+        let changed = data.orders.update(oid, now, |v, t| {
+            v["orderBaseInfo"]["updateTime"] = json!(t);
+            v["orderBaseInfo"]["remark"] = json!(format!("gift wrap\u{0}please {oid}"));
+            if let Some(title) = v["orderItemInfo"]["itemTitle"].as_str() {
+                v["orderItemInfo"]["itemTitle"] = json!(format!("{title}\u{0}"));
+            }
+        });
+        if changed.is_some() {
+            oids.push(oid);
+        }
+    }
+    Json(json!({ "oids": oids })).into_response()
+}
+
 /// `POST /__sim/corrupt?shop=N&oid=X`: the order's `updateTime` becomes a string that is not a
-/// number, so the page holding it cannot be parsed (`&undo=true` restores a number).
+/// number, so the order cannot be read (`&undo=true` restores a number). The order changes now;
+/// with `&in_place=true` it keeps its place in history (listed where it was, in the middle of a
+/// backfill), as a record broken at the source from the start would be.
 async fn corrupt(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     let (Some(shop), Some(oid)) = (shop_arg(&q), num::<i64>(&q, "oid")) else {
         return bad("shop and oid required");
@@ -291,6 +327,22 @@ async fn corrupt(State(state): State<Arc<SimState>>, Query(q): Q) -> Response {
     let Some(data) = shops.get_mut(shop) else {
         return bad("no such shop");
     };
+    if num::<bool>(&q, "in_place") == Some(true) {
+        let Some(doc) = data.orders.get(oid).cloned() else {
+            return bad("no such order");
+        };
+        let mut v = doc.value();
+        let t = doc.update_time;
+        v["orderBaseInfo"]["updateTime"] = if undo {
+            json!(t)
+        } else {
+            json!(format!("not-a-time-{t}"))
+        };
+        let extra: Value = serde_json::from_str(doc.detail_extra.get()).unwrap_or(json!({}));
+        data.orders
+            .put(Doc::new(oid, doc.create_time, t, &v, &extra));
+        return Json(json!({ "oid": oid, "update_time": t, "corrupt": !undo })).into_response();
+    }
     let stamped = data.orders.update(oid, now, |v, t| {
         v["orderBaseInfo"]["updateTime"] = if undo {
             json!(t)

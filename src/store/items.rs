@@ -5,9 +5,10 @@ use std::collections::HashSet;
 
 use super::batch::{Table, id_chunks, newest, record_fields};
 use super::db::{MAX_BINDS, Tx, Val, placeholders};
+use super::quarantine::{quarantine_in, release_in};
 use super::state::{check_state, write_state};
 use super::{PageOutcome, Source, Store, StoreError, Stream, StreamState};
-use crate::api::records::{Item, Sku};
+use crate::api::records::{Item, Rejected, Sku};
 
 record_fields! { ITEM_FIELDS, push_item_fields, Item {
     kwai_item_id, rel_item_id, user_id, title, category_id, category_name, price, volume,
@@ -299,6 +300,7 @@ impl Store {
         scan_id: i64,
         state: &StreamState,
         now_ms: i64,
+        rejected: &[Rejected],
     ) -> Result<PageOutcome, StoreError> {
         check_state(state, shop_id, Stream::Items)?;
         let op = "committing an item page";
@@ -306,6 +308,19 @@ impl Store {
         self.check_fence(&mut tx, shop_id, Stream::Items).await?;
         let seen = Seen::Scan(scan_id);
         let outcome = write_items(&mut tx, shop_id, items, Source::Poll, seen, now_ms).await?;
+        quarantine_in(&mut tx, shop_id, Stream::Items, rejected, now_ms).await?;
+        let ids = items.iter().map(|i| i.kwai_item_id);
+        release_in(&mut tx, shop_id, Stream::Items, ids).await?;
+        // A quarantined item is still listed: its last good version is seen by the scan, not
+        // taken for deleted at its end.
+        const SEEN: &str =
+            "UPDATE items SET seen_scan = $2 WHERE shop_id = $1 AND kwai_item_id = $3";
+        for id in rejected.iter().filter(|r| r.has_id) {
+            if let Ok(id) = id.key.parse::<i64>() {
+                let vals = [Val::from(shop_id), Val::from(scan_id), Val::from(id)];
+                tx.execute(op, SEEN, &vals).await?;
+            }
+        }
         write_state(&mut tx, state, now_ms).await?;
         tx.commit(op).await?;
         Ok(outcome)

@@ -19,6 +19,7 @@ mod events;
 mod items;
 mod leases;
 mod postgres;
+mod quarantine;
 mod records;
 mod reports;
 mod resync;
@@ -39,6 +40,7 @@ pub use events::{
     UnknownEventKind, UnknownEventStatus,
 };
 pub use leases::{InstanceRow, LeaseFence, LeaseRow};
+pub use quarantine::QuarantineRow;
 pub use reports::{DailySales, ItemSales, RefundSummary, ReportFilter, ShopTotals};
 pub use resync::{ResyncKind, ResyncRequest};
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
@@ -308,7 +310,7 @@ mod spawnable {
             let state = StreamState::new(&shop, Stream::Orders);
             let orders: Vec<Order> = Vec::new();
             let _ = s
-                .commit_order_page(&shop, &orders, Source::Poll, &state, 0)
+                .commit_order_page(&shop, &orders, Source::Poll, &state, 0, &[])
                 .await;
             let _ = s.upsert_orders(&shop, &orders, Source::Poll, 0).await;
         });
@@ -318,7 +320,7 @@ mod spawnable {
             let state = StreamState::new(&shop, Stream::Refunds);
             let refunds: Vec<Refund> = Vec::new();
             let _ = s
-                .commit_refund_page(&shop, &refunds, Source::Poll, &state, 0)
+                .commit_refund_page(&shop, &refunds, Source::Poll, &state, 0, &[])
                 .await;
             let _ = s.upsert_refunds(&shop, &refunds, Source::Poll, 0).await;
         });
@@ -327,7 +329,7 @@ mod spawnable {
             let shop = String::from("s");
             let state = StreamState::new(&shop, Stream::Items);
             let items: Vec<Item> = Vec::new();
-            let _ = s.commit_item_page(&shop, &items, 1, &state, 0).await;
+            let _ = s.commit_item_page(&shop, &items, 1, &state, 0, &[]).await;
             let _ = s.upsert_items(&shop, &items, Source::Poll, 0).await;
             let _ = s.unseen_items(&shop, 1).await;
             let _ = s.finish_item_scan(&shop, 1, &state, 0).await;

@@ -3,9 +3,10 @@
 
 use super::batch::{Table, newest, record_fields};
 use super::db::{Tx, Val};
+use super::quarantine::{quarantine_in, release_in};
 use super::state::{check_state, write_state};
 use super::{PageOutcome, Source, Store, StoreError, Stream, StreamState};
-use crate::api::records::{Order, Refund};
+use crate::api::records::{Order, Refund, Rejected};
 
 record_fields! { ORDER_FIELDS, push_order_fields, Order {
     oid, parent_oid, sub_order_type, status, create_time, update_time, pay_time, send_time,
@@ -127,8 +128,9 @@ pub(crate) async fn write_refunds(
 }
 
 impl Store {
-    /// Upserts a page of orders (gifts as rows) and saves the stream state, in one transaction:
-    /// either both are committed or neither (I3). The state is saved with
+    /// Upserts a page of orders (gifts as rows), quarantines the page's `rejected` elements and
+    /// saves the stream state, in one transaction: either all are committed or none (I3). The
+    /// orders written leave the quarantine. The state is saved with
     /// `updated_at_ms = now_ms`; it must be this shop's orders state.
     pub async fn commit_order_page(
         &self,
@@ -137,18 +139,28 @@ impl Store {
         source: Source,
         state: &StreamState,
         now_ms: i64,
+        rejected: &[Rejected],
     ) -> Result<PageOutcome, StoreError> {
         check_state(state, shop_id, Stream::Orders)?;
         let op = "committing an order page";
         let mut tx = self.pool.write_tx(op).await?;
         self.check_fence(&mut tx, shop_id, Stream::Orders).await?;
         let outcome = write_orders(&mut tx, shop_id, orders, source, now_ms).await?;
+        quarantine_in(&mut tx, shop_id, Stream::Orders, rejected, now_ms).await?;
+        release_in(
+            &mut tx,
+            shop_id,
+            Stream::Orders,
+            orders.iter().map(|o| o.oid),
+        )
+        .await?;
         write_state(&mut tx, state, now_ms).await?;
         tx.commit(op).await?;
         Ok(outcome)
     }
 
-    /// Upserts a page of refunds and saves the stream state, in one transaction (I3).
+    /// Upserts a page of refunds, quarantines its `rejected` elements and saves the stream
+    /// state, in one transaction (I3).
     pub async fn commit_refund_page(
         &self,
         shop_id: &str,
@@ -156,12 +168,16 @@ impl Store {
         source: Source,
         state: &StreamState,
         now_ms: i64,
+        rejected: &[Rejected],
     ) -> Result<PageOutcome, StoreError> {
         check_state(state, shop_id, Stream::Refunds)?;
         let op = "committing a refund page";
         let mut tx = self.pool.write_tx(op).await?;
         self.check_fence(&mut tx, shop_id, Stream::Refunds).await?;
         let outcome = write_refunds(&mut tx, shop_id, refunds, source, now_ms).await?;
+        quarantine_in(&mut tx, shop_id, Stream::Refunds, rejected, now_ms).await?;
+        let ids = refunds.iter().map(|r| r.refund_id);
+        release_in(&mut tx, shop_id, Stream::Refunds, ids).await?;
         write_state(&mut tx, state, now_ms).await?;
         tx.commit(op).await?;
         Ok(outcome)

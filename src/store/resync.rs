@@ -5,9 +5,10 @@
 
 use super::db::Val;
 use super::db::from_row;
+use super::quarantine::{quarantine_in, release_in};
 use super::records::{write_orders, write_refunds};
 use super::{PageOutcome, Source, Store, StoreError, Stream};
-use crate::api::records::{Order, Refund};
+use crate::api::records::{Order, Refund, Rejected};
 
 /// Why a range is re-read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,23 +191,28 @@ impl Store {
         tx.commit(op).await
     }
 
-    /// Upserts a re-read page (orders or refunds, as `source = resync`) and saves the request's
-    /// progress, in one transaction (I3 for resyncs).
+    /// Upserts a re-read page (orders or refunds, as `source = resync`), quarantines its
+    /// `rejected` elements and saves the request's progress, in one transaction (I3 for
+    /// resyncs).
     pub async fn commit_resync_page(
         &self,
         orders: &[Order],
         refunds: &[Refund],
         request: &ResyncRequest,
         now_ms: i64,
+        rejected: &[Rejected],
     ) -> Result<PageOutcome, StoreError> {
         let op = "committing a resync page";
+        let shop = request.shop_id.as_str();
         let mut tx = self.pool.write_tx(op).await?;
-        self.check_fence(&mut tx, &request.shop_id, request.stream)
-            .await?;
-        let mut outcome =
-            write_orders(&mut tx, &request.shop_id, orders, Source::Resync, now_ms).await?;
-        outcome +=
-            write_refunds(&mut tx, &request.shop_id, refunds, Source::Resync, now_ms).await?;
+        self.check_fence(&mut tx, shop, request.stream).await?;
+        let mut outcome = write_orders(&mut tx, shop, orders, Source::Resync, now_ms).await?;
+        outcome += write_refunds(&mut tx, shop, refunds, Source::Resync, now_ms).await?;
+        quarantine_in(&mut tx, shop, request.stream, rejected, now_ms).await?;
+        let ids = orders.iter().map(|o| o.oid);
+        release_in(&mut tx, shop, Stream::Orders, ids).await?;
+        let ids = refunds.iter().map(|r| r.refund_id);
+        release_in(&mut tx, shop, Stream::Refunds, ids).await?;
         tx.execute(op, UPDATE, &update_vals(request)).await?;
         tx.commit(op).await?;
         Ok(outcome)

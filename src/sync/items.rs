@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress};
-use crate::store::{Stream, StreamState};
+use crate::api::records::Rejected;
+use crate::store::{Source, StoreError, Stream, StreamState};
 
 /// The smallest page the item list takes (reference §10: 10–100).
 const MIN_PAGE_SIZE: u32 = 10;
@@ -56,7 +57,7 @@ pub(super) async fn run(
         if cancel.is_cancelled() {
             return Ok(RunOutcome::Stopped);
         }
-        let fetched = match cx.client.item_page(shop, page, page_size).await {
+        let mut fetched = match cx.client.item_page(shop, page, page_size).await {
             // Too large to read (items with long details): the same items in smaller pages.
             Err(e) if e.too_large && page_size > MIN_PAGE_SIZE => {
                 let offset = (page - 1) * i64::from(page_size);
@@ -67,14 +68,56 @@ pub(super) async fn run(
             }
             other => other?,
         };
-        let last = page >= fetched.total_page || fetched.items.is_empty();
+        let last =
+            page >= fetched.total_page || (fetched.items.is_empty() && fetched.rejected.is_empty());
         state.cursor = Some(format!("{}/{page_size}", page + 1));
         let now = cx.clock.now_ms();
         state.updated_at_ms = now;
-        let outcome = cx
+        let committed = cx
             .store
-            .commit_item_page(shop, &fetched.items, scan_id, &state, now)
-            .await?;
+            .commit_item_page(
+                shop,
+                &fetched.items,
+                scan_id,
+                &state,
+                now,
+                &fetched.rejected,
+            )
+            .await;
+        let outcome = match committed {
+            // The database refused the page: an item it cannot store fails alone.
+            Err(e) if matches!(e, StoreError::Query { .. }) && !e.is_transient() => {
+                warn!(shop, error = %e, "the database refused an item page; storing its items one by one to set the refused ones aside");
+                let mut kept = Vec::with_capacity(fetched.items.len());
+                for item in std::mem::take(&mut fetched.items) {
+                    let one = std::slice::from_ref(&item);
+                    match cx.store.upsert_items(shop, one, Source::Poll, now).await {
+                        Ok(_) => kept.push(item),
+                        Err(e) if matches!(e, StoreError::Query { .. }) && !e.is_transient() => {
+                            warn!(shop, item = item.kwai_item_id, error = %e, "the database refused an item; it is quarantined");
+                            fetched.rejected.push(Rejected::refused(
+                                item.kwai_item_id,
+                                &item.raw,
+                                e,
+                            ));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                fetched.items = kept;
+                cx.store
+                    .commit_item_page(
+                        shop,
+                        &fetched.items,
+                        scan_id,
+                        &state,
+                        now,
+                        &fetched.rejected,
+                    )
+                    .await?
+            }
+            other => other?,
+        };
         counts.pages += 1;
         counts.received += outcome.received as u64;
         counts.written += outcome.written;
@@ -103,7 +146,7 @@ pub(super) async fn run(
             Some(item) => {
                 gone += usize::from(item.is_deleted());
                 cx.store
-                    .commit_item_page(shop, std::slice::from_ref(&item), scan_id, &state, now)
+                    .commit_item_page(shop, std::slice::from_ref(&item), scan_id, &state, now, &[])
                     .await?;
             }
             None => {

@@ -10,6 +10,7 @@ use tracing::{debug, warn};
 use super::window::{HORIZON_MS, Window, plan_window};
 use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress};
 use crate::api::calls::{OrderQuery, QueryType, RefundQuery};
+use crate::api::records::Rejected;
 use crate::clock::format_ms;
 use crate::store::{PageOutcome, ResyncRequest, Source, StoreError, Stream, StreamState};
 
@@ -23,6 +24,8 @@ pub(super) struct Page {
     update_times: Vec<i64>,
     orders: Vec<crate::api::records::Order>,
     refunds: Vec<crate::api::records::Refund>,
+    /// Elements that could not be read: quarantined with the page.
+    rejected: Vec<crate::api::records::Rejected>,
 }
 
 impl Page {
@@ -141,7 +144,11 @@ fn plan(
 /// Where a page and the position after it are committed: the live stream state, or a resync
 /// request's own progress. Either way the records and the position go in one transaction (I3).
 pub(super) trait PageSink {
+    /// How the records it writes are marked.
+    fn source(&self) -> Source;
+
     /// Commits `page`; `next` is the cursor of the following page, `None` when the window ended.
+    /// On failure nothing moved, in the database or in the sink.
     async fn commit(
         &mut self,
         cx: &SyncContext,
@@ -158,6 +165,10 @@ struct LiveSink<'a> {
 }
 
 impl PageSink for LiveSink<'_> {
+    fn source(&self) -> Source {
+        Source::Poll
+    }
+
     async fn commit(
         &mut self,
         cx: &SyncContext,
@@ -166,7 +177,8 @@ impl PageSink for LiveSink<'_> {
         window: Window,
         now: i64,
     ) -> Result<PageOutcome, StoreError> {
-        let state = &mut *self.state;
+        let mut next_state = self.state.clone();
+        let state = &mut next_state;
         match next {
             None => {
                 state.checkpoint_ms = Some(
@@ -183,18 +195,34 @@ impl PageSink for LiveSink<'_> {
         state.updated_at_ms = now;
         state.rows_total += page.rows as i64;
         let shop = state.shop_id.clone();
-        match state.stream {
+        let outcome = match state.stream {
             Stream::Orders => {
                 cx.store
-                    .commit_order_page(&shop, &page.orders, Source::Poll, state, now)
-                    .await
+                    .commit_order_page(
+                        &shop,
+                        &page.orders,
+                        Source::Poll,
+                        state,
+                        now,
+                        &page.rejected,
+                    )
+                    .await?
             }
             _ => {
                 cx.store
-                    .commit_refund_page(&shop, &page.refunds, Source::Poll, state, now)
-                    .await
+                    .commit_refund_page(
+                        &shop,
+                        &page.refunds,
+                        Source::Poll,
+                        state,
+                        now,
+                        &page.rejected,
+                    )
+                    .await?
             }
-        }
+        };
+        *self.state = next_state;
+        Ok(outcome)
     }
 }
 
@@ -204,6 +232,10 @@ pub(super) struct ResyncSink<'a> {
 }
 
 impl PageSink for ResyncSink<'_> {
+    fn source(&self) -> Source {
+        Source::Resync
+    }
+
     async fn commit(
         &mut self,
         cx: &SyncContext,
@@ -212,7 +244,8 @@ impl PageSink for ResyncSink<'_> {
         window: Window,
         now: i64,
     ) -> Result<PageOutcome, StoreError> {
-        let request = &mut *self.request;
+        let mut next_request = self.request.clone();
+        let request = &mut next_request;
         match next {
             // The next window starts where this one ended.
             None => {
@@ -223,9 +256,12 @@ impl PageSink for ResyncSink<'_> {
             Some(cursor) => request.cursor = Some(cursor.to_string()),
         }
         request.rows += page.rows as i64;
-        cx.store
-            .commit_resync_page(&page.orders, &page.refunds, request, now)
-            .await
+        let outcome = cx
+            .store
+            .commit_resync_page(&page.orders, &page.refunds, request, now, &page.rejected)
+            .await?;
+        *self.request = next_request;
+        Ok(outcome)
     }
 }
 
@@ -266,10 +302,21 @@ pub(super) async fn read_window(
             cx.config.sync.max_pages_per_window,
         )?;
         let last = page.ends_window();
-        let next = (!last).then_some(page.next_cursor.as_str());
-        let outcome = sink
-            .commit(cx, &page, next, window, cx.clock.now_ms())
-            .await?;
+        let next_cursor = page.next_cursor.clone();
+        let next = (!last).then_some(next_cursor.as_str());
+        let now = cx.clock.now_ms();
+        let committed = sink.commit(cx, &page, next, window, now).await;
+        let (page, outcome) = match committed {
+            // The database refused the page (not for a passing reason): a record it cannot
+            // store fails alone, set aside with the page's unreadable ones.
+            Err(e) if refused(&e) && page.rows > 0 => {
+                warn!(shop, stream = stream.as_str(), error = %e, "the database refused a page; storing its records one by one to set the refused ones aside");
+                let page = set_aside_refused(cx, shop, sink.source(), page, now).await?;
+                let outcome = sink.commit(cx, &page, next, window, now).await?;
+                (page, outcome)
+            }
+            other => (page, other?),
+        };
         counts.pages += 1;
         counts.received += outcome.received as u64;
         counts.written += outcome.written;
@@ -287,6 +334,59 @@ pub(super) async fn read_window(
         }
         cursor = page.next_cursor;
     }
+}
+
+/// Whether a failed page commit was the database refusing what it was asked to store (a
+/// constraint, a value it cannot hold), rather than a passing failure or a lost lease.
+fn refused(e: &StoreError) -> bool {
+    matches!(e, StoreError::Query { .. }) && !e.is_transient()
+}
+
+/// Stores the page's records one at a time, each in its own transaction, and moves those the
+/// database refuses to the page's rejected ones; the others are committed again with the page
+/// (the version guard makes that a no-op).
+async fn set_aside_refused(
+    cx: &SyncContext,
+    shop: &str,
+    source: Source,
+    mut page: Page,
+    now: i64,
+) -> Result<Page, StoreError> {
+    let mut orders = Vec::with_capacity(page.orders.len());
+    for order in std::mem::take(&mut page.orders) {
+        match cx
+            .store
+            .upsert_orders(shop, std::slice::from_ref(&order), source, now)
+            .await
+        {
+            Ok(_) => orders.push(order),
+            Err(e) if refused(&e) => {
+                warn!(shop, oid = order.oid, error = %e, "the database refused an order; it is quarantined");
+                page.rejected
+                    .push(Rejected::refused(order.oid, &order.raw, e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut refunds = Vec::with_capacity(page.refunds.len());
+    for refund in std::mem::take(&mut page.refunds) {
+        match cx
+            .store
+            .upsert_refunds(shop, std::slice::from_ref(&refund), source, now)
+            .await
+        {
+            Ok(_) => refunds.push(refund),
+            Err(e) if refused(&e) => {
+                warn!(shop, refund = refund.refund_id, error = %e, "the database refused a refund; it is quarantined");
+                page.rejected
+                    .push(Rejected::refused(refund.refund_id, &refund.raw, e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    page.orders = orders;
+    page.refunds = refunds;
+    Ok(page)
 }
 
 async fn fetch(
@@ -310,10 +410,11 @@ async fn fetch(
             let p = cx.client.order_page(shop, &q).await?;
             Page {
                 next_cursor: p.cursor,
-                rows: p.orders.len(),
+                rows: p.orders.len() + p.rejected.len(),
                 update_times: p.orders.iter().map(|o| o.update_time).collect(),
                 orders: p.orders,
                 refunds: Vec::new(),
+                rejected: p.rejected,
             }
         }
         _ => {
@@ -328,10 +429,11 @@ async fn fetch(
             let p = cx.client.refund_page(shop, &q).await?;
             Page {
                 next_cursor: p.pcursor,
-                rows: p.refunds.len(),
+                rows: p.refunds.len() + p.rejected.len(),
                 update_times: p.refunds.iter().map(|r| r.update_time).collect(),
                 orders: Vec::new(),
                 refunds: p.refunds,
+                rejected: p.rejected,
             }
         }
     })
@@ -416,6 +518,7 @@ mod tests {
             update_times: vec![5; rows],
             orders: Vec::new(),
             refunds: Vec::new(),
+            rejected: Vec::new(),
         }
     }
 

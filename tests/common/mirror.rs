@@ -287,8 +287,9 @@ fn expected_value(doc: &Value, paths: &[&[&str]], read: Read) -> Value {
             .and_then(integer)
             .filter(|i| *i != 0)
             .map_or(Value::Null, Value::from),
+        // Text is stored without U+0000 on both backends (Postgres refuses it in text).
         Text => match found {
-            Some(Value::String(s)) if !s.is_empty() => Value::from(s.as_str()),
+            Some(Value::String(s)) if !s.is_empty() => Value::from(s.replace('\0', "")),
             Some(Value::Number(n)) => Value::from(n.to_string()),
             _ => Value::Null,
         },

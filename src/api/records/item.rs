@@ -157,11 +157,13 @@ pub struct ItemPage {
     /// How many pages the full scan walks; 0 when absent.
     pub total_page: i64,
     pub items: Vec<Item>,
+    /// Elements that could not be read (quarantined by the poller).
+    pub rejected: Vec<super::Rejected>,
 }
 
 impl ItemPage {
-    /// Reads the `data` of `open.item.list.get`. `null` is an empty page; the first bad item
-    /// fails the page. A `data` that is itself one item (the lookup by `relItemId`) is a page of
+    /// Reads the `data` of `open.item.list.get`. `null` is an empty page; an item that cannot
+    /// be read is set aside in `rejected`. A `data` that is itself one item (the lookup by `relItemId`) is a page of
     /// that item.
     pub fn from_data(data: &RawValue) -> Result<ItemPage, RecordError> {
         let Some(page) = page_value(PAGE, data)? else {
@@ -173,8 +175,8 @@ impl ItemPage {
             .key_int("totalPage")
             .map_err(|r| RecordError::new(PAGE, None, r))?
             .unwrap_or(0);
-        let items = if !f.has("items") && f.has("kwaiItemId") {
-            vec![Item::from_raw(data)?]
+        let (items, rejected) = if !f.has("items") && f.has("kwaiItemId") {
+            (vec![Item::from_raw(data)?], Vec::new())
         } else {
             page_records(PAGE, data, &["items"], Item::from_raw)?
         };
@@ -183,6 +185,7 @@ impl ItemPage {
             current_page_number: f.int("currentPageNumber"),
             total_page,
             items,
+            rejected,
         })
     }
 }

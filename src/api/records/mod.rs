@@ -85,18 +85,70 @@ fn page_value(kind: &'static str, data: &RawValue) -> Result<Option<Value>, Reco
     }
 }
 
-/// Parses the elements of a page's list (under any of `names`), naming the first bad element.
+/// An element of a page's list that could not be read: it fails alone (it is quarantined)
+/// while the rest of its page is mirrored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    /// The record's id when it could be read; otherwise a digest of its JSON
+    /// (`raw:<16 hex digits>`), the same at every re-read of the same bytes.
+    pub key: String,
+    /// Whether `key` is the record's id (a retry can fetch it again by id).
+    pub has_id: bool,
+    /// The element's JSON, byte for byte.
+    pub raw: String,
+    /// Why it was rejected.
+    pub error: String,
+}
+
+impl Rejected {
+    /// A record that was read but that the database refused to store.
+    pub fn refused(id: i64, raw: &str, error: impl std::fmt::Display) -> Self {
+        Self {
+            key: id.to_string(),
+            has_id: true,
+            raw: raw.to_string(),
+            error: format!("the database refused it: {error}"),
+        }
+    }
+
+    fn new(raw: &RawValue, error: RecordError) -> Self {
+        let (key, has_id) = match &error.id {
+            Some(id) => (id.clone(), true),
+            None => {
+                use sha2::Digest as _;
+                let digest = sha2::Sha256::digest(raw.get().as_bytes());
+                let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+                (format!("raw:{hex}"), false)
+            }
+        };
+        Self {
+            key,
+            has_id,
+            raw: raw.get().to_string(),
+            error: error.to_string(),
+        }
+    }
+}
+
+/// Parses the elements of a page's list (under any of `names`). An element that cannot be read
+/// is set aside as [`Rejected`], naming its position; the list itself not being a list fails the
+/// page.
 fn page_records<T>(
     kind: &'static str,
     data: &RawValue,
     names: &[&str],
     parse: impl Fn(&RawValue) -> Result<T, RecordError>,
-) -> Result<Vec<T>, RecordError> {
+) -> Result<(Vec<T>, Vec<Rejected>), RecordError> {
     let list = fields::raw_list(data, names).map_err(|r| RecordError::new(kind, None, r))?;
-    list.into_iter()
-        .enumerate()
-        .map(|(i, raw)| parse(raw).map_err(|e| e.at(i)))
-        .collect()
+    let mut records = Vec::with_capacity(list.len());
+    let mut rejected = Vec::new();
+    for (i, raw) in list.into_iter().enumerate() {
+        match parse(raw) {
+            Ok(record) => records.push(record),
+            Err(e) => rejected.push(Rejected::new(raw, e.at(i))),
+        }
+    }
+    Ok((records, rejected))
 }
 
 /// A page's cursor: a key field, so a present cursor of a wrong type is an error; absent is `""`.

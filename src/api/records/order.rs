@@ -300,23 +300,27 @@ pub struct OrderPage {
     pub end_time: Option<i64>,
     pub page_size: Option<i64>,
     pub orders: Vec<Order>,
+    /// Elements that could not be read (quarantined by the poller).
+    pub rejected: Vec<super::Rejected>,
 }
 
 impl OrderPage {
     /// Reads the `data` of `open.order.cursor.list`. `null` is an empty page (with an empty
-    /// cursor, which the poller treats as an unexpected end); the first bad element fails the
-    /// page with an error naming it.
+    /// cursor, which the poller treats as an unexpected end); an element that cannot be read is
+    /// set aside in `rejected`.
     pub fn from_data(data: &RawValue) -> Result<OrderPage, RecordError> {
         let Some(page) = page_value(PAGE, data)? else {
             return Ok(OrderPage::default());
         };
         let f = Fields::of(Some(&page));
+        let (orders, rejected) = page_records(PAGE, data, &["orderList"], Order::from_raw)?;
         Ok(OrderPage {
             cursor: page_cursor(PAGE, f, "cursor")?,
             begin_time: f.int("beginTime"),
             end_time: f.int("endTime"),
             page_size: f.int("pageSize"),
-            orders: page_records(PAGE, data, &["orderList"], Order::from_raw)?,
+            orders,
+            rejected,
         })
     }
 

@@ -129,28 +129,33 @@ pub struct RefundPage {
     pub total_page: Option<i64>,
     pub total_size: Option<i64>,
     pub refunds: Vec<Refund>,
+    /// Elements that could not be read (quarantined by the poller).
+    pub rejected: Vec<super::Rejected>,
 }
 
 impl RefundPage {
     /// Reads the `data` of the refund list, whose list is `refundOrderInfoList` (or `dataList`,
-    /// the Go SDK's spelling). `null` is an empty page; the first bad element fails the page.
+    /// the Go SDK's spelling). `null` is an empty page; an element that cannot be read is set aside
+    /// in `rejected`.
     pub fn from_data(data: &RawValue) -> Result<RefundPage, RecordError> {
         let Some(page) = page_value(PAGE, data)? else {
             return Ok(RefundPage::default());
         };
         let f = Fields::of(Some(&page));
+        let (refunds, rejected) = page_records(
+            PAGE,
+            data,
+            &["refundOrderInfoList", "dataList"],
+            Refund::from_raw,
+        )?;
         Ok(RefundPage {
             pcursor: page_cursor(PAGE, f, "pcursor")?,
             current_page: f.int("currentPage"),
             page_size: f.int("pageSize"),
             total_page: f.int("totalPage"),
             total_size: f.int("totalSize"),
-            refunds: page_records(
-                PAGE,
-                data,
-                &["refundOrderInfoList", "dataList"],
-                Refund::from_raw,
-            )?,
+            refunds,
+            rejected,
         })
     }
 

@@ -156,6 +156,20 @@ fn write_stream_flags(text: &mut Exposition, s: &Snapshot, stalls: &StallLimits)
             stalled.sample(&labels, flag(behind.is_some()));
         }
     }
+    if s.quarantine.is_some() {
+        let mut quarantined = text.family(
+            "kwaishop_sync_quarantined",
+            Kind::Gauge,
+            "Records of the stream that could not be read or stored, set aside in quarantine \
+             (`kwaishop-sync quarantine ls`).",
+        );
+        for f in figures {
+            for stream in Stream::ALL {
+                let labels = [("shop", f.shop_id.as_str()), ("stream", stream.as_str())];
+                quarantined.sample(&labels, s.quarantined(&f.shop_id, stream) as f64);
+            }
+        }
+    }
 }
 
 fn write_shops(text: &mut Exposition, s: &Snapshot, daily_quota: Option<u64>) {

@@ -266,6 +266,14 @@ fn stream_row(out: &mut String, shop: &ShopView, st: &StreamView, now: i64) {
             span(behind)
         ));
     }
+    if st.quarantined > 0 {
+        name.push_str(&format!(
+            " <span class=\"badge warn\"{} title=\"records that could not be read or stored: \
+             kwaishop-sync quarantine ls\">{} quarantined</span>",
+            key("quarantined"),
+            st.quarantined
+        ));
+    }
     let checkpoint = match st.checkpoint_ms {
         Some(ms) => format!(
             "<td{} data-ms=\"{ms}\">{}</td>",

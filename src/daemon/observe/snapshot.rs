@@ -12,7 +12,7 @@ use tracing::warn;
 
 use super::ObserveSources;
 use crate::clock::beijing_day;
-use crate::store::{QueueStats, ShopRow, StoreError, StreamState};
+use crate::store::{QueueStats, ShopRow, StoreError, Stream, StreamState};
 
 /// All database reads of one scrape finish within this, or are left out: Prometheus gives up
 /// on a scrape after 10 s by default, and a partial answer beats none.
@@ -95,8 +95,21 @@ pub(super) struct Snapshot {
     /// One per shop known to `shops` or `sync_state`, by shop id.
     pub figures: Vec<ShopFigures>,
     pub queue: Option<QueueStats>,
+    /// Quarantined records per (shop, stream); `None` when it could not be read.
+    pub quarantine: Option<Vec<(String, Stream, i64)>>,
     /// Reads that failed or missed the deadline.
     pub failed_reads: u64,
+}
+
+impl Snapshot {
+    /// How many records of (shop, stream) are quarantined (0 when none, or unread).
+    pub fn quarantined(&self, shop: &str, stream: Stream) -> i64 {
+        self.quarantine
+            .iter()
+            .flatten()
+            .find(|(s, st, _)| s == shop && *st == stream)
+            .map_or(0, |q| q.2)
+    }
 }
 
 /// The snapshot of one scrape, its failed reads logged.
@@ -116,6 +129,7 @@ pub(super) async fn read_with(reads: &Reads, sources: &ObserveSources) -> Snapsh
     let shops_and_states_read = shops.is_some() && states.is_some();
     let (shops, states) = (shops.unwrap_or_default(), states.unwrap_or_default());
     let queue = reads.read("queue", store.queue_stats()).await;
+    let quarantine = reads.read("quarantine", store.quarantine_counts()).await;
     let ids = shop_ids(&shops, &states);
     let figures = stream::iter(ids)
         .map(|shop_id| read_shop(reads, sources, shop_id, beijing_day(now_ms)))
@@ -130,6 +144,7 @@ pub(super) async fn read_with(reads: &Reads, sources: &ObserveSources) -> Snapsh
         shops_and_states_read,
         figures,
         queue,
+        quarantine,
         failed_reads,
     }
 }

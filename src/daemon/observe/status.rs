@@ -78,6 +78,8 @@ pub struct StreamView {
     /// Set when the stream is stalled: how far behind its checkpoint was when its last run
     /// ended "caught up" (further than a window, a schedule interval and the settle delay).
     pub stalled_behind_ms: Option<i64>,
+    /// Records of the stream set aside in quarantine.
+    pub quarantined: i64,
 }
 
 /// One run from the run log.
@@ -187,7 +189,9 @@ fn shop_views(s: &Snapshot, stalls: &StallLimits) -> Vec<ShopView> {
                 .into_iter()
                 .map(|stream| {
                     let state = states.get(&(f.shop_id.as_str(), stream)).copied();
-                    stream_view(stream, state, f, quota_pause, s.now_ms, stalls)
+                    let mut view = stream_view(stream, state, f, quota_pause, s.now_ms, stalls);
+                    view.quarantined = s.quarantined(&f.shop_id, stream);
+                    view
                 })
                 .collect();
             ShopView {
@@ -234,6 +238,7 @@ fn stream_view(
         failures_in_row: state.map_or(0, |st| st.failures_in_row),
         paused_until_ms: own_pause.max(quota_pause),
         stalled_behind_ms: state.and_then(|st| stalls.stalled_by(st)),
+        quarantined: 0,
     }
 }
 

@@ -179,13 +179,17 @@ fn empty_null_and_broken_pages() {
             r#"item page: totalPage is not a number: "many""#,
         ),
         ("7", "item page: data is neither null nor a JSON object"),
-        (
-            r#"{"items":[{"kwaiItemId":1},{"kwaiItemId":0}]}"#,
-            "item (no id, element 1): kwaiItemId is missing",
-        ),
     ];
     for (data, want) in cases {
         let err = ItemPage::from_data(&raw(data)).expect_err(data);
         assert_eq!(err.to_string(), want);
     }
+    // A bad item fails alone.
+    let page = ItemPage::from_data(&raw(r#"{"items":[{"kwaiItemId":1},{"kwaiItemId":0}]}"#))
+        .expect("a page");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(
+        page.rejected[0].error,
+        "item (no id, element 1): kwaiItemId is missing"
+    );
 }

@@ -311,24 +311,47 @@ fn broken_pages_are_errors_that_say_where() {
             "\"nomore\"",
             "order page: data is neither null nor a JSON object",
         ),
-        (
-            r#"{"orderList":[{"orderBaseInfo":{"oid":1}}, {"orderBaseInfo":{}}]}"#,
-            "order (no id, element 1): oid is missing",
-        ),
-        (
-            r#"{"orderList":[{"orderBaseInfo":{"oid":1}}, {"orderBaseInfo":{"oid":2,"updateTime":"abc"}}]}"#,
-            r#"order 2: updateTime is not a number: "abc""#,
-        ),
     ];
     for (data, want) in cases {
         let err = OrderPage::from_data(&raw(data)).expect_err(data);
         assert_eq!(err.to_string(), want);
     }
-    let err = OrderPage::from_data(&raw(r#"{"orderList":[{"orderBaseInfo":{"oid":1}}, 5]}"#))
-        .expect_err("a number is no order");
-    assert_eq!(
-        (err.kind, err.id.as_deref(), err.element),
-        ("order", None, Some(1))
+    // A bad element fails alone: set aside with its JSON, the rest of the page is read.
+    let rejected = [
+        (
+            r#"{"orderList":[{"orderBaseInfo":{"oid":1}}, {"orderBaseInfo":{}}]}"#,
+            "order (no id, element 1): oid is missing",
+            None,
+        ),
+        (
+            r#"{"orderList":[{"orderBaseInfo":{"oid":1}}, {"orderBaseInfo":{"oid":2,"updateTime":"abc"}}]}"#,
+            r#"order 2: updateTime is not a number: "abc""#,
+            Some("2"),
+        ),
+    ];
+    for (data, want, id) in rejected {
+        let page = OrderPage::from_data(&raw(data)).expect(data);
+        assert_eq!(page.orders.len(), 1, "{data}");
+        assert_eq!(page.rejected.len(), 1, "{data}");
+        let r = &page.rejected[0];
+        assert_eq!(r.error, want);
+        assert_eq!(r.has_id, id.is_some());
+        match id {
+            Some(id) => assert_eq!(r.key, id),
+            None => assert!(r.key.starts_with("raw:") && r.key.len() == 20, "{}", r.key),
+        }
+        let element: serde_json::Value = serde_json::from_str(data).expect("JSON");
+        let raw_json: serde_json::Value = serde_json::from_str(&r.raw).expect("raw");
+        assert_eq!(raw_json, element["orderList"][1]);
+    }
+    let page = OrderPage::from_data(&raw(r#"{"orderList":[{"orderBaseInfo":{"oid":1}}, 5]}"#))
+        .expect("a page");
+    assert_eq!(page.rejected.len(), 1, "a number is no order");
+    assert_eq!(page.rejected[0].raw, "5");
+    assert!(
+        page.rejected[0].error.contains("element 1"),
+        "{}",
+        page.rejected[0].error
     );
 }
 

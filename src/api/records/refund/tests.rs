@@ -190,6 +190,13 @@ fn empty_null_and_broken_pages() {
             r#"{"pcursor":["nomore"]}"#,
             "refund page: pcursor is not a string",
         ),
+    ];
+    for (data, want) in cases {
+        let err = RefundPage::from_data(&raw(data)).expect_err(data);
+        assert_eq!(err.to_string(), want);
+    }
+    // A bad refund fails alone.
+    for (data, want) in [
         (
             r#"{"refundOrderInfoList":[{"refundId":1},{"refundId":2,"createTime":"yesterday"}]}"#,
             r#"refund 2: createTime is not a number: "yesterday""#,
@@ -198,9 +205,9 @@ fn empty_null_and_broken_pages() {
             r#"{"refundOrderInfoList":[{"refundId":1},{}]}"#,
             "refund (no id, element 1): refundId is missing",
         ),
-    ];
-    for (data, want) in cases {
-        let err = RefundPage::from_data(&raw(data)).expect_err(data);
-        assert_eq!(err.to_string(), want);
+    ] {
+        let page = RefundPage::from_data(&raw(data)).expect(data);
+        assert_eq!(page.refunds.len(), 1, "{data}");
+        assert_eq!(page.rejected[0].error, want);
     }
 }

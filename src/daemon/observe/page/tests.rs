@@ -21,6 +21,7 @@ fn report() -> StatusReport {
         failures_in_row: 3,
         paused_until_ms: None,
         stalled_behind_ms: Some(3 * DAY_MS),
+        quarantined: 2,
     };
     let shop = ShopView {
         shop_id: HOSTILE.into(),
