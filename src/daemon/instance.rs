@@ -129,6 +129,7 @@ pub struct Presence {
     runner: Arc<Runner>,
     heartbeat: Option<(CancellationToken, JoinHandle<()>)>,
     _lock: Option<lock::FileLock>,
+    _pid_file: Option<lock::OneOffFile>,
 }
 
 impl Presence {
@@ -146,11 +147,26 @@ impl Presence {
                 id,
                 heartbeat: None,
                 _lock: file,
+                _pid_file: None,
             });
         }
         app.client = super::service::instance_client(app, &id)
             .map_err(|e| PresenceError::Store(crate::store::StoreError::Other(e.to_string())))?;
         app.client.hold_calls();
+        // One-offs of this installation that were killed: their instances go now, or this one
+        // would wait for their heartbeats to lapse before it may call.
+        let (pid_file, dead) = lock::one_off_file(&app.config.daemon.state_dir, &id);
+        for dead in dead {
+            match app.store.unregister_instance(&dead).await {
+                Ok(()) => info!(
+                    instance = dead,
+                    "released the instance of a one-off command that was killed"
+                ),
+                Err(e) => {
+                    warn!(instance = dead, error = %e, "cannot release a killed one-off's instance")
+                }
+            }
+        }
         let now = app.clock.now_ms();
         app.store
             .register_instance(&id, &host, i64::from(std::process::id()), now)
@@ -175,6 +191,7 @@ impl Presence {
             id,
             heartbeat: Some((cancel, task)),
             _lock: None,
+            _pid_file: pid_file,
         })
     }
 

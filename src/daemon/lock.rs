@@ -145,6 +145,46 @@ pub fn lock_sqlite(database_url: &str, who: Holder) -> Result<Option<FileLock>, 
     }
 }
 
+/// A one-off command's pid file in the state directory (`once-<pid>.pid`: the pid, then the
+/// instance id), removed when dropped: the next one-off of this installation releases the
+/// instance of one that was killed at once, instead of waiting for its heartbeat to lapse.
+#[derive(Debug)]
+pub struct OneOffFile(PathBuf);
+
+impl Drop for OneOffFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes this one-off's pid file, and returns it with the instance ids of the one-offs of this
+/// state directory that died without removing theirs (those files are removed). A state
+/// directory that cannot be written is no error: dead one-offs then lapse by themselves.
+pub fn one_off_file(state_dir: &Path, instance_id: &str) -> (Option<OneOffFile>, Vec<String>) {
+    let mut dead = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(state_dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with("once-") && name.ends_with(".pid")) {
+                continue;
+            }
+            let path = entry.path();
+            if let Some(id) = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| dead_instance(&text))
+            {
+                let _ = std::fs::remove_file(&path);
+                dead.push(id);
+            }
+        }
+    }
+    let path = state_dir.join(format!("once-{}.pid", std::process::id()));
+    let written = std::fs::create_dir_all(state_dir)
+        .and_then(|()| std::fs::write(&path, format!("{}\n{instance_id}\n", std::process::id())));
+    (written.ok().map(|()| OneOffFile(path)), dead)
+}
+
 /// The instance named by a left-over pid file (`pid`, then the instance id), if its process no
 /// longer runs. A file without an instance id (an older version's) names none.
 fn dead_instance(pid_file_text: &str) -> Option<String> {
