@@ -55,6 +55,8 @@ pub struct DaemonHandle {
     tasks: Vec<JoinHandle<()>>,
     /// For the last flush of the call counts.
     app: App,
+    /// What the status page, `/metrics` and `/healthz` count as stalled: a reload updates it.
+    pub stalls: crate::sync::StallLimits,
 }
 
 impl DaemonHandle {
@@ -159,6 +161,7 @@ pub(crate) async fn start_with(
         receiver_stats = Some(receiver.stats());
         router = router.merge(receiver.routes());
     }
+    let stalls = crate::sync::StallLimits::from_config(&app.config);
     let sources = ObserveSources {
         store: app.store.clone(),
         client: app.client.clone(),
@@ -167,7 +170,7 @@ pub(crate) async fn start_with(
         worker: Some(worker_stats.clone()),
         receiver: receiver_stats.clone(),
         liveness,
-        stalls: crate::sync::StallLimits::from_config(&app.config),
+        stalls: stalls.clone(),
     };
     router = router.merge(observe::routes(sources));
     let listener = match listener {
@@ -206,6 +209,7 @@ pub(crate) async fn start_with(
         shutdown,
         tasks,
         app,
+        stalls,
     })
 }
 

@@ -68,6 +68,8 @@ struct Service {
     directory: Arc<RwLock<ShopDirectory>>,
     instance_id: String,
     shutdown: CancellationToken,
+    /// The daemon's stall limits, shared with its status page, `/metrics` and `/healthz`.
+    stalls: crate::sync::StallLimits,
 }
 
 impl Service {
@@ -210,6 +212,7 @@ impl Service {
             }
         };
         self.refresh_directory(&new).await;
+        self.stalls.update(&new.config);
         if let Ok(mut app) = self.app.write() {
             *app = new.clone();
         }
@@ -439,6 +442,7 @@ pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
         directory,
         instance_id: instance_id.clone(),
         shutdown: CancellationToken::new(),
+        stalls: daemon.stalls.clone(),
     });
     let mut scheduler = build_scheduler(&service, &app).await?;
     let mut tasks = JoinSet::new();

@@ -90,23 +90,35 @@ pub fn stream_method(stream: Stream) -> crate::api::Method {
 /// When a windowed stream counts as stalled: its last run ended caught up while its checkpoint
 /// was further behind than a window, a schedule interval and the settle delay (each stream's
 /// [`crate::config::StreamConfig::stall_after`]). Its runs then report success while the mirror
-/// falls behind, so `status`, the status page, `/metrics` and `/healthz` say so.
+/// falls behind, so `status`, the status page, `/metrics` and `/healthz` say so. Clones share
+/// the limits: [`StallLimits::update`] (a reloaded config) reaches every holder.
 #[derive(Debug, Clone, Default)]
 pub struct StallLimits {
-    limits: Vec<(Stream, i64)>,
+    limits: Arc<std::sync::RwLock<Vec<(Stream, i64)>>>,
 }
 
 impl StallLimits {
     /// The limits of the windowed streams of `config`.
     pub fn from_config(config: &Config) -> Self {
-        let limits = [Stream::Orders, Stream::Refunds]
+        Self {
+            limits: Arc::new(std::sync::RwLock::new(Self::limits_of(config))),
+        }
+    }
+
+    fn limits_of(config: &Config) -> Vec<(Stream, i64)> {
+        [Stream::Orders, Stream::Refunds]
             .into_iter()
             .filter_map(|stream| {
                 let cfg = config.stream(stream.as_str())?;
                 Some((stream, cfg.stall_after().as_millis() as i64))
             })
-            .collect();
-        Self { limits }
+            .collect()
+    }
+
+    /// Takes the limits of a new config, for this value and every clone of it.
+    pub fn update(&self, config: &Config) {
+        let limits = Self::limits_of(config);
+        *self.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
     /// How far behind the checkpoint was when the stream last caught up, if that is further than
@@ -114,6 +126,8 @@ impl StallLimits {
     pub fn stalled_by(&self, state: &StreamState) -> Option<i64> {
         let limit = self
             .limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .find(|(stream, _)| *stream == state.stream)?
             .1;
@@ -314,5 +328,41 @@ impl SyncContext {
             info!(shop = shop_id, stream = stream.as_str(), checkpoint = ?state.checkpoint_ms.map(format_ms), "caught up");
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reloaded config's windows reach every holder of the limits (the status page, `/metrics`
+    /// and `/healthz` hold clones made at start).
+    #[test]
+    fn an_update_reaches_every_clone() {
+        let mut config: Config = "[platform]\napp_key = \"ks000000000000000001\"\n\
+             app_secret = \"a\"\nsign_secret = \"s\"\n[[shops]]\nid = \"main\"\n"
+            .parse()
+            .expect("a valid config");
+        let limits = StallLimits::from_config(&config);
+        let held = limits.clone();
+        let mut state = StreamState::new("s", Stream::Orders);
+        state.checkpoint_ms = Some(0);
+        let before = held
+            .limits
+            .read()
+            .expect("limits")
+            .iter()
+            .find(|(s, _)| *s == Stream::Orders)
+            .expect("orders")
+            .1;
+        state.last_success_ms = Some(before + 1);
+        assert!(held.stalled_by(&state).is_some());
+        config.orders.window *= 2;
+        limits.update(&config);
+        assert_eq!(
+            held.stalled_by(&state),
+            None,
+            "the wider window reached the clone"
+        );
     }
 }
