@@ -23,9 +23,9 @@ pub fn new_instance_id() -> (String, String) {
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "host".into());
     let id = format!(
-        "{host}-{}-{:04x}",
+        "{host}-{}-{:08x}",
         std::process::id(),
-        rand::random::<u16>()
+        rand::random::<u32>()
     );
     (host, id)
 }
@@ -209,5 +209,18 @@ impl Presence {
                 warn!(error = %e, "cannot unregister this instance (it expires by itself)");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two instances with the same host name and pid (two containers) still get different ids.
+    #[test]
+    fn ids_differ_for_the_same_host_and_pid() {
+        let ids: std::collections::HashSet<String> =
+            (0..50).map(|_| super::new_instance_id().1).collect();
+        assert!(ids.len() >= 49, "{} distinct ids of 50", ids.len());
+        let (host, id) = super::new_instance_id();
+        assert!(id.starts_with(&format!("{host}-{}-", std::process::id())));
     }
 }
