@@ -367,6 +367,13 @@ struct SimArgs {
     /// Share of API calls that fail (split evenly over 5xx, timeouts, throttling, slow and cut answers).
     #[arg(long, default_value_t = 0.0)]
     faults: f64,
+    /// Round-trip time added to every API answer, as the distance to the real platform
+    /// (30–200 ms from a shop): half before the request is handled, half after.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Up to this much more latency per request, at random.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
     /// Answer with the platform's standard spellings only (no alternative field names).
     #[arg(long)]
     no_quirks: bool,
@@ -418,6 +425,10 @@ impl SimArgs {
             mutate: !self.no_mutate,
             orders_per_day: self.orders_per_day,
             faults: FaultConfig::uniform(self.faults),
+            latency: kwaishop_sync::sim::Latency {
+                base: std::time::Duration::from_millis(self.latency_ms),
+                jitter: std::time::Duration::from_millis(self.latency_jitter_ms),
+            },
             push: self.push_url.as_ref().map(|url| PushConfig {
                 retry_scale: self.push_retry_scale,
                 duplicate: self.push_duplicate,

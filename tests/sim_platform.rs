@@ -521,3 +521,40 @@ async fn pushes_are_encrypted_retried_and_carry_the_documented_envelope() {
     );
     assert_eq!(stats["given_up"], 0);
 }
+
+/// `--latency-ms`: every API answer comes at least that much later, the simulator's own routes
+/// at once, and requests wait side by side — ten at once take about one latency, not ten.
+#[tokio::test]
+async fn latency_delays_every_answer_without_holding_the_others() {
+    const LATENCY: Duration = Duration::from_millis(200);
+    let sim = start_sim(SimConfig {
+        latency: kwaishop_sync::sim::Latency {
+            base: LATENCY,
+            jitter: Duration::from_millis(20),
+        },
+        ..still()
+    })
+    .await;
+    let client = client(&sim);
+    let started = std::time::Instant::now();
+    client.item_page(&shop_id(0), 1, 10).await.expect("a page");
+    assert!(started.elapsed() >= LATENCY, "{:?}", started.elapsed());
+
+    let started = std::time::Instant::now();
+    let shops: Vec<String> = (0..10).map(|i| shop_id(i % 2)).collect();
+    let pages =
+        futures_util::future::join_all(shops.iter().map(|shop| client.item_page(shop, 1, 10)))
+            .await;
+    assert!(pages.iter().all(Result::is_ok));
+    let ten = started.elapsed();
+    assert!(ten >= LATENCY, "{ten:?}");
+    // Held one behind the other they would take 2 s or more.
+    assert!(ten < LATENCY * 6, "ten requests at once took {ten:?}");
+
+    let started = std::time::Instant::now();
+    let _ = calls(&sim).await;
+    assert!(
+        started.elapsed() < LATENCY,
+        "the simulator's own routes answer at once"
+    );
+}

@@ -30,7 +30,27 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/oauth/authorize", get(authorize))
         .merge(admin::routes())
         .fallback(api)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            distance,
+        ))
         .with_state(state)
+}
+
+/// The configured latency around every answer of the platform's routes.
+async fn distance(
+    State(state): State<Arc<SimState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let latency = state.config.latency;
+    if latency == super::Latency::default() || request.uri().path().starts_with("/__sim/") {
+        return next.run(request).await;
+    }
+    tokio::time::sleep(latency.one_way()).await;
+    let response = next.run(request).await;
+    tokio::time::sleep(latency.one_way()).await;
+    response
 }
 
 /// Request parameters from the query string and a form body, for any verb (body wins).

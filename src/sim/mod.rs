@@ -87,6 +87,30 @@ pub struct SimConfig {
     pub variants: variants::PlatformVariants,
     /// A per-API daily quota per shop (`[1017] exceed quota limit,[apiId:…]`), if any.
     pub api_quota: Option<(Method, u64)>,
+    /// The distance to the platform: added to every answer of the platform's routes.
+    pub latency: Latency,
+}
+
+/// Round-trip time added to every answer of the platform's routes (not to `/__sim/`): half on
+/// the way in, before the request is handled (and counted against the QPS limit), half on the
+/// way out. Requests wait side by side: a slow answer holds no other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub base: std::time::Duration,
+    /// Up to this much more, uniformly at random, per request.
+    pub jitter: std::time::Duration,
+}
+
+impl Latency {
+    /// One request's one-way delay.
+    pub fn one_way(&self) -> std::time::Duration {
+        let jitter = if self.jitter.is_zero() {
+            std::time::Duration::ZERO
+        } else {
+            self.jitter.mul_f64(rand::random::<f64>())
+        };
+        (self.base + jitter) / 2
+    }
 }
 
 impl Default for SimConfig {
@@ -112,6 +136,7 @@ impl Default for SimConfig {
             origin_ms: None,
             variants: variants::PlatformVariants::default(),
             api_quota: None,
+            latency: Latency::default(),
         }
     }
 }
