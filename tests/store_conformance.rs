@@ -67,6 +67,7 @@ conformance!(
     concurrent_resync_requests_leave_one_waiting,
     learning_a_shop_hands_it_the_pushes_that_waited,
     an_api_pause_covers_one_api_of_one_shop,
+    windows_move_the_checkpoint_over_the_finished_ones_from_the_first,
 );
 
 async fn migrating_twice_is_fine(store: Store) {
@@ -1273,4 +1274,91 @@ async fn a_store_shows_no_url() {
     let store = Store::connect(&url).await.expect("connect");
     let shown = format!("{store:?}");
     assert_eq!(shown, "Store { backend: Postgres, .. }");
+}
+
+/// Windows read side by side: each page commits its window's cursor with its records; a
+/// window's last page moves the checkpoint over the finished windows from the first only, so it
+/// is never ahead of a window still being read; those windows go.
+async fn windows_move_the_checkpoint_over_the_finished_ones_from_the_first(store: Store) {
+    use kwaishop_sync::api::records::Order;
+    use kwaishop_sync::store::WindowPage;
+    add_shop(&store, SHOP).await;
+    let windows = [(0, 100), (90, 200), (190, 300)];
+    store
+        .plan_windows(SHOP, Stream::Orders, &windows)
+        .await
+        .expect("plan");
+    fn page<'a>(begin_ms: i64, orders: &'a [Order], next: Option<&'a str>) -> WindowPage<'a> {
+        WindowPage {
+            begin_ms,
+            orders,
+            refunds: &[],
+            rejected: &[],
+            next_cursor: next,
+        }
+    }
+    let checkpoint = || async {
+        store
+            .load_state(SHOP, Stream::Orders)
+            .await
+            .expect("state")
+            .and_then(|s| s.checkpoint_ms)
+    };
+    let (first, second, third) = (
+        vec![order(1, 50, 0)],
+        vec![order(2, 150, 0)],
+        vec![order(3, 250, 0)],
+    );
+    // The second window's first page, then its last: the first is still being read.
+    let (_, moved) = store
+        .commit_window_page(SHOP, Stream::Orders, page(90, &second, Some("c-2")), NOW)
+        .await
+        .expect("page");
+    assert_eq!(moved, None);
+    let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
+    assert_eq!(rows[1].cursor.as_deref(), Some("c-2"));
+    let (_, moved) = store
+        .commit_window_page(SHOP, Stream::Orders, page(90, &[], None), NOW)
+        .await
+        .expect("page");
+    assert_eq!(moved, None, "the first window is not finished");
+    assert_eq!(checkpoint().await, None);
+    // The first window's last page: the checkpoint moves over both.
+    let (_, moved) = store
+        .commit_window_page(SHOP, Stream::Orders, page(0, &first, None), NOW)
+        .await
+        .expect("page");
+    assert_eq!(moved, Some(200));
+    assert_eq!(checkpoint().await, Some(200));
+    let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].begin_ms, rows[0].done), (190, false));
+    // A page of a window that is not being read is refused, and nothing of it is written.
+    assert!(
+        store
+            .commit_window_page(SHOP, Stream::Orders, page(500, &third, None), NOW)
+            .await
+            .is_err()
+    );
+    assert_eq!(store.order_rows(SHOP).await.expect("rows").len(), 2);
+    // The last one; an explicit pass finds nothing more to move over.
+    store
+        .commit_window_page(SHOP, Stream::Orders, page(190, &third, None), NOW)
+        .await
+        .expect("page");
+    assert_eq!(checkpoint().await, Some(300));
+    assert_eq!(
+        store
+            .advance_windows(SHOP, Stream::Orders, NOW)
+            .await
+            .expect("advance"),
+        None
+    );
+    assert!(
+        store
+            .windows(SHOP, Stream::Orders)
+            .await
+            .expect("windows")
+            .is_empty()
+    );
 }

@@ -133,6 +133,16 @@ pub struct SyncConfig {
     pub reconcile_schedule: String,
     /// Give up on a window after this many pages (a defence against a runaway cursor).
     pub max_pages_per_window: u32,
+    /// How many windows of one stream are read at once when it has several to read (a backfill,
+    /// a long outage); caught-up polling reads one.
+    pub concurrency: u32,
+}
+
+impl SyncConfig {
+    /// Enough windows in flight to keep the order list near its 300 calls a second at 30–50 ms
+    /// from the platform (each window has one request out at a time), and the refund list near
+    /// its 100 at up to 200 ms; more would only queue at the client's limiter.
+    pub const DEFAULT_CONCURRENCY: u32 = 16;
 }
 
 /// One shop.

@@ -67,6 +67,7 @@ struct RawSync {
     reconcile_days: Option<u32>,
     reconcile_schedule: Option<String>,
     max_pages_per_window: Option<u32>,
+    concurrency: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]
@@ -479,7 +480,12 @@ fn build_sync(cx: &mut Ctx, s: RawSync) -> SyncConfig {
         .reconcile_schedule
         .unwrap_or_else(|| "0 30 19 * * *".into());
     check_cron(cx, "sync.reconcile_schedule", &reconcile_schedule);
+    let concurrency = s.concurrency.unwrap_or(SyncConfig::DEFAULT_CONCURRENCY);
+    if !(1..=64).contains(&concurrency) {
+        cx.err("sync.concurrency", "must be between 1 and 64");
+    }
     SyncConfig {
+        concurrency: concurrency.clamp(1, 64),
         backfill_days,
         reconcile_days,
         reconcile_schedule,

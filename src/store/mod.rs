@@ -29,6 +29,7 @@ mod sqlite;
 mod state;
 mod tokens;
 mod usage;
+mod windows;
 
 use std::fmt;
 use std::str::FromStr;
@@ -48,6 +49,7 @@ pub use shops::{ShopRow, ShopStatus};
 pub(crate) use sqlite::make_private;
 pub(crate) use sqlite::path_of as sqlite_file;
 pub use state::{RunRow, StreamState};
+pub use windows::{WindowPage, WindowRow};
 
 use db::{Pool, Val, Writers};
 

@@ -164,6 +164,21 @@ pub(crate) async fn write_state(
         .map(drop)
 }
 
+/// The stored state of one stream, read inside `tx`.
+pub(crate) async fn load_state_in(
+    tx: &mut Tx,
+    shop_id: &str,
+    stream: Stream,
+) -> Result<Option<StreamState>, StoreError> {
+    const SQL: &str = select_state!("WHERE shop_id = $1 AND stream = $2");
+    let vals = [Val::from(shop_id), Val::from(stream.as_str())];
+    let rows: Vec<StoredState> = tx.fetch_all("loading a stream state", SQL, &vals).await?;
+    rows.into_iter()
+        .next()
+        .map(StreamState::try_from)
+        .transpose()
+}
+
 /// Refuses a page commit whose state belongs to another shop or stream: the page would move
 /// the wrong checkpoint.
 pub(crate) fn check_state(

@@ -58,12 +58,54 @@ pub(super) async fn run(
         if cancel.is_cancelled() {
             return Ok(RunOutcome::Stopped);
         }
+        // Windows read side by side (planned below, or left by a stop or a crash): finish them
+        // first, each from its own cursor.
+        let pending = cx.store.windows(shop, stream).await?;
+        let width = cfg.window.as_millis() as i64;
+        // Planned under a wider window setting (lowered after a 300019), or fallen past the
+        // platform's horizon: sent as stored they would be refused at every run. Planned
+        // again from the checkpoint, which no unfinished window is behind.
+        if let Some(stale) = pending
+            .iter()
+            .find(|w| !w.done && (w.end_ms - w.begin_ms > width || w.begin_ms < now - HORIZON_MS))
+        {
+            warn!(shop, stream = stream.as_str(), begin = %format_ms(stale.begin_ms), stored_minutes = (stale.end_ms - stale.begin_ms) / 60_000, window_minutes = width / 60_000, "windows planned earlier no longer fit the configured window or the horizon; planning them again");
+            cx.store.drop_windows(shop, stream).await?;
+            continue;
+        }
+        if !pending.is_empty() {
+            if pending.iter().all(|w| w.done) {
+                // All read; the checkpoint has yet to move over them.
+                cx.store
+                    .advance_windows(shop, stream, cx.clock.now_ms())
+                    .await?;
+                if !cx.store.windows(shop, stream).await?.is_empty() {
+                    return Err(SyncError::Protocol(format!(
+                        "{} windows finished but the checkpoint cannot move over them",
+                        stream.as_str()
+                    )));
+                }
+                continue;
+            }
+            if !side_by_side(cx, shop, stream, pending, progress, cancel, counts).await? {
+                return Ok(RunOutcome::Stopped);
+            }
+            continue;
+        }
         let mut state = cx
             .store
             .load_state(shop, stream)
             .await?
             .unwrap_or_else(|| StreamState::new(shop, stream));
-        let width = cfg.window.as_millis() as i64;
+        // Several windows to read (a backfill, a long outage) and no single one in progress:
+        // plan them all, contiguous, and read them side by side.
+        if state.window_begin_ms.is_none() && cx.config.sync.concurrency > 1 {
+            let batch = plan_batch(&state, now, cx, &cfg);
+            if batch.len() > 1 {
+                cx.store.plan_windows(shop, stream, &batch).await?;
+                continue;
+            }
+        }
         let (window, cursor) = match (state.window_begin_ms, state.window_end_ms) {
             // A window stored under a wider setting (the platform refused it, 300019, and the
             // window was lowered) is read again from its start at the width in force: sent as
@@ -122,6 +164,142 @@ pub(super) async fn run(
         {
             return Ok(RunOutcome::Stopped);
         }
+    }
+}
+
+/// The windows from the next one to `now − settle`, each starting a lookback before the one
+/// before ends — the windows a sequential backfill would read, planned at once.
+fn plan_batch(
+    state: &StreamState,
+    now: i64,
+    cx: &SyncContext,
+    cfg: &crate::config::StreamConfig,
+) -> Vec<(i64, i64)> {
+    let Some(first) = plan(state, now, cx, cfg) else {
+        return Vec::new();
+    };
+    let width = cfg.window.as_millis() as i64;
+    let lookback = cfg.lookback.as_millis() as i64;
+    let last_end = now - cfg.settle.as_millis() as i64;
+    let mut batch = vec![(first.begin_ms, first.end_ms)];
+    let mut end = first.end_ms;
+    // A window no wider than its lookback would not move (the config refuses it).
+    while end < last_end && width > lookback {
+        let begin = end - lookback;
+        end = (begin + width).min(last_end);
+        batch.push((begin, end));
+    }
+    batch
+}
+
+/// Reads the stream's pending windows, up to `[sync] concurrency` at once, all through the
+/// client's one limiter; each commits its pages with its own cursor, and the last page of each
+/// moves the checkpoint over the finished windows from the first. Returns false when stopped
+/// (every unfinished window resumes from its cursor); the first failure cancels the others and
+/// is returned once they have stopped.
+async fn side_by_side(
+    cx: &SyncContext,
+    shop: &str,
+    stream: Stream,
+    windows: Vec<crate::store::WindowRow>,
+    progress: &dyn SyncProgress,
+    cancel: &CancellationToken,
+    counts: &mut Counts,
+) -> Result<bool, SyncError> {
+    use futures_util::StreamExt as _;
+    let at_once = cx.config.sync.concurrency.max(1) as usize;
+    let stop = cancel.child_token();
+    let mut todo: std::collections::VecDeque<_> = windows.into_iter().filter(|w| !w.done).collect();
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    let (mut failure, mut stopped) = (None, false);
+    loop {
+        while running.len() < at_once && !stop.is_cancelled() {
+            let Some(w) = todo.pop_front() else {
+                break;
+            };
+            let stop = stop.clone();
+            running.push(async move {
+                let window = Window {
+                    begin_ms: w.begin_ms,
+                    end_ms: w.end_ms,
+                };
+                let mut sink = WindowSink {
+                    shop: shop.to_string(),
+                    stream,
+                    begin_ms: w.begin_ms,
+                };
+                let mut own = Counts::default();
+                let cursor = w.cursor.unwrap_or_default();
+                let done = read_window(
+                    cx, shop, stream, window, cursor, &mut sink, progress, &stop, &mut own,
+                )
+                .await;
+                (done, own)
+            });
+        }
+        let Some((done, own)) = running.next().await else {
+            break;
+        };
+        counts.pages += own.pages;
+        counts.received += own.received;
+        counts.written += own.written;
+        match done {
+            Ok(true) => {}
+            Ok(false) => stopped = true,
+            Err(e) => {
+                failure.get_or_insert(e);
+                stop.cancel();
+            }
+        }
+    }
+    // Two last pages committed at the same moment may each have left the other's window for
+    // the other to move over: move over every finished window now.
+    let advanced = cx
+        .store
+        .advance_windows(shop, stream, cx.clock.now_ms())
+        .await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    advanced?;
+    Ok(!stopped && !stop.is_cancelled() && todo.is_empty())
+}
+
+/// A window read side by side with others: its pages commit its own cursor.
+struct WindowSink {
+    shop: String,
+    stream: Stream,
+    begin_ms: i64,
+}
+
+impl PageSink for WindowSink {
+    fn source(&self) -> Source {
+        Source::Poll
+    }
+
+    async fn commit(
+        &mut self,
+        cx: &SyncContext,
+        page: &Page,
+        next: Option<&str>,
+        _window: Window,
+        now: i64,
+    ) -> Result<PageOutcome, StoreError> {
+        let write = crate::store::WindowPage {
+            begin_ms: self.begin_ms,
+            orders: &page.orders,
+            refunds: &page.refunds,
+            rejected: &page.rejected,
+            next_cursor: next,
+        };
+        let (outcome, moved) = cx
+            .store
+            .commit_window_page(&self.shop, self.stream, write, now)
+            .await?;
+        if let Some(checkpoint) = moved {
+            debug!(shop = self.shop, stream = self.stream.as_str(), checkpoint = %format_ms(checkpoint), "windows finished; the checkpoint moved");
+        }
+        Ok(outcome)
     }
 }
 
@@ -305,7 +483,20 @@ pub(super) async fn read_window(
         let next_cursor = page.next_cursor.clone();
         let next = (!last).then_some(next_cursor.as_str());
         let now = cx.clock.now_ms();
-        let committed = sink.commit(cx, &page, next, window, now).await;
+        let mut committed = sink.commit(cx, &page, next, window, now).await;
+        // A passing failure (SQLite busy, a Postgres deadlock between two windows writing the
+        // same record): the commit moved nothing, so it is tried again.
+        for attempt in 1..=3u32 {
+            match &committed {
+                Err(e) if e.is_transient() => {
+                    debug!(shop, stream = stream.as_str(), attempt, error = %e, "the page commit failed for a passing reason; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt)))
+                        .await;
+                    committed = sink.commit(cx, &page, next, window, now).await;
+                }
+                _ => break,
+            }
+        }
         let (page, outcome) = match committed {
             // The database refused the page (not for a passing reason): a record it cannot
             // store fails alone, set aside with the page's unreadable ones.

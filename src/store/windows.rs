@@ -1,0 +1,222 @@
+//! The windows of one stream read side by side (`sync_windows`): each keeps its own cursor,
+//! committed with its page and records (I3); the stream's checkpoint moves to the end of the
+//! longest run of finished windows from the first, never ahead of committed rows.
+
+use super::db::{Tx, Val};
+use super::quarantine::{quarantine_in, release_in};
+use super::records::{write_orders, write_refunds};
+use super::state::write_state;
+use super::{PageOutcome, Source, Store, StoreError, Stream, StreamState};
+use crate::api::records::{Order, Refund, Rejected};
+
+/// One window of a stream being read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowRow {
+    pub begin_ms: i64,
+    pub end_ms: i64,
+    /// Where its next page starts; `None` before its first page.
+    pub cursor: Option<String>,
+    /// Its last page is committed.
+    pub done: bool,
+}
+
+/// A page of one window: its records, the elements that could not be read, and the cursor of
+/// the next page (`None`: the window's last page).
+#[derive(Debug, Clone, Copy)]
+pub struct WindowPage<'a> {
+    pub begin_ms: i64,
+    pub orders: &'a [Order],
+    pub refunds: &'a [Refund],
+    pub rejected: &'a [Rejected],
+    pub next_cursor: Option<&'a str>,
+}
+
+async fn rows_in(tx: &mut Tx, shop_id: &str, stream: Stream) -> Result<Vec<WindowRow>, StoreError> {
+    const SQL: &str = "SELECT begin_ms, end_ms, cursor, done FROM sync_windows \
+         WHERE shop_id = $1 AND stream = $2 ORDER BY begin_ms";
+    let vals = [Val::from(shop_id), Val::from(stream.as_str())];
+    let rows: Vec<(i64, i64, Option<String>, i64)> = tx
+        .fetch_all("reading a stream's windows", SQL, &vals)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(begin_ms, end_ms, cursor, done)| WindowRow {
+            begin_ms,
+            end_ms,
+            cursor,
+            done: done != 0,
+        })
+        .collect())
+}
+
+impl Store {
+    /// The stream's windows being read, by start.
+    pub async fn windows(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+    ) -> Result<Vec<WindowRow>, StoreError> {
+        const SQL: &str = "SELECT begin_ms, end_ms, cursor, done FROM sync_windows \
+             WHERE shop_id = $1 AND stream = $2 ORDER BY begin_ms";
+        let vals = [Val::from(shop_id), Val::from(stream.as_str())];
+        let rows: Vec<(i64, i64, Option<String>, i64)> = self
+            .pool
+            .fetch_all("reading a stream's windows", SQL, &vals)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(begin_ms, end_ms, cursor, done)| WindowRow {
+                begin_ms,
+                end_ms,
+                cursor,
+                done: done != 0,
+            })
+            .collect())
+    }
+
+    /// Records the windows a stream is about to read side by side (none may be stored yet).
+    pub async fn plan_windows(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+        windows: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO sync_windows (shop_id, stream, begin_ms, end_ms, cursor, \
+             done) VALUES ($1, $2, $3, $4, NULL, 0)";
+        let op = "planning a stream's windows";
+        let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, shop_id, stream).await?;
+        for (begin, end) in windows {
+            let vals = [
+                Val::from(shop_id),
+                Val::from(stream.as_str()),
+                Val::from(*begin),
+                Val::from(*end),
+            ];
+            tx.execute(op, SQL, &vals).await?;
+        }
+        tx.commit(op).await
+    }
+
+    /// Moves the checkpoint over the finished windows from the first and drops them (what each
+    /// window's last page does; also run after the windows of a batch have finished, since two
+    /// last pages committed at the same moment on Postgres may each not see the other's).
+    pub async fn advance_windows(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let op = "moving the checkpoint over finished windows";
+        let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, shop_id, stream).await?;
+        let moved = advance_in(&mut tx, shop_id, stream, now_ms).await?;
+        tx.commit(op).await?;
+        Ok(moved)
+    }
+
+    /// Forgets the stream's windows (to plan them again from the checkpoint, which none of
+    /// them is behind: what they committed stays, and is read again).
+    pub async fn drop_windows(&self, shop_id: &str, stream: Stream) -> Result<(), StoreError> {
+        const SQL: &str = "DELETE FROM sync_windows WHERE shop_id = $1 AND stream = $2";
+        let op = "dropping a stream's windows";
+        let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, shop_id, stream).await?;
+        tx.execute(op, SQL, &[Val::from(shop_id), Val::from(stream.as_str())])
+            .await?;
+        tx.commit(op).await
+    }
+
+    /// Commits one page of a window: its records, its unreadable elements in quarantine and the
+    /// window's cursor (or `done`), in one transaction (I3). The window's last page also moves
+    /// the stream's checkpoint over every finished window from the first, in the same
+    /// transaction, and returns the new checkpoint when it moved.
+    pub async fn commit_window_page(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+        page: WindowPage<'_>,
+        now_ms: i64,
+    ) -> Result<(PageOutcome, Option<i64>), StoreError> {
+        const CURSOR: &str = "UPDATE sync_windows SET cursor = $4, done = $5 \
+             WHERE shop_id = $1 AND stream = $2 AND begin_ms = $3";
+        let op = "committing a window's page";
+        let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, shop_id, stream).await?;
+        let mut outcome = write_orders(&mut tx, shop_id, page.orders, Source::Poll, now_ms).await?;
+        outcome += write_refunds(&mut tx, shop_id, page.refunds, Source::Poll, now_ms).await?;
+        quarantine_in(&mut tx, shop_id, stream, page.rejected, now_ms).await?;
+        match stream {
+            Stream::Refunds => {
+                let ids = page.refunds.iter().map(|r| r.refund_id);
+                release_in(&mut tx, shop_id, stream, ids).await?;
+            }
+            _ => {
+                let ids = page.orders.iter().map(|o| o.oid);
+                release_in(&mut tx, shop_id, stream, ids).await?;
+            }
+        }
+        let vals = [
+            Val::from(shop_id),
+            Val::from(stream.as_str()),
+            Val::from(page.begin_ms),
+            Val::from(page.next_cursor),
+            Val::from(i64::from(page.next_cursor.is_none())),
+        ];
+        let updated = tx.execute(op, CURSOR, &vals).await?;
+        if updated != 1 {
+            return Err(StoreError::Invalid(format!(
+                "{shop_id} {}: no window starting at {} is being read",
+                stream.as_str(),
+                page.begin_ms
+            )));
+        }
+        let moved = if page.next_cursor.is_none() {
+            advance_in(&mut tx, shop_id, stream, now_ms).await?
+        } else {
+            None
+        };
+        tx.commit(op).await?;
+        Ok((outcome, moved))
+    }
+}
+
+/// Inside `tx`: moves the checkpoint to the end of the longest run of finished windows from the
+/// first (never back), drops those windows, and returns the new checkpoint when it moved.
+async fn advance_in(
+    tx: &mut Tx,
+    shop_id: &str,
+    stream: Stream,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    const DROP: &str = "DELETE FROM sync_windows WHERE shop_id = $1 AND stream = $2 \
+         AND begin_ms <= $3 AND done = 1";
+    let rows = rows_in(tx, shop_id, stream).await?;
+    let finished: Vec<&WindowRow> = rows.iter().take_while(|w| w.done).collect();
+    let Some(last) = finished.last() else {
+        return Ok(None);
+    };
+    let reached = last.end_ms;
+    let last_begin = last.begin_ms;
+    let mut state = load_state_in(tx, shop_id, stream)
+        .await?
+        .unwrap_or_else(|| StreamState::new(shop_id, stream));
+    let checkpoint = state.checkpoint_ms.map_or(reached, |c| c.max(reached));
+    state.checkpoint_ms = Some(checkpoint);
+    write_state(tx, &state, now_ms).await?;
+    let vals = [
+        Val::from(shop_id),
+        Val::from(stream.as_str()),
+        Val::from(last_begin),
+    ];
+    tx.execute("dropping finished windows", DROP, &vals).await?;
+    Ok(Some(checkpoint))
+}
+
+async fn load_state_in(
+    tx: &mut Tx,
+    shop_id: &str,
+    stream: Stream,
+) -> Result<Option<StreamState>, StoreError> {
+    super::state::load_state_in(tx, shop_id, stream).await
+}
