@@ -327,7 +327,8 @@ async fn assert_all_mirrored(app: &App, groups: &[(&str, &[i64])]) {
 /// next one's begin), and, once caught up, the next poll's begin (checkpoint − lookback) and end
 /// (now − settle). The simulator's clock stands still, so the instant each run plans from is
 /// known; the windows are those of the design, and the call log proves they were the ones read.
-async fn ties_on_window_edges(store: Store) {
+/// `concurrency` windows side by side (1: one after the other).
+async fn ties_on_window_edges(store: Store, concurrency: u32) {
     let sim = start_sim_stopped(SimConfig {
         seed: 9,
         orders: 2_000,
@@ -337,16 +338,26 @@ async fn ties_on_window_edges(store: Store) {
         ..SimConfig::default()
     })
     .await;
-    let app = app_for(&sim, store, |c| c.sync.backfill_days = 30).await;
+    let app = app_for(&sim, store, |c| {
+        c.sync.backfill_days = 30;
+        c.sync.concurrency = concurrency;
+    })
+    .await;
     let cfg = &app.config.orders;
-    let (width, lookback, settle) = (
+    let (mut width, lookback, settle) = (
         cfg.window.as_millis() as i64,
         cfg.lookback.as_millis() as i64,
         cfg.settle.as_millis() as i64,
     );
     // The backfill's windows: from 30 days back, each `width` wide and starting a lookback
-    // before the previous one's end, up to now − settle.
+    // before the previous one's end, up to now − settle. Side by side, the range is shared out
+    // so each window in flight has a part: narrower windows (not under four lookbacks and a
+    // minute).
     let now = sim.state.clock.now_ms();
+    if concurrency > 1 && now - 30 * DAY_MS + width < now - settle {
+        let span = now - settle - (now - 30 * DAY_MS);
+        width = width.min((span / i64::from(concurrency)).max(4 * lookback + 60_000));
+    }
     let mut windows = vec![];
     let mut begin = now - 30 * DAY_MS;
     loop {
@@ -412,12 +423,22 @@ async fn ties_on_window_edges(store: Store) {
 
 #[tokio::test]
 async fn ties_on_window_edges_sqlite() {
-    on_sqlite(ties_on_window_edges).await;
+    on_sqlite(|store| ties_on_window_edges(store, 1)).await;
+}
+
+#[tokio::test]
+async fn ties_on_window_edges_side_by_side_sqlite() {
+    on_sqlite(|store| ties_on_window_edges(store, 8)).await;
 }
 
 #[tokio::test]
 async fn ties_on_window_edges_postgres() {
-    on_postgres(ties_on_window_edges).await;
+    on_postgres(|store| ties_on_window_edges(store, 1)).await;
+}
+
+#[tokio::test]
+async fn ties_on_window_edges_side_by_side_postgres() {
+    on_postgres(|store| ties_on_window_edges(store, 8)).await;
 }
 
 // ---------------------------------------------------------------- stale pages

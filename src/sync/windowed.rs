@@ -168,7 +168,10 @@ pub(super) async fn run(
 }
 
 /// The windows from the next one to `now − settle`, each starting a lookback before the one
-/// before ends — the windows a sequential backfill would read, planned at once.
+/// before ends, as a sequential backfill would read them, planned at once — and narrower than
+/// the configured window when that gives fewer than `[sync] concurrency` of them, so every
+/// window in flight has its own share of the range. One configured window that reaches
+/// `now − settle` stays one window.
 fn plan_batch(
     state: &StreamState,
     now: i64,
@@ -178,11 +181,21 @@ fn plan_batch(
     let Some(first) = plan(state, now, cx, cfg) else {
         return Vec::new();
     };
-    let width = cfg.window.as_millis() as i64;
     let lookback = cfg.lookback.as_millis() as i64;
     let last_end = now - cfg.settle.as_millis() as i64;
-    let mut batch = vec![(first.begin_ms, first.end_ms)];
-    let mut end = first.end_ms;
+    if first.end_ms >= last_end {
+        // One window covers it: caught-up polling reads one window.
+        return vec![(first.begin_ms, first.end_ms)];
+    }
+    let at_once = i64::from(cx.config.sync.concurrency.max(1));
+    // Each window overlaps the one before by the lookback; narrower than a few lookbacks, the
+    // overlap would be a large part of what is read.
+    let narrowest = 4 * lookback + 60_000;
+    let width =
+        (cfg.window.as_millis() as i64).min(((last_end - first.begin_ms) / at_once).max(narrowest));
+    let first_end = (first.begin_ms + width).min(first.end_ms);
+    let mut batch = vec![(first.begin_ms, first_end)];
+    let mut end = first_end;
     // A window no wider than its lookback would not move (the config refuses it).
     while end < last_end && width > lookback {
         let begin = end - lookback;
