@@ -137,15 +137,17 @@ impl Service {
         }
     }
 
-    /// Runs the open resync requests whose (shop, stream) is free.
-    async fn run_resyncs(self: &Arc<Self>) {
+    /// Runs the open resync requests whose (shop, stream) is free; returns whether one was left
+    /// waiting because its stream was being read (here or by another daemon).
+    async fn run_resyncs(self: &Arc<Self>) -> bool {
         let app = self.app();
         let Ok(open) = app.store.open_resyncs().await else {
-            return;
+            return false;
         };
+        let mut waiting = false;
         for request in open {
             if self.shutdown.is_cancelled() {
-                return;
+                return waiting;
             }
             if app.config.shop(&request.shop_id).is_none() {
                 continue;
@@ -156,7 +158,8 @@ impl Service {
                 name: "resync",
             };
             let (shop, stream) = (request.shop_id.clone(), request.stream);
-            self.runner
+            let ran = self
+                .runner
                 .exclusive(
                     &app.store,
                     &app.clock,
@@ -169,7 +172,9 @@ impl Service {
                     },
                 )
                 .await;
+            waiting |= ran.is_none();
         }
+        waiting
     }
 
     /// SIGUSR1: pick up resync requests now; with none waiting, resync everything.
@@ -571,11 +576,17 @@ async fn resync_loop(service: Arc<Service>) {
         .register("resync", Duration::from_secs(120));
     loop {
         service.liveness.beat("resync");
-        service.run_resyncs().await;
+        // A request whose stream was being polled is tried again in a second, not at the next
+        // round: a poll that always runs at that moment must not starve it.
+        let pause = if service.run_resyncs().await {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(30)
+        };
         tokio::select! {
             _ = service.shutdown.cancelled() => return,
             _ = service.resync_wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }
