@@ -117,6 +117,8 @@ pub enum PresenceError {
     Lock(#[from] lock::LockError),
     #[error("registering this instance: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
 }
 
 /// A one-off command (`sync --once`) taking part as an instance until [`Presence::leave`]: on
@@ -150,8 +152,7 @@ impl Presence {
                 _pid_file: None,
             });
         }
-        app.client = super::service::instance_client(app, &id)
-            .map_err(|e| PresenceError::Store(crate::store::StoreError::Other(e.to_string())))?;
+        app.client = super::service::instance_client(app, &id)?;
         app.client.hold_calls();
         // One-offs of this installation that were killed: their instances go now, or this one
         // would wait for their heartbeats to lapse before it may call.

@@ -81,6 +81,12 @@ impl StoreError {
         }
     }
 
+    /// Whether the database refused what it was asked to store (a constraint, a value it cannot
+    /// hold) rather than failing for a passing reason: trying the same write again cannot help.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, StoreError::Query { .. }) && !self.is_transient()
+    }
+
     /// Whether trying again later may succeed: the database was unreachable, busy or locked, or
     /// Postgres aborted a transaction for a serialization failure or deadlock.
     pub fn is_transient(&self) -> bool {

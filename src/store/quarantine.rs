@@ -48,15 +48,18 @@ from_row!(StoredRow {
     times_seen,
 });
 
+/// A stored stream name, or the error naming it.
+fn stream_of(name: &str) -> Result<Stream, StoreError> {
+    name.parse()
+        .map_err(|e: super::UnknownStream| StoreError::Corrupt(e.to_string()))
+}
+
 impl TryFrom<StoredRow> for QuarantineRow {
     type Error = StoreError;
 
     fn try_from(r: StoredRow) -> Result<Self, StoreError> {
         Ok(QuarantineRow {
-            stream: r
-                .stream
-                .parse()
-                .map_err(|e: super::UnknownStream| StoreError::Corrupt(e.to_string()))?,
+            stream: stream_of(&r.stream)?,
             shop_id: r.shop_id,
             record_key: r.record_key,
             has_id: r.has_id != 0,
@@ -147,12 +150,7 @@ impl Store {
             .fetch_all("counting the quarantine", SQL, &[])
             .await?;
         rows.into_iter()
-            .map(|(shop, stream, n)| {
-                let stream = stream
-                    .parse()
-                    .map_err(|e: super::UnknownStream| StoreError::Corrupt(e.to_string()))?;
-                Ok((shop, stream, n))
-            })
+            .map(|(shop, stream, n)| Ok((shop, stream_of(&stream)?, n)))
             .collect()
     }
 

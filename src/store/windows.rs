@@ -5,7 +5,7 @@
 use super::db::{Tx, Val};
 use super::quarantine::{quarantine_in, release_in};
 use super::records::{write_orders, write_refunds};
-use super::state::write_state;
+use super::state::{load_state_in, write_state};
 use super::{PageOutcome, Source, Store, StoreError, Stream, StreamState};
 use crate::api::records::{Order, Refund, Rejected};
 
@@ -31,22 +31,28 @@ pub struct WindowPage<'a> {
     pub next_cursor: Option<&'a str>,
 }
 
-async fn rows_in(tx: &mut Tx, shop_id: &str, stream: Stream) -> Result<Vec<WindowRow>, StoreError> {
-    const SQL: &str = "SELECT begin_ms, end_ms, cursor, done FROM sync_windows \
-         WHERE shop_id = $1 AND stream = $2 ORDER BY begin_ms";
-    let vals = [Val::from(shop_id), Val::from(stream.as_str())];
-    let rows: Vec<(i64, i64, Option<String>, i64)> = tx
-        .fetch_all("reading a stream's windows", SQL, &vals)
-        .await?;
-    Ok(rows
-        .into_iter()
+const SELECT_WINDOWS: &str = "SELECT begin_ms, end_ms, cursor, done FROM sync_windows \
+     WHERE shop_id = $1 AND stream = $2 ORDER BY begin_ms";
+
+type StoredWindow = (i64, i64, Option<String>, i64);
+
+fn window_rows(rows: Vec<StoredWindow>) -> Vec<WindowRow> {
+    rows.into_iter()
         .map(|(begin_ms, end_ms, cursor, done)| WindowRow {
             begin_ms,
             end_ms,
             cursor,
             done: done != 0,
         })
-        .collect())
+        .collect()
+}
+
+async fn rows_in(tx: &mut Tx, shop_id: &str, stream: Stream) -> Result<Vec<WindowRow>, StoreError> {
+    let vals = [Val::from(shop_id), Val::from(stream.as_str())];
+    let rows = tx
+        .fetch_all("reading a stream's windows", SELECT_WINDOWS, &vals)
+        .await?;
+    Ok(window_rows(rows))
 }
 
 impl Store {
@@ -56,22 +62,12 @@ impl Store {
         shop_id: &str,
         stream: Stream,
     ) -> Result<Vec<WindowRow>, StoreError> {
-        const SQL: &str = "SELECT begin_ms, end_ms, cursor, done FROM sync_windows \
-             WHERE shop_id = $1 AND stream = $2 ORDER BY begin_ms";
         let vals = [Val::from(shop_id), Val::from(stream.as_str())];
-        let rows: Vec<(i64, i64, Option<String>, i64)> = self
+        let rows = self
             .pool
-            .fetch_all("reading a stream's windows", SQL, &vals)
+            .fetch_all("reading a stream's windows", SELECT_WINDOWS, &vals)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(begin_ms, end_ms, cursor, done)| WindowRow {
-                begin_ms,
-                end_ms,
-                cursor,
-                done: done != 0,
-            })
-            .collect())
+        Ok(window_rows(rows))
     }
 
     /// Records the windows a stream is about to read side by side (none may be stored yet).
@@ -211,12 +207,4 @@ async fn advance_in(
     ];
     tx.execute("dropping finished windows", DROP, &vals).await?;
     Ok(Some(checkpoint))
-}
-
-async fn load_state_in(
-    tx: &mut Tx,
-    shop_id: &str,
-    stream: Stream,
-) -> Result<Option<StreamState>, StoreError> {
-    super::state::load_state_in(tx, shop_id, stream).await
 }

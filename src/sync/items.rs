@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress};
 use crate::api::records::Rejected;
-use crate::store::{Source, StoreError, Stream, StreamState};
+use crate::store::{Source, Stream, StreamState};
 
 /// The smallest page the item list takes (reference §10: 10–100).
 const MIN_PAGE_SIZE: u32 = 10;
@@ -86,14 +86,14 @@ pub(super) async fn run(
             .await;
         let outcome = match committed {
             // The database refused the page: an item it cannot store fails alone.
-            Err(e) if matches!(e, StoreError::Query { .. }) && !e.is_transient() => {
+            Err(e) if e.is_refusal() => {
                 warn!(shop, error = %e, "the database refused an item page; storing its items one by one to set the refused ones aside");
                 let mut kept = Vec::with_capacity(fetched.items.len());
                 for item in std::mem::take(&mut fetched.items) {
                     let one = std::slice::from_ref(&item);
                     match cx.store.upsert_items(shop, one, Source::Poll, now).await {
                         Ok(_) => kept.push(item),
-                        Err(e) if matches!(e, StoreError::Query { .. }) && !e.is_transient() => {
+                        Err(e) if e.is_refusal() => {
                             warn!(shop, item = item.kwai_item_id, error = %e, "the database refused an item; it is quarantined");
                             fetched.rejected.push(Rejected::refused(
                                 item.kwai_item_id,

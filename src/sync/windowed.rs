@@ -513,7 +513,7 @@ pub(super) async fn read_window(
         let (page, outcome) = match committed {
             // The database refused the page (not for a passing reason): a record it cannot
             // store fails alone, set aside with the page's unreadable ones.
-            Err(e) if refused(&e) && page.rows > 0 => {
+            Err(e) if e.is_refusal() && page.rows > 0 => {
                 warn!(shop, stream = stream.as_str(), error = %e, "the database refused a page; storing its records one by one to set the refused ones aside");
                 let page = set_aside_refused(cx, shop, sink.source(), page, now).await?;
                 let outcome = sink.commit(cx, &page, next, window, now).await?;
@@ -540,12 +540,6 @@ pub(super) async fn read_window(
     }
 }
 
-/// Whether a failed page commit was the database refusing what it was asked to store (a
-/// constraint, a value it cannot hold), rather than a passing failure or a lost lease.
-fn refused(e: &StoreError) -> bool {
-    matches!(e, StoreError::Query { .. }) && !e.is_transient()
-}
-
 /// Stores the page's records one at a time, each in its own transaction, and moves those the
 /// database refuses to the page's rejected ones; the others are committed again with the page
 /// (the version guard makes that a no-op).
@@ -564,7 +558,7 @@ async fn set_aside_refused(
             .await
         {
             Ok(_) => orders.push(order),
-            Err(e) if refused(&e) => {
+            Err(e) if e.is_refusal() => {
                 warn!(shop, oid = order.oid, error = %e, "the database refused an order; it is quarantined");
                 page.rejected
                     .push(Rejected::refused(order.oid, &order.raw, e));
@@ -580,7 +574,7 @@ async fn set_aside_refused(
             .await
         {
             Ok(_) => refunds.push(refund),
-            Err(e) if refused(&e) => {
+            Err(e) if e.is_refusal() => {
                 warn!(shop, refund = refund.refund_id, error = %e, "the database refused a refund; it is quarantined");
                 page.rejected
                     .push(Rejected::refused(refund.refund_id, &refund.raw, e));
