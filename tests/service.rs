@@ -655,16 +655,41 @@ async fn sighup_applies_a_new_schedule_and_shop_and_refuses_a_broken_config() {
     .await;
     wait_for_truth(&store, &sim, 0, Duration::from_secs(30)).await;
 
-    // The merchant authorizes again; `auth exchange` while the daemon runs: the shop is active
-    // and polled at the next tick (every 2 s), without a restart.
+    // The merchant authorizes again, the token is fetched by hand (the console's way) and
+    // given to `auth import` while the daemon runs: the shop is active and polled at the next
+    // tick (every 2 s), without a restart.
     let code = admin(&sim, "code?shop=2").await["code"]
         .as_str()
         .expect("a code")
         .to_string();
-    let exchanged_at = wall_ms();
+    let creds = sim.credentials();
+    let token_json = reqwest::Client::new()
+        .get(format!("{}/oauth2/access_token", sim.base_url()))
+        .query(&[
+            ("grant_type", "code"),
+            ("app_id", creds.app_key.as_str()),
+            ("app_secret", creds.app_secret.as_str()),
+            ("code", code.as_str()),
+        ])
+        .send()
+        .await
+        .expect("the token")
+        .text()
+        .await
+        .expect("its JSON");
+    let token_file = dir.path().join("shop-2-token.json");
+    std::fs::write(&token_file, token_json).expect("write");
+    let imported_at = wall_ms();
     let out = cli(
         &config,
-        &["auth", "exchange", "--shop", "shop-2", "--code", &code],
+        &[
+            "auth",
+            "import",
+            "--shop",
+            "shop-2",
+            "--file",
+            token_file.to_str().expect("path"),
+        ],
     );
     assert!(
         out.status.success(),
@@ -674,7 +699,7 @@ async fn sighup_applies_a_new_schedule_and_shop_and_refuses_a_broken_config() {
     wait_until(Duration::from_secs(5), "shop-2 polled again", || async {
         calls(&sim).await.iter().any(|c| {
             c.shop == Some(2)
-                && c.wall_ms > exchanged_at
+                && c.wall_ms > imported_at
                 && c.method.contains("list")
                 && c.outcome == "ok"
         })
