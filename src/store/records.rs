@@ -77,12 +77,13 @@ fn refund_vals<'a>(shop_id: &'a str, r: &'a Refund, source: Source, now_ms: i64)
 /// fail to be `Send` for every lifetime, which `tokio::spawn` needs.
 fn order_batch<'a>(
     shop_id: &'a str,
-    orders: &'a [Order],
+    pages: &[&'a [Order]],
     source: Source,
     now_ms: i64,
 ) -> (usize, Vec<Vec<Val<'a>>>) {
-    let all = orders
+    let all = pages
         .iter()
+        .flat_map(|p| p.iter())
         .flat_map(|o| std::iter::once(o).chain(&o.gifts));
     let received = all.clone().count();
     let rows = newest(all, |o| o.oid, |o| o.update_time)
@@ -100,7 +101,19 @@ pub(crate) async fn write_orders(
     source: Source,
     now_ms: i64,
 ) -> Result<PageOutcome, StoreError> {
-    let (received, rows) = order_batch(shop_id, orders, source, now_ms);
+    write_orders_of(tx, shop_id, &[orders], source, now_ms).await
+}
+
+/// Upserts the orders of several pages and their gifts inside `tx`, in as few statements as
+/// the bind limit allows.
+pub(crate) async fn write_orders_of(
+    tx: &mut Tx,
+    shop_id: &str,
+    pages: &[&[Order]],
+    source: Source,
+    now_ms: i64,
+) -> Result<PageOutcome, StoreError> {
+    let (received, rows) = order_batch(shop_id, pages, source, now_ms);
     let written = ORDERS.upsert(tx, "writing orders", rows).await?;
     Ok(PageOutcome {
         received,
@@ -116,15 +129,39 @@ pub(crate) async fn write_refunds(
     source: Source,
     now_ms: i64,
 ) -> Result<PageOutcome, StoreError> {
-    let rows = newest(refunds, |r| r.refund_id, |r| r.update_time)
+    write_refunds_of(tx, shop_id, &[refunds], source, now_ms).await
+}
+
+/// Upserts the refunds of several pages inside `tx`.
+pub(crate) async fn write_refunds_of(
+    tx: &mut Tx,
+    shop_id: &str,
+    pages: &[&[Refund]],
+    source: Source,
+    now_ms: i64,
+) -> Result<PageOutcome, StoreError> {
+    let (received, rows) = refund_batch(shop_id, pages, source, now_ms);
+    let written = REFUNDS.upsert(tx, "writing refunds", rows).await?;
+    Ok(PageOutcome {
+        received,
+        written: written.len() as u64,
+    })
+}
+
+/// The rows of a batch of refunds, newest per id, and how many records that was.
+fn refund_batch<'a>(
+    shop_id: &'a str,
+    pages: &[&'a [Refund]],
+    source: Source,
+    now_ms: i64,
+) -> (usize, Vec<Vec<Val<'a>>>) {
+    let all = pages.iter().flat_map(|p| p.iter());
+    let received = all.clone().count();
+    let rows = newest(all, |r| r.refund_id, |r| r.update_time)
         .into_iter()
         .map(|r| refund_vals(shop_id, r, source, now_ms))
         .collect();
-    let written = REFUNDS.upsert(tx, "writing refunds", rows).await?;
-    Ok(PageOutcome {
-        received: refunds.len(),
-        written: written.len() as u64,
-    })
+    (received, rows)
 }
 
 impl Store {

@@ -4,7 +4,7 @@
 
 use super::db::{Tx, Val};
 use super::quarantine::{quarantine_in, release_in};
-use super::records::{write_orders, write_refunds};
+use super::records::{write_orders_of, write_refunds_of};
 use super::state::{load_state_in, write_state};
 use super::{PageOutcome, Source, Store, StoreError, Stream, StreamState};
 use crate::api::records::{Order, Refund, Rejected};
@@ -77,20 +77,10 @@ impl Store {
         stream: Stream,
         windows: &[(i64, i64)],
     ) -> Result<(), StoreError> {
-        const SQL: &str = "INSERT INTO sync_windows (shop_id, stream, begin_ms, end_ms, cursor, \
-             done) VALUES ($1, $2, $3, $4, NULL, 0)";
         let op = "planning a stream's windows";
         let mut tx = self.pool.write_tx(op).await?;
         self.check_fence(&mut tx, shop_id, stream).await?;
-        for (begin, end) in windows {
-            let vals = [
-                Val::from(shop_id),
-                Val::from(stream.as_str()),
-                Val::from(*begin),
-                Val::from(*end),
-            ];
-            tx.execute(op, SQL, &vals).await?;
-        }
+        plan_in(&mut tx, shop_id, stream, windows).await?;
         tx.commit(op).await
     }
 
@@ -134,40 +124,75 @@ impl Store {
         page: WindowPage<'_>,
         now_ms: i64,
     ) -> Result<(PageOutcome, Option<i64>), StoreError> {
+        self.commit_window_pages(shop_id, stream, &[], &[page], now_ms)
+            .await
+    }
+
+    /// Records the windows `planned` (as [`Store::plan_windows`]) and commits several pages of
+    /// the stream's windows, in one transaction, as [`Store::commit_window_page`] commits one:
+    /// every page's records, unreadable elements and its window's cursor. The pages of one
+    /// window come in the order they were read (the last one's cursor is the one kept). Records
+    /// of several pages are written in one statement per bind limit, newest version per key.
+    pub async fn commit_window_pages(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+        planned: &[(i64, i64)],
+        pages: &[WindowPage<'_>],
+        now_ms: i64,
+    ) -> Result<(PageOutcome, Option<i64>), StoreError> {
         const CURSOR: &str = "UPDATE sync_windows SET cursor = $4, done = $5 \
              WHERE shop_id = $1 AND stream = $2 AND begin_ms = $3";
-        let op = "committing a window's page";
+        let op = "committing windows' pages";
         let mut tx = self.pool.write_tx(op).await?;
         self.check_fence(&mut tx, shop_id, stream).await?;
-        let mut outcome = write_orders(&mut tx, shop_id, page.orders, Source::Poll, now_ms).await?;
-        outcome += write_refunds(&mut tx, shop_id, page.refunds, Source::Poll, now_ms).await?;
-        quarantine_in(&mut tx, shop_id, stream, page.rejected, now_ms).await?;
+        plan_in(&mut tx, shop_id, stream, planned).await?;
+        let orders: Vec<&[Order]> = pages.iter().map(|p| p.orders).collect();
+        let refunds: Vec<&[Refund]> = pages.iter().map(|p| p.refunds).collect();
+        let mut outcome = write_orders_of(&mut tx, shop_id, &orders, Source::Poll, now_ms).await?;
+        outcome += write_refunds_of(&mut tx, shop_id, &refunds, Source::Poll, now_ms).await?;
+        for page in pages {
+            quarantine_in(&mut tx, shop_id, stream, page.rejected, now_ms).await?;
+        }
         match stream {
             Stream::Refunds => {
-                let ids = page.refunds.iter().map(|r| r.refund_id);
+                let ids = pages.iter().flat_map(|p| p.refunds).map(|r| r.refund_id);
                 release_in(&mut tx, shop_id, stream, ids).await?;
             }
             _ => {
-                let ids = page.orders.iter().map(|o| o.oid);
+                let ids = pages.iter().flat_map(|p| p.orders).map(|o| o.oid);
                 release_in(&mut tx, shop_id, stream, ids).await?;
             }
         }
-        let vals = [
-            Val::from(shop_id),
-            Val::from(stream.as_str()),
-            Val::from(page.begin_ms),
-            Val::from(page.next_cursor),
-            Val::from(i64::from(page.next_cursor.is_none())),
-        ];
-        let updated = tx.execute(op, CURSOR, &vals).await?;
-        if updated != 1 {
-            return Err(StoreError::Invalid(format!(
-                "{shop_id} {}: no window starting at {} is being read",
-                stream.as_str(),
-                page.begin_ms
-            )));
+        // Each window's position after its last page here.
+        let mut last_of_window: Vec<&WindowPage<'_>> = Vec::new();
+        for page in pages {
+            match last_of_window
+                .iter_mut()
+                .find(|p| p.begin_ms == page.begin_ms)
+            {
+                Some(kept) => *kept = page,
+                None => last_of_window.push(page),
+            }
         }
-        let moved = if page.next_cursor.is_none() {
+        for page in &last_of_window {
+            let vals = [
+                Val::from(shop_id),
+                Val::from(stream.as_str()),
+                Val::from(page.begin_ms),
+                Val::from(page.next_cursor),
+                Val::from(i64::from(page.next_cursor.is_none())),
+            ];
+            let updated = tx.execute(op, CURSOR, &vals).await?;
+            if updated != 1 {
+                return Err(StoreError::Invalid(format!(
+                    "{shop_id} {}: no window starting at {} is being read",
+                    stream.as_str(),
+                    page.begin_ms
+                )));
+            }
+        }
+        let moved = if last_of_window.iter().any(|p| p.next_cursor.is_none()) {
             advance_in(&mut tx, shop_id, stream, now_ms).await?
         } else {
             None
@@ -175,6 +200,28 @@ impl Store {
         tx.commit(op).await?;
         Ok((outcome, moved))
     }
+}
+
+/// Inside `tx`: records windows about to be read.
+async fn plan_in(
+    tx: &mut Tx,
+    shop_id: &str,
+    stream: Stream,
+    windows: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO sync_windows (shop_id, stream, begin_ms, end_ms, cursor, \
+         done) VALUES ($1, $2, $3, $4, NULL, 0)";
+    for (begin, end) in windows {
+        let vals = [
+            Val::from(shop_id),
+            Val::from(stream.as_str()),
+            Val::from(*begin),
+            Val::from(*end),
+        ];
+        tx.execute("planning a stream's windows", SQL, &vals)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Inside `tx`: moves the checkpoint to the end of the longest run of finished windows from the
