@@ -102,9 +102,12 @@ impl Table {
     ) -> Result<Vec<i64>, StoreError> {
         let per_statement = (MAX_BINDS / self.width()).max(1);
         let mut written = Vec::with_capacity(rows.len());
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<Vec<Val<'_>>> = rows.by_ref().take(per_statement).collect();
+        let mut left = rows.len();
+        let mut rows = rows.into_iter();
+        while left > 0 {
+            let size = chunk_size(left, per_statement);
+            left -= size;
+            let chunk: Vec<Vec<Val<'_>>> = rows.by_ref().take(size).collect();
             debug_assert!(chunk.iter().all(|r| r.len() == self.width()));
             let sql = self.upsert_sql(chunk.len());
             let vals: Vec<Val<'_>> = chunk.into_iter().flatten().collect();
@@ -113,6 +116,19 @@ impl Table {
         }
         Ok(written)
     }
+}
+
+/// The rows of the next statement when `left` rows are to be written and one statement holds
+/// at most `most`: a few fixed sizes only, so the connection's cache of prepared statements
+/// keeps the handful of statements a table needs instead of one per row count.
+fn chunk_size(left: usize, most: usize) -> usize {
+    if left >= most {
+        return most;
+    }
+    [256, 64, 16, 4, 1]
+        .into_iter()
+        .find(|size| *size <= left && *size <= most)
+        .unwrap_or(1)
 }
 
 /// One record per key, the one with the highest version (the later one on a tie), in key
@@ -158,6 +174,23 @@ mod tests {
             .map(|r| r.2)
             .collect();
         assert_eq!(kept, ["b", "d"]);
+    }
+
+    #[test]
+    fn statements_come_in_a_few_sizes() {
+        let sizes = |mut left: usize, most: usize| {
+            let mut out = vec![];
+            while left > 0 {
+                let size = chunk_size(left, most);
+                out.push(size);
+                left -= size;
+            }
+            out
+        };
+        assert_eq!(sizes(1_000, 447), [447, 447, 64, 16, 16, 4, 4, 1, 1]);
+        assert_eq!(sizes(50, 447), [16, 16, 16, 1, 1]);
+        assert_eq!(sizes(3, 2), [2, 1]);
+        assert_eq!(sizes(0, 10), Vec::<usize>::new());
     }
 
     #[test]
