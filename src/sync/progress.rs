@@ -8,6 +8,18 @@ use crate::store::Stream;
 pub trait SyncProgress: Send + Sync {
     /// A window starts (or resumes): `[begin, end]`, out of the whole span `[from, to]`.
     fn window(&self, _shop: &str, _stream: Stream, _begin: i64, _end: i64, _from: i64, _to: i64) {}
+    /// Windows read side by side: `done` milliseconds of the span `[from, to]` are read (the
+    /// finished windows), and `in_flight` windows are being read.
+    fn windows(
+        &self,
+        _shop: &str,
+        _stream: Stream,
+        _done: i64,
+        _in_flight: usize,
+        _from: i64,
+        _to: i64,
+    ) {
+    }
     /// A page was committed: `rows` records, and for item scans the page out of `of`.
     fn page(&self, _shop: &str, _stream: Stream, _rows: usize, _page: i64, _of: Option<i64>) {}
     /// The run ended.
