@@ -184,6 +184,13 @@ impl App {
         }
     }
 
+    /// At a stop: gives back the calls counted ahead and not made, then writes the call
+    /// counts ([`App::flush_api_calls`]).
+    pub async fn finish_calls(&self) {
+        self.client.give_back_unused(None).await;
+        self.flush_api_calls().await;
+    }
+
     /// The configured shops, or just the one named.
     pub fn shops(&self, only: Option<&str>) -> Result<Vec<String>, AppError> {
         match only {

@@ -812,7 +812,7 @@ async fn run_quarantine(cmd: QuarantineCommand) -> anyhow::Result<()> {
                     }
                 }
             }
-            app.flush_api_calls().await;
+            app.finish_calls().await;
             presence.leave().await;
             println!("{stored} out of quarantine, {kept} still in it");
             anyhow::ensure!(kept == 0, "{kept} record(s) still in quarantine");

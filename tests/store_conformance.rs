@@ -55,6 +55,7 @@ conformance!(
     tokens_round_trip_and_rotation_replaces_both,
     usage_counts_per_shop_and_day,
     usage_limit_holds_under_concurrency,
+    blocks_of_calls_stop_at_the_limit_and_go_back,
     quota_pause_round_trip,
     api_calls_add_up_per_shop_hour_method_and_outcome,
     api_calls_from_concurrent_daemons_all_count,
@@ -68,6 +69,7 @@ conformance!(
     learning_a_shop_hands_it_the_pushes_that_waited,
     an_api_pause_covers_one_api_of_one_shop,
     windows_move_the_checkpoint_over_the_finished_ones_from_the_first,
+    pages_of_several_windows_commit_together,
 );
 
 async fn migrating_twice_is_fine(store: Store) {
@@ -697,6 +699,26 @@ async fn usage_counts_per_shop_and_day(store: Store) {
     assert_eq!(usage.calls("nobody", 1).await.expect("calls"), 0);
 }
 
+/// Calls counted ahead in blocks: a block is cut to what the limit leaves, none is counted
+/// past it, and the ones given back leave the day's count (never below zero).
+async fn blocks_of_calls_stop_at_the_limit_and_go_back(store: Store) {
+    let usage: &dyn UsageStore = &store;
+    let (orders, refunds) = (Method::OrderCursorList, Method::RefundList);
+    let add = |method, want| usage.try_add_calls(SHOP, 7, method, want, Some(15));
+    assert_eq!(add(orders, 10).await.expect("a block"), 10);
+    assert_eq!(add(refunds, 10).await.expect("cut"), 5, "what the limit leaves");
+    assert_eq!(add(orders, 1).await.expect("none"), 0, "at the limit");
+    assert_eq!(usage.calls(SHOP, 7).await.expect("calls"), 15);
+    usage.give_back(SHOP, 7, orders, 4).await.expect("back");
+    assert_eq!(usage.calls(SHOP, 7).await.expect("calls"), 11);
+    assert_eq!(add(orders, 32).await.expect("room again"), 4);
+    usage.give_back(SHOP, 7, refunds, 99).await.expect("back");
+    assert_eq!(usage.calls(SHOP, 7).await.expect("calls"), 10, "never below zero");
+    // Without a limit a block is counted whole.
+    let unlimited = usage.try_add_calls(SHOP, 8, orders, 32, None);
+    assert_eq!(unlimited.await.expect("unlimited"), 32);
+}
+
 async fn usage_limit_holds_under_concurrency(store: Store) {
     const LIMIT: u64 = 7;
     let tasks: Vec<_> = (0..20)
@@ -1279,6 +1301,54 @@ async fn a_store_shows_no_url() {
 /// Windows read side by side: each page commits its window's cursor with its records; a
 /// window's last page moves the checkpoint over the finished windows from the first only, so it
 /// is never ahead of a window still being read; those windows go.
+/// What the writer of windows read side by side commits at once: windows planned, pages of
+/// several windows (the same order twice: the newer version kept), each window's last cursor,
+/// and the checkpoint moved over the finished ones from the first; a batch naming a window that
+/// is not being read writes nothing.
+async fn pages_of_several_windows_commit_together(store: Store) {
+    use kwaishop_sync::store::WindowPage;
+    add_shop(&store, SHOP).await;
+    let page = |begin_ms, orders, next_cursor| WindowPage {
+        begin_ms,
+        orders,
+        refunds: &[],
+        rejected: &[],
+        next_cursor,
+    };
+    let (a, b, c) = (
+        vec![order(1, 50, 0), order(2, 60, 0)],
+        vec![order(2, 95, 0)],
+        vec![order(3, 150, 0)],
+    );
+    let pages = [
+        page(0, &a[..], Some("a-1")),
+        page(90, &c[..], Some("b-1")),
+        page(0, &b[..], None),
+    ];
+    let planned = [(0, 100), (90, 200)];
+    let (outcome, moved) = store
+        .commit_window_pages(SHOP, Stream::Orders, &planned, &pages, NOW)
+        .await
+        .expect("batch");
+    assert_eq!((outcome.received, outcome.written), (4, 3));
+    assert_eq!(moved, Some(100), "the first window finished");
+    let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].begin_ms, rows[0].cursor.as_deref()), (90, Some("b-1")));
+    let stored = store.order_rows(SHOP).await.expect("rows");
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[1].update_time, 95, "the newer version of order 2");
+    let stray = [page(90, &[], None), page(500, &a[..], None)];
+    assert!(
+        store
+            .commit_window_pages(SHOP, Stream::Orders, &[], &stray, NOW)
+            .await
+            .is_err()
+    );
+    let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
+    assert_eq!(rows[0].cursor.as_deref(), Some("b-1"), "nothing moved");
+}
+
 async fn windows_move_the_checkpoint_over_the_finished_ones_from_the_first(store: Store) {
     use kwaishop_sync::api::records::Order;
     use kwaishop_sync::store::WindowPage;

@@ -91,6 +91,25 @@ pub trait UsageStore: Send + Sync + std::fmt::Debug {
         method: Method,
         limit: Option<u64>,
     ) -> Result<Option<u64>, UsageError>;
+    /// Counts up to `want` calls of `method` at once, ahead of their use (a block the caller
+    /// spends call by call), fewer when `limit` leaves fewer; returns how many it counted
+    /// (0: the limit is reached). Atomic as [`UsageStore::try_add_call`].
+    async fn try_add_calls(
+        &self,
+        shop: &str,
+        day: i64,
+        method: Method,
+        want: u64,
+        limit: Option<u64>,
+    ) -> Result<u64, UsageError>;
+    /// Uncounts `n` calls counted ahead on `day` and never made (at a stop, or a pause).
+    async fn give_back(
+        &self,
+        shop: &str,
+        day: i64,
+        method: Method,
+        n: u64,
+    ) -> Result<(), UsageError>;
     /// The shop's calls on `day`.
     async fn calls(&self, shop: &str, day: i64) -> Result<u64, UsageError>;
     /// Records that the shop may not call again before `until_ms` (the quota is spent).
@@ -138,6 +157,35 @@ impl UsageStore for MemoryUsage {
         }
         *n += 1;
         Ok(Some(*n))
+    }
+
+    async fn try_add_calls(
+        &self,
+        shop: &str,
+        day: i64,
+        _method: Method,
+        want: u64,
+        limit: Option<u64>,
+    ) -> Result<u64, UsageError> {
+        let mut calls = self.calls.lock().map_err(poisoned)?;
+        let n = calls.entry((shop.to_string(), day)).or_insert(0);
+        let granted = limit.map_or(want, |limit| want.min(limit.saturating_sub(*n)));
+        *n += granted;
+        Ok(granted)
+    }
+
+    async fn give_back(
+        &self,
+        shop: &str,
+        day: i64,
+        _method: Method,
+        n: u64,
+    ) -> Result<(), UsageError> {
+        let mut calls = self.calls.lock().map_err(poisoned)?;
+        if let Some(count) = calls.get_mut(&(shop.to_string(), day)) {
+            *count = count.saturating_sub(n);
+        }
+        Ok(())
     }
 
     async fn calls(&self, shop: &str, day: i64) -> Result<u64, UsageError> {

@@ -273,7 +273,7 @@ pub async fn sync_once_as(
     }
     out.sort_by(|a, b| (&a.shop_id, a.stream.as_str()).cmp(&(&b.shop_id, b.stream.as_str())));
     // The status page's 24 hours include what a one-off sync called.
-    app.flush_api_calls().await;
+    app.finish_calls().await;
     out
 }
 
@@ -329,7 +329,7 @@ pub async fn resync_once_as(
             .unwrap_or(RunOutcome::Skipped);
         out.push((request, outcome));
     }
-    app.flush_api_calls().await;
+    app.finish_calls().await;
     Ok(out)
 }
 

@@ -67,7 +67,7 @@ impl DaemonHandle {
         for task in self.tasks {
             let _ = task.await;
         }
-        self.app.flush_api_calls().await;
+        self.app.finish_calls().await;
     }
 
     /// The token that stops the daemon.

@@ -550,7 +550,7 @@ async fn stop(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Those runs called the platform after the daemon's last flush.
-    service.app().flush_api_calls().await;
+    service.app().finish_calls().await;
 }
 
 /// Progress that feeds the watchdog: a resync can take hours, and its loop beats only between

@@ -37,24 +37,68 @@ impl Store {
         method: Method,
         limit: Option<u64>,
     ) -> Result<Option<u64>, StoreError> {
+        let (granted, total) = self.count_calls(shop_id, day, method, 1, limit).await?;
+        Ok((granted == 1).then_some(total))
+    }
+
+    /// Counts up to `want` calls at once, fewer when `limit` leaves fewer; returns how many it
+    /// counted and the shop's new total. Atomic as [`Store::count_call`].
+    pub async fn count_calls(
+        &self,
+        shop_id: &str,
+        day: i64,
+        method: Method,
+        want: u64,
+        limit: Option<u64>,
+    ) -> Result<(u64, u64), StoreError> {
         const LOCK: &str = "SELECT 1 FROM shops WHERE shop_id = $1 FOR UPDATE";
         const COUNT: &str = "INSERT INTO api_usage (shop_id, day, method, calls) \
-             VALUES ($1, $2, $3, 1) ON CONFLICT (shop_id, day, method) \
-             DO UPDATE SET calls = api_usage.calls + 1";
-        let op = "counting a call";
+             VALUES ($1, $2, $3, $4) ON CONFLICT (shop_id, day, method) \
+             DO UPDATE SET calls = api_usage.calls + excluded.calls";
+        let op = "counting calls";
         let mut tx = self.pool.write_tx(op).await?;
         ensure_shop_row(&mut tx, shop_id).await?;
         if tx.is_postgres() {
             tx.fetch_all::<(i32,)>(op, LOCK, &[shop_id.into()]).await?;
         }
         let total = u64::try_from(day_total(&mut tx, shop_id, day).await?).unwrap_or(0);
-        if limit.is_some_and(|limit| total >= limit) {
-            return Ok(None); // dropping the transaction rolls it back
+        let granted = limit.map_or(want, |limit| want.min(limit.saturating_sub(total)));
+        if granted == 0 {
+            return Ok((0, total)); // dropping the transaction rolls it back
         }
-        let vals = [Val::from(shop_id), day.into(), method.name().into()];
+        let n = i64::try_from(granted).unwrap_or(i64::MAX);
+        let vals = [
+            Val::from(shop_id),
+            day.into(),
+            method.name().into(),
+            n.into(),
+        ];
         tx.execute(op, COUNT, &vals).await?;
         tx.commit(op).await?;
-        Ok(Some(total + 1))
+        Ok((granted, total + granted))
+    }
+
+    /// Uncounts `n` calls counted ahead and never made.
+    pub async fn uncount_calls(
+        &self,
+        shop_id: &str,
+        day: i64,
+        method: Method,
+        n: u64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE api_usage SET calls = CASE WHEN calls > $4 THEN calls - $4 \
+             ELSE 0 END WHERE shop_id = $1 AND day = $2 AND method = $3";
+        let op = "giving back calls counted ahead";
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let mut tx = self.pool.write_tx(op).await?;
+        let vals = [
+            Val::from(shop_id),
+            day.into(),
+            method.name().into(),
+            n.into(),
+        ];
+        tx.execute(op, SQL, &vals).await?;
+        tx.commit(op).await
     }
 
     /// The shop's calls on `day`, all methods together.
@@ -142,6 +186,32 @@ impl UsageStore for Store {
         limit: Option<u64>,
     ) -> Result<Option<u64>, UsageError> {
         self.count_call(shop, day, method, limit)
+            .await
+            .map_err(usage_error)
+    }
+
+    async fn try_add_calls(
+        &self,
+        shop: &str,
+        day: i64,
+        method: Method,
+        want: u64,
+        limit: Option<u64>,
+    ) -> Result<u64, UsageError> {
+        self.count_calls(shop, day, method, want, limit)
+            .await
+            .map(|(granted, _)| granted)
+            .map_err(usage_error)
+    }
+
+    async fn give_back(
+        &self,
+        shop: &str,
+        day: i64,
+        method: Method,
+        n: u64,
+    ) -> Result<(), UsageError> {
+        self.uncount_calls(shop, day, method, n)
             .await
             .map_err(usage_error)
     }

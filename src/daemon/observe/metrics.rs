@@ -186,7 +186,9 @@ fn write_shops(text: &mut Exposition, s: &Snapshot, daily_quota: Option<u64>) {
     }
     let used = (
         "kwaishop_quota_used_today",
-        "API calls the shop made today (China time), all methods together.",
+        "API calls counted against the shop's daily quota today (China time), all methods \
+         together; a busy stream counts up to 32 calls per method ahead of use, given back at \
+         a stop.",
     );
     per_shop(text, s, used, |f| f.calls_today.map(|n| n as f64));
     if let Some(limit) = daily_quota {
