@@ -332,7 +332,7 @@ async fn ties_on_window_edges(store: Store, concurrency: u32) {
     let sim = start_sim_stopped(SimConfig {
         seed: 9,
         orders: 2_000,
-        days: 20,
+        days: 30,
         mutate: false,
         variants: variants(2),
         ..SimConfig::default()
@@ -350,29 +350,31 @@ async fn ties_on_window_edges(store: Store, concurrency: u32) {
         cfg.settle.as_millis() as i64,
     );
     // The backfill's windows: from 30 days back, each `width` wide and starting a lookback
-    // before the previous one's end, up to now − settle. Side by side, the range is shared out
-    // so each window in flight has a part: narrower windows (not under four lookbacks and a
-    // minute).
+    // before the previous one's end, up to now − settle. Side by side, they are planned as
+    // readers free up, each sized from the density the windows before it found; the first
+    // `concurrency / 4` are planned at once, before any is read, each a quarter of the range's
+    // share per reader (not narrower than four lookbacks and a minute).
     let now = sim.state.clock.now_ms();
-    if concurrency > 1 && now - 30 * DAY_MS + width < now - settle {
+    if concurrency > 1 {
         let span = now - settle - (now - 30 * DAY_MS);
-        width = width.min((span / i64::from(concurrency)).max(4 * lookback + 60_000));
+        let blind = span / (4 * i64::from(concurrency));
+        width = blind.clamp(4 * lookback + 60_000, width.max(4 * lookback + 60_000));
     }
     let mut windows = vec![];
     let mut begin = now - 30 * DAY_MS;
     loop {
         let end = (begin + width).min(now - settle);
         windows.push((begin, end));
-        if end >= now - settle {
+        if end >= now - settle || (concurrency > 1 && windows.len() == concurrency as usize / 4) {
             break;
         }
         begin = end - lookback;
     }
     assert!(windows.len() >= 4, "{windows:?}");
-    // A boundary inside the 20 days of history.
+    // A boundary inside the 30 days of history.
     let k = windows.len() / 2;
     let (left, right) = (windows[k - 1], windows[k]);
-    assert!(left.1 > now - 20 * DAY_MS && right.0 > now - 20 * DAY_MS);
+    assert!(left.1 > now - 30 * DAY_MS && right.0 > now - 30 * DAY_MS);
     let left_end = tie_group(&sim, 300, left.1).await;
     let right_begin = tie_group(&sim, 300, right.0).await;
     assert_caught_up(&sync_all(&app).await);
@@ -428,7 +430,7 @@ async fn ties_on_window_edges_sqlite() {
 
 #[tokio::test]
 async fn ties_on_window_edges_side_by_side_sqlite() {
-    on_sqlite(|store| ties_on_window_edges(store, 8)).await;
+    on_sqlite(|store| ties_on_window_edges(store, 16)).await;
 }
 
 #[tokio::test]
@@ -438,7 +440,7 @@ async fn ties_on_window_edges_postgres() {
 
 #[tokio::test]
 async fn ties_on_window_edges_side_by_side_postgres() {
-    on_postgres(|store| ties_on_window_edges(store, 8)).await;
+    on_postgres(|store| ties_on_window_edges(store, 16)).await;
 }
 
 // ---------------------------------------------------------------- stale pages

@@ -4,6 +4,7 @@
 //! defences follow design.md's sync algorithm.
 
 mod items;
+mod planner;
 mod progress;
 mod resync;
 mod window;

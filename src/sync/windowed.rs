@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::planner::Planner;
 use super::window::{HORIZON_MS, Window, plan_window};
 use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress};
 use crate::api::calls::{OrderQuery, QueryType, RefundQuery};
@@ -87,7 +88,16 @@ pub(super) async fn run(
                 }
                 continue;
             }
-            if !side_by_side(cx, shop, stream, pending, progress, cancel, counts).await? {
+            // Windows left by a stop or a crash resume; more are planned after them.
+            let frontier = pending.iter().map(|w| w.end_ms).max().unwrap_or(now);
+            let planner = (cx.config.sync.concurrency > 1)
+                .then(|| planner_for(cx, &cfg, frontier, now).after(frontier));
+            let span = (backfill_from.min(frontier), now);
+            if !side_by_side(
+                cx, shop, stream, pending, planner, span, progress, cancel, counts,
+            )
+            .await?
+            {
                 return Ok(RunOutcome::Stopped);
             }
             continue;
@@ -98,13 +108,32 @@ pub(super) async fn run(
             .await?
             .unwrap_or_else(|| StreamState::new(shop, stream));
         // Several windows to read (a backfill, a long outage) and no single one in progress:
-        // plan them all, contiguous, and read them side by side.
-        if state.window_begin_ms.is_none() && cx.config.sync.concurrency > 1 {
-            let batch = plan_batch(&state, now, cx, &cfg);
-            if batch.len() > 1 {
-                cx.store.plan_windows(shop, stream, &batch).await?;
-                continue;
+        // read them side by side, planned as readers free up. One window that reaches
+        // `now − settle` (caught-up polling) is read alone.
+        if state.window_begin_ms.is_none()
+            && cx.config.sync.concurrency > 1
+            && let Some(first) = plan(&state, now, cx, &cfg)
+            && first.end_ms < now - cfg.settle.as_millis() as i64
+        {
+            let planner = planner_for(cx, &cfg, first.begin_ms, now);
+            let span = (backfill_from.min(first.begin_ms), now);
+            let pending = Vec::new();
+            if !side_by_side(
+                cx,
+                shop,
+                stream,
+                pending,
+                Some(planner),
+                span,
+                progress,
+                cancel,
+                counts,
+            )
+            .await?
+            {
+                return Ok(RunOutcome::Stopped);
             }
+            continue;
         }
         let (window, cursor) = match (state.window_begin_ms, state.window_end_ms) {
             // A window stored under a wider setting (the platform refused it, 300019, and the
@@ -167,118 +196,358 @@ pub(super) async fn run(
     }
 }
 
-/// The windows from the next one to `now − settle`, each starting a lookback before the one
-/// before ends, as a sequential backfill would read them, planned at once — and narrower than
-/// the configured window when that gives fewer than `[sync] concurrency` of them, so every
-/// window in flight has its own share of the range. One configured window that reaches
-/// `now − settle` stays one window.
-fn plan_batch(
-    state: &StreamState,
-    now: i64,
+/// The planner of the windows from `first_begin` to `now − settle`.
+fn planner_for(
     cx: &SyncContext,
     cfg: &crate::config::StreamConfig,
-) -> Vec<(i64, i64)> {
-    let Some(first) = plan(state, now, cx, cfg) else {
-        return Vec::new();
-    };
-    let lookback = cfg.lookback.as_millis() as i64;
-    let last_end = now - cfg.settle.as_millis() as i64;
-    if first.end_ms >= last_end {
-        // One window covers it: caught-up polling reads one window.
-        return vec![(first.begin_ms, first.end_ms)];
-    }
-    let at_once = i64::from(cx.config.sync.concurrency.max(1));
-    // Each window overlaps the one before by the lookback; narrower than a few lookbacks, the
-    // overlap would be a large part of what is read.
-    let narrowest = 4 * lookback + 60_000;
-    let width =
-        (cfg.window.as_millis() as i64).min(((last_end - first.begin_ms) / at_once).max(narrowest));
-    let first_end = (first.begin_ms + width).min(first.end_ms);
-    let mut batch = vec![(first.begin_ms, first_end)];
-    let mut end = first_end;
-    // A window no wider than its lookback would not move (the config refuses it).
-    while end < last_end && width > lookback {
-        let begin = end - lookback;
-        end = (begin + width).min(last_end);
-        batch.push((begin, end));
-    }
-    batch
+    first_begin: i64,
+    now: i64,
+) -> Planner {
+    Planner::new(
+        first_begin,
+        now - cfg.settle.as_millis() as i64,
+        cfg.lookback.as_millis() as i64,
+        cfg.window.as_millis() as i64,
+        cfg.page_size,
+        cx.config.sync.concurrency,
+    )
 }
 
 /// Reads the stream's pending windows, up to `[sync] concurrency` at once, all through the
-/// client's one limiter; each commits its pages with its own cursor, and the last page of each
-/// moves the checkpoint over the finished windows from the first. Returns false when stopped
-/// (every unfinished window resumes from its cursor); the first failure cancels the others and
-/// is returned once they have stopped.
+/// client's one limiter. Fetching does not wait for commits: each page goes through a bounded
+/// queue to one writer, which commits what has queued up (up to [`BATCH_ROWS`] records) in one
+/// transaction, each page with its window's cursor; a window's last page moves the checkpoint
+/// over the finished windows from the first. Returns false when stopped (every unfinished
+/// window resumes from its committed cursor); the first failure, of a window or of the writer,
+/// stops the others and is returned once they have stopped and the pages read are committed.
+#[allow(clippy::too_many_arguments)]
 async fn side_by_side(
     cx: &SyncContext,
     shop: &str,
     stream: Stream,
     windows: Vec<crate::store::WindowRow>,
+    mut planner: Option<Planner>,
+    (from, to): (i64, i64),
     progress: &dyn SyncProgress,
     cancel: &CancellationToken,
     counts: &mut Counts,
 ) -> Result<bool, SyncError> {
     use futures_util::StreamExt as _;
+    // What the progress bar shows: the span before the first window, and each window read.
+    let mut done_ms = windows.iter().map(|w| w.begin_ms).min().unwrap_or(from) - from;
     let at_once = cx.config.sync.concurrency.max(1) as usize;
     let stop = cancel.child_token();
+    let (queue, queued) = tokio::sync::mpsc::channel::<ToWriter>(2 * at_once);
     let mut todo: std::collections::VecDeque<_> = windows.into_iter().filter(|w| !w.done).collect();
-    let mut running = futures_util::stream::FuturesUnordered::new();
-    let (mut failure, mut stopped) = (None, false);
-    loop {
-        while running.len() < at_once && !stop.is_cancelled() {
-            let Some(w) = todo.pop_front() else {
+    let fetchers = async {
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        let (mut failure, mut stopped) = (None, false);
+        loop {
+            while running.len() < at_once && !stop.is_cancelled() {
+                let w = match todo.pop_front() {
+                    Some(w) => w,
+                    // A window planned now is recorded by the writer, ahead of its pages
+                    // in the queue (so it is stored before any later window can finish). Only
+                    // the windows being read are awaited here: an await on anything else would
+                    // leave them unpolled, holding what that other thing may wait for.
+                    None => {
+                        let Some((begin_ms, end_ms)) = planner.as_ref().and_then(|p| p.peek())
+                        else {
+                            break;
+                        };
+                        match queue.try_send(ToWriter::Plan(begin_ms, end_ms)) {
+                            Ok(()) => {}
+                            Err(tokio::sync::mpsc::error::TrySendError::Full(_))
+                                if !running.is_empty() =>
+                            {
+                                break;
+                            }
+                            Err(_) => {
+                                // Full with nothing else running (the writer is draining it),
+                                // or closed (the writer failed and stopped everything).
+                                let plan = ToWriter::Plan(begin_ms, end_ms);
+                                if queue.send(plan).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        if let Some(p) = planner.as_mut() {
+                            p.next_window();
+                        }
+                        crate::store::WindowRow {
+                            begin_ms,
+                            end_ms,
+                            cursor: None,
+                            done: false,
+                        }
+                    }
+                };
+                let (stop, queue) = (stop.clone(), queue.clone());
+                running.push(async move {
+                    let window = Window {
+                        begin_ms: w.begin_ms,
+                        end_ms: w.end_ms,
+                    };
+                    let mut sink = QueueSink {
+                        begin_ms: w.begin_ms,
+                        queue,
+                        stop: stop.clone(),
+                        rows: 0,
+                    };
+                    // A resumed window tells nothing of its whole range's density.
+                    let fresh = w.cursor.is_none();
+                    let cursor = w.cursor.unwrap_or_default();
+                    let mut unused = Counts::default();
+                    let done = read_window(
+                        cx,
+                        shop,
+                        stream,
+                        window,
+                        cursor,
+                        &mut sink,
+                        progress,
+                        &stop,
+                        &mut unused,
+                    )
+                    .await;
+                    (done, window, fresh.then_some(sink.rows))
+                });
+            }
+            progress.windows(shop, stream, done_ms, running.len(), from, to);
+            let Some((done, window, rows)) = running.next().await else {
                 break;
             };
-            let stop = stop.clone();
-            running.push(async move {
-                let window = Window {
-                    begin_ms: w.begin_ms,
-                    end_ms: w.end_ms,
-                };
-                let mut sink = WindowSink {
-                    shop: shop.to_string(),
-                    stream,
-                    begin_ms: w.begin_ms,
-                };
-                let mut own = Counts::default();
-                let cursor = w.cursor.unwrap_or_default();
-                let done = read_window(
-                    cx, shop, stream, window, cursor, &mut sink, progress, &stop, &mut own,
-                )
-                .await;
-                (done, own)
-            });
-        }
-        let Some((done, own)) = running.next().await else {
-            break;
-        };
-        counts.pages += own.pages;
-        counts.received += own.received;
-        counts.written += own.written;
-        match done {
-            Ok(true) => {}
-            Ok(false) => stopped = true,
-            Err(e) => {
-                failure.get_or_insert(e);
-                stop.cancel();
+            match done {
+                Ok(true) => {
+                    done_ms += window.end_ms - window.begin_ms;
+                    if let (Some(planner), Some(rows)) = (planner.as_mut(), rows) {
+                        planner.learned(window.begin_ms, window.end_ms, rows);
+                    }
+                }
+                Ok(false) => stopped = true,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    stop.cancel();
+                }
             }
         }
-    }
+        // The writer ends once every sender is gone and the queue is empty.
+        drop(queue);
+        (failure, stopped)
+    };
+    let writer = write_queued(cx, shop, stream, queued, progress, &stop, counts);
+    let ((failure, stopped), written) = tokio::join!(fetchers, writer);
     // Two last pages committed at the same moment may each have left the other's window for
     // the other to move over: move over every finished window now.
     let advanced = cx
         .store
         .advance_windows(shop, stream, cx.clock.now_ms())
         .await;
+    // A window that failed first is the cause; the writer's failure otherwise.
     if let Some(e) = failure {
         return Err(e);
     }
+    written?;
     advanced?;
     Ok(!stopped && !stop.is_cancelled() && todo.is_empty())
 }
 
-/// A window read side by side with others: its pages commit its own cursor.
+/// How many records the writer commits in one transaction at most.
+const BATCH_ROWS: usize = 1_000;
+
+/// What the writer is handed, in order.
+enum ToWriter {
+    /// A window about to be read, `[begin, end]`.
+    Plan(i64, i64),
+    /// A page read.
+    Page(Queued),
+}
+
+impl ToWriter {
+    fn rows(&self) -> usize {
+        match self {
+            ToWriter::Plan(..) => 0,
+            ToWriter::Page(q) => q.page.rows,
+        }
+    }
+}
+
+/// A page read by one of the windows side by side, on its way to the writer.
+struct Queued {
+    begin_ms: i64,
+    window: Window,
+    page: Page,
+    next: Option<String>,
+    now: i64,
+}
+
+impl Queued {
+    fn as_page(&self) -> crate::store::WindowPage<'_> {
+        crate::store::WindowPage {
+            begin_ms: self.begin_ms,
+            orders: &self.page.orders,
+            refunds: &self.page.refunds,
+            rejected: &self.page.rejected,
+            next_cursor: self.next.as_deref(),
+        }
+    }
+}
+
+/// Where a window read side by side hands its pages: the writer's queue.
+struct QueueSink {
+    begin_ms: i64,
+    queue: tokio::sync::mpsc::Sender<ToWriter>,
+    stop: CancellationToken,
+    /// Records read in this window (a resumed one: since it resumed).
+    rows: u64,
+}
+
+impl Deliver for QueueSink {
+    async fn deliver(
+        &mut self,
+        _cx: &SyncContext,
+        _shop: &str,
+        _stream: Stream,
+        page: Page,
+        next: Option<&str>,
+        window: Window,
+        now: i64,
+    ) -> Result<Delivered, SyncError> {
+        self.rows += page.rows as u64;
+        let queued = Queued {
+            begin_ms: self.begin_ms,
+            window,
+            next: next.map(str::to_string),
+            page,
+            now,
+        };
+        // A closed queue: the writer failed, and has stopped every window (`stop`) first.
+        if self.queue.send(ToWriter::Page(queued)).await.is_err() {
+            self.stop.cancel();
+        }
+        Ok(Delivered::Queued)
+    }
+}
+
+/// Commits the queued pages: whatever has queued up when the last commit ends, up to
+/// [`BATCH_ROWS`] records, in one transaction — so a page waits for at most one commit, and
+/// commits grow with the rate pages arrive at. A batch the database refuses (not for a passing
+/// reason) is committed page by page, setting aside the records it refuses. On failure every
+/// window is stopped and the queue closed.
+async fn write_queued(
+    cx: &SyncContext,
+    shop: &str,
+    stream: Stream,
+    mut queued: tokio::sync::mpsc::Receiver<ToWriter>,
+    progress: &dyn SyncProgress,
+    stop: &CancellationToken,
+    counts: &mut Counts,
+) -> Result<(), SyncError> {
+    while let Some(first) = queued.recv().await {
+        let mut rows = first.rows();
+        let mut batch = vec![first];
+        while rows < BATCH_ROWS {
+            match queued.try_recv() {
+                Ok(next) => {
+                    rows += next.rows();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = commit_batch(cx, shop, stream, batch, progress, counts).await {
+            stop.cancel();
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Commits a batch of queued pages in one transaction (tried again on a passing failure), or
+/// page by page when the database refuses the batch.
+async fn commit_batch(
+    cx: &SyncContext,
+    shop: &str,
+    stream: Stream,
+    batch: Vec<ToWriter>,
+    progress: &dyn SyncProgress,
+    counts: &mut Counts,
+) -> Result<(), SyncError> {
+    let mut planned = Vec::new();
+    let mut batch: Vec<Queued> = batch
+        .into_iter()
+        .filter_map(|item| match item {
+            ToWriter::Plan(begin, end) => {
+                planned.push((begin, end));
+                None
+            }
+            ToWriter::Page(q) => Some(q),
+        })
+        .collect();
+    let now = batch
+        .iter()
+        .map(|q| q.now)
+        .max()
+        .unwrap_or_else(|| cx.clock.now_ms());
+    let pages: Vec<_> = batch.iter().map(Queued::as_page).collect();
+    let mut committed = cx
+        .store
+        .commit_window_pages(shop, stream, &planned, &pages, now)
+        .await;
+    for attempt in 1..=3u32 {
+        match &committed {
+            Err(e) if e.is_transient() => {
+                debug!(shop, stream = stream.as_str(), attempt, error = %e, "the batch commit failed for a passing reason; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                committed = cx
+                    .store
+                    .commit_window_pages(shop, stream, &planned, &pages, now)
+                    .await;
+            }
+            _ => break,
+        }
+    }
+    match committed {
+        Ok((outcome, moved)) => {
+            if let Some(checkpoint) = moved {
+                debug!(shop, stream = stream.as_str(), checkpoint = %format_ms(checkpoint), "windows finished; the checkpoint moved");
+            }
+            counts.pages += batch.len() as u64;
+            counts.received += outcome.received as u64;
+            counts.written += outcome.written;
+            for q in &batch {
+                progress.page(shop, stream, q.page.rows, 0, None);
+            }
+            Ok(())
+        }
+        Err(e) if e.is_refusal() => {
+            drop(pages);
+            warn!(shop, stream = stream.as_str(), pages = batch.len(), error = %e, "the database refused a batch of pages; committing them one by one");
+            if !planned.is_empty() {
+                cx.store.plan_windows(shop, stream, &planned).await?;
+            }
+            for q in std::mem::take(&mut batch) {
+                let mut sink = WindowSink {
+                    shop: shop.to_string(),
+                    stream,
+                    begin_ms: q.begin_ms,
+                };
+                let next = q.next.as_deref();
+                let (page, outcome) =
+                    commit_page(cx, shop, stream, &mut sink, q.page, next, q.window, q.now).await?;
+                counts.pages += 1;
+                counts.received += outcome.received as u64;
+                counts.written += outcome.written;
+                progress.page(shop, stream, page.rows, 0, None);
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A window read side by side with others, committed page by page (the writer's fallback when
+/// the database refuses a batch): its pages commit its own cursor.
 struct WindowSink {
     shop: String,
     stream: Stream,
@@ -348,6 +617,46 @@ pub(super) trait PageSink {
         window: Window,
         now: i64,
     ) -> Result<PageOutcome, StoreError>;
+}
+
+/// What became of a page handed on by [`read_window`].
+pub(super) enum Delivered {
+    /// Committed here, with what it wrote.
+    Committed(PageOutcome),
+    /// Queued for a writer, which commits and counts it.
+    Queued,
+}
+
+/// Where [`read_window`] hands each page it reads: a [`PageSink`] commits it at once; a
+/// window read side by side queues it for the writer.
+pub(super) trait Deliver {
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver(
+        &mut self,
+        cx: &SyncContext,
+        shop: &str,
+        stream: Stream,
+        page: Page,
+        next: Option<&str>,
+        window: Window,
+        now: i64,
+    ) -> Result<Delivered, SyncError>;
+}
+
+impl<S: PageSink> Deliver for S {
+    async fn deliver(
+        &mut self,
+        cx: &SyncContext,
+        shop: &str,
+        stream: Stream,
+        page: Page,
+        next: Option<&str>,
+        window: Window,
+        now: i64,
+    ) -> Result<Delivered, SyncError> {
+        let (_, outcome) = commit_page(cx, shop, stream, self, page, next, window, now).await?;
+        Ok(Delivered::Committed(outcome))
+    }
 }
 
 /// The live poller's sink: the stream state, whose checkpoint moves at each window's end.
@@ -465,7 +774,7 @@ pub(super) async fn read_window(
     stream: Stream,
     window: Window,
     mut cursor: String,
-    sink: &mut impl PageSink,
+    sink: &mut impl Deliver,
     progress: &dyn SyncProgress,
     cancel: &CancellationToken,
     counts: &mut Counts,
@@ -496,47 +805,71 @@ pub(super) async fn read_window(
         let next_cursor = page.next_cursor.clone();
         let next = (!last).then_some(next_cursor.as_str());
         let now = cx.clock.now_ms();
-        let mut committed = sink.commit(cx, &page, next, window, now).await;
-        // A passing failure (SQLite busy, a Postgres deadlock between two windows writing the
-        // same record): the commit moved nothing, so it is tried again.
-        for attempt in 1..=3u32 {
-            match &committed {
-                Err(e) if e.is_transient() => {
-                    debug!(shop, stream = stream.as_str(), attempt, error = %e, "the page commit failed for a passing reason; trying again");
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt)))
-                        .await;
-                    committed = sink.commit(cx, &page, next, window, now).await;
-                }
-                _ => break,
+        let rows = page.rows;
+        match sink
+            .deliver(cx, shop, stream, page, next, window, now)
+            .await?
+        {
+            Delivered::Committed(outcome) => {
+                counts.pages += 1;
+                counts.received += outcome.received as u64;
+                counts.written += outcome.written;
+                progress.page(shop, stream, rows, i64::from(pages_here), None);
+                debug!(
+                    shop,
+                    stream = stream.as_str(),
+                    rows,
+                    written = outcome.written,
+                    last,
+                    "page committed"
+                );
             }
+            Delivered::Queued => {}
         }
-        let (page, outcome) = match committed {
-            // The database refused the page (not for a passing reason): a record it cannot
-            // store fails alone, set aside with the page's unreadable ones.
-            Err(e) if e.is_refusal() && page.rows > 0 => {
-                warn!(shop, stream = stream.as_str(), error = %e, "the database refused a page; storing its records one by one to set the refused ones aside");
-                let page = set_aside_refused(cx, shop, sink.source(), page, now).await?;
-                let outcome = sink.commit(cx, &page, next, window, now).await?;
-                (page, outcome)
-            }
-            other => (page, other?),
-        };
-        counts.pages += 1;
-        counts.received += outcome.received as u64;
-        counts.written += outcome.written;
-        progress.page(shop, stream, page.rows, i64::from(pages_here), None);
-        debug!(
-            shop,
-            stream = stream.as_str(),
-            rows = page.rows,
-            written = outcome.written,
-            last,
-            "page committed"
-        );
         if last {
             return Ok(true);
         }
-        cursor = page.next_cursor;
+        cursor = next_cursor;
+    }
+}
+
+/// Commits `page` through `sink`, tried again on a passing failure; a page the database
+/// refuses (not for a passing reason) is stored record by record, the refused ones set aside
+/// in quarantine, and committed without them. Returns the page as committed.
+#[allow(clippy::too_many_arguments)]
+async fn commit_page(
+    cx: &SyncContext,
+    shop: &str,
+    stream: Stream,
+    sink: &mut (impl PageSink + ?Sized),
+    page: Page,
+    next: Option<&str>,
+    window: Window,
+    now: i64,
+) -> Result<(Page, PageOutcome), SyncError> {
+    let mut committed = sink.commit(cx, &page, next, window, now).await;
+    // A passing failure (SQLite busy, a Postgres deadlock between two writers of the same
+    // record): the commit moved nothing, so it is tried again.
+    for attempt in 1..=3u32 {
+        match &committed {
+            Err(e) if e.is_transient() => {
+                debug!(shop, stream = stream.as_str(), attempt, error = %e, "the page commit failed for a passing reason; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                committed = sink.commit(cx, &page, next, window, now).await;
+            }
+            _ => break,
+        }
+    }
+    match committed {
+        // A record the database cannot store fails alone, set aside with the page's
+        // unreadable ones.
+        Err(e) if e.is_refusal() && page.rows > 0 => {
+            warn!(shop, stream = stream.as_str(), error = %e, "the database refused a page; storing its records one by one to set the refused ones aside");
+            let page = set_aside_refused(cx, shop, sink.source(), page, now).await?;
+            let outcome = sink.commit(cx, &page, next, window, now).await?;
+            Ok((page, outcome))
+        }
+        other => Ok((page, other?)),
     }
 }
 
