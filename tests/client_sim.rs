@@ -603,6 +603,52 @@ async fn timeouts_and_cut_answers_are_transient_and_retried() {
     }
 }
 
+/// A request that hangs is given up after ten times what nine in ten recent answers took (at
+/// least 2 s), not after the configured timeout (here two minutes), and sent again, waiting the
+/// configured timeout this time. Before the quick timeout, the hung request held the call for
+/// the whole configured timeout.
+#[tokio::test]
+async fn a_hung_request_is_given_up_in_seconds_and_sent_again() {
+    let sim = start_sim(still(100)).await;
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(120),
+        ..fast_options(&sim)
+    };
+    let client = client_with(&sim, opts, token_store(&sim));
+    // Answers in milliseconds teach the client what to expect.
+    for _ in 0..20 {
+        client
+            .item_page(&shop_id(0), 1, 20)
+            .await
+            .expect("an item page");
+    }
+    admin_faults(
+        &sim,
+        FaultConfig {
+            timeout: 1.0,
+            timeout_ms: 600_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.item_page(&shop_id(0), 1, 20).await }
+    });
+    // The first attempt hangs; the gateway recovers while it does.
+    while !calls(&sim).await.iter().any(|c| c.outcome == "timeout") {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin_faults(&sim, FaultConfig::default()).await;
+    let page = tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("given up long before the configured two minutes")
+        .expect("joined");
+    page.expect("the second attempt is answered");
+    let outcomes: Vec<String> = calls(&sim).await.into_iter().map(|c| c.outcome).collect();
+    assert_eq!(outcomes[20..], ["timeout".to_string(), "ok".to_string()]);
+}
+
 async fn admin_faults(sim: &kwaishop_sync::sim::SimHandle, faults: FaultConfig) {
     reqwest::Client::new()
         .post(format!("{}/__sim/faults", sim.base_url()))

@@ -149,8 +149,46 @@ struct Inner {
     outcomes: Mutex<HashMap<(String, Method, &'static str), u64>>,
     /// The same answers per hour, until they are written to the database.
     hourly: HourlyCalls,
+    /// How long recent answers took, per method: the quick timeout.
+    answer_times: AnswerTimes,
     /// Calls counted in the daily usage ahead of their use, per (shop, method).
     reserved: Mutex<HashMap<(String, Method), ReserveSlot>>,
+}
+
+/// How long the last answers of each method took. A request waits for its answer ten times
+/// as long as nine in ten of them took, at least [`QUICK_TIMEOUT_FLOOR`] and at most the
+/// configured timeout: a request that hangs (a lost connection, a gateway that swallowed it)
+/// is given up and sent again in seconds, not held for the whole timeout while every other
+/// window finishes. Until enough answers are known, the configured timeout holds.
+#[derive(Debug, Default)]
+struct AnswerTimes(Mutex<HashMap<Method, std::collections::VecDeque<Duration>>>);
+
+/// The shortest quick timeout.
+const QUICK_TIMEOUT_FLOOR: Duration = Duration::from_secs(2);
+/// How many answers per method the quick timeout is computed from (and needs).
+const ANSWERS_KEPT: usize = 64;
+const ANSWERS_NEEDED: usize = 16;
+
+impl AnswerTimes {
+    fn add(&self, method: Method, took: Duration) {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let times = all.entry(method).or_default();
+        if times.len() == ANSWERS_KEPT {
+            times.pop_front();
+        }
+        times.push_back(took);
+    }
+
+    fn quick_timeout(&self, method: Method, configured: Duration) -> Duration {
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(times) = all.get(&method).filter(|t| t.len() >= ANSWERS_NEEDED) else {
+            return configured;
+        };
+        let mut sorted: Vec<Duration> = times.iter().copied().collect();
+        sorted.sort_unstable();
+        let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
+        (p90 * 10).clamp(QUICK_TIMEOUT_FLOOR.min(configured), configured)
+    }
 }
 
 /// One (shop, method)'s calls counted ahead, locked while a block is counted.
@@ -245,6 +283,7 @@ impl ApiClient {
                 outcomes: Mutex::new(HashMap::new()),
                 hourly: HourlyCalls::default(),
                 reserved: Mutex::new(HashMap::new()),
+                answer_times: AnswerTimes::default(),
             }),
         })
     }
@@ -361,8 +400,14 @@ impl ApiClient {
         let throttle_factor =
             policy.throttled_delay.as_secs_f64() / policy.transient_delay.as_secs_f64().max(1e-6);
         let max_delay = policy.max_delay;
-        (|| self.attempt(shop, method, param))
-            .retry(backoff)
+        // After an attempt timed out under the quick timeout, the next ones wait the
+        // configured timeout: a platform slower than it was is not failed for that.
+        let patient = std::sync::atomic::AtomicBool::new(false);
+        (|| {
+            let patient = patient.load(std::sync::atomic::Ordering::Relaxed);
+            self.attempt(shop, method, param, patient)
+        })
+        .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(|e: &ApiError| e.class.is_retryable())
             .adjust(move |e: &ApiError, delay| match e.class {
@@ -370,34 +415,48 @@ impl ApiClient {
                 _ => delay,
             })
             .notify(|e: &ApiError, delay| {
+                if e.timed_out {
+                    patient.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 warn!(shop, method = method.name(), class = %e.class, delay_ms = delay.as_millis() as u64, error = %e, "retrying");
             })
             .await
     }
 
     /// One attempt: a token, a send, and on an expired token one refresh and one more send.
-    async fn attempt(&self, shop: &str, method: Method, param: &str) -> Result<Success, ApiError> {
+    async fn attempt(
+        &self,
+        shop: &str,
+        method: Method,
+        param: &str,
+        patient: bool,
+    ) -> Result<Success, ApiError> {
         let token = self.token_for_call(shop, method).await?;
-        match self.send(shop, method, param, &token).await {
+        match self.send(shop, method, param, &token, patient).await {
             Err(e) if e.class == ErrorClass::TokenExpired => {
                 let fresh = self.refresh_replacing(shop, &token).await?;
-                self.send(shop, method, param, &fresh).await.map_err(|e| {
-                    if e.class == ErrorClass::TokenExpired {
-                        ApiError {
-                            class: ErrorClass::AuthorizationRevoked,
-                            message: format!("still rejected after a token refresh: {}", e.message),
-                            ..e
+                self.send(shop, method, param, &fresh, patient)
+                    .await
+                    .map_err(|e| {
+                        if e.class == ErrorClass::TokenExpired {
+                            ApiError {
+                                class: ErrorClass::AuthorizationRevoked,
+                                message: format!(
+                                    "still rejected after a token refresh: {}",
+                                    e.message
+                                ),
+                                ..e
+                            }
+                        } else {
+                            e
                         }
-                    } else {
-                        e
-                    }
-                })
+                    })
             }
             // `auth` may have stored a new authorization since this token was read.
             Err(e) if e.class == ErrorClass::AuthorizationRevoked => {
                 match self.read_token(shop, method.name()).await {
                     Ok(stored) if stored.access_token != token.access_token => {
-                        self.send(shop, method, param, &stored).await
+                        self.send(shop, method, param, &stored, patient).await
                     }
                     _ => Err(e),
                 }
@@ -429,13 +488,14 @@ impl ApiClient {
         method: Method,
         param: &str,
         token: &TokenSet,
+        patient: bool,
     ) -> Result<Success, ApiError> {
         let inner = &self.inner;
         // The quota is counted (a database write) before pacing, so its latency cannot bunch
         // paced requests together on their way to the platform.
         self.count_call(shop, method).await?;
         self.pace(method).await;
-        let result = self.wire(shop, method, param, token).await;
+        let result = self.wire(shop, method, param, token, patient).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.class.as_str(),
@@ -457,6 +517,7 @@ impl ApiClient {
         method: Method,
         param: &str,
         token: &TokenSet,
+        patient: bool,
     ) -> Result<Success, ApiError> {
         let inner = &self.inner;
         let settings = self.settings();
@@ -488,15 +549,31 @@ impl ApiClient {
         if let Ok(mut sent) = inner.sent.lock() {
             *sent.entry((shop.to_string(), method)).or_insert(0) += 1;
         }
-        let response = inner
-            .http
-            .get(url)
-            .timeout(settings.opts.timeout)
-            .send()
-            .await
-            .map_err(|e| network_error(method.name(), e))?;
-        let status = response.status().as_u16();
-        let body = read_capped(method.name(), response, settings.opts.max_body_bytes).await?;
+        let timeout = match patient {
+            true => settings.opts.timeout,
+            false => inner
+                .answer_times
+                .quick_timeout(method, settings.opts.timeout),
+        };
+        let started = std::time::Instant::now();
+        let response = tokio::time::timeout(timeout, async {
+            let response = inner
+                .http
+                .get(url)
+                .timeout(settings.opts.timeout)
+                .send()
+                .await
+                .map_err(|e| network_error(method.name(), e))?;
+            let status = response.status().as_u16();
+            let body = read_capped(method.name(), response, settings.opts.max_body_bytes).await?;
+            Ok::<_, ApiError>((status, body))
+        })
+        .await;
+        let (status, body) = match response {
+            Ok(answer) => answer?,
+            Err(_) => return Err(timed_out(method.name(), timeout)),
+        };
+        inner.answer_times.add(method, started.elapsed());
         let outcome = envelope::decode(method.name(), status, &body);
         match outcome {
             Err(mut e) if e.class == ErrorClass::QuotaExhausted => {
@@ -1013,11 +1090,26 @@ fn network_error(what: &str, e: reqwest::Error) -> ApiError {
     } else {
         "transport error"
     };
-    ApiError::local(
-        ErrorClass::Transient,
-        what,
-        format!("{kind}: {}", e.without_url()),
-    )
+    ApiError {
+        timed_out: e.is_timeout(),
+        ..ApiError::local(
+            ErrorClass::Transient,
+            what,
+            format!("{kind}: {}", e.without_url()),
+        )
+    }
+}
+
+/// A request that got no whole answer within `timeout`.
+fn timed_out(what: &str, timeout: Duration) -> ApiError {
+    ApiError {
+        timed_out: true,
+        ..ApiError::local(
+            ErrorClass::Transient,
+            what,
+            format!("timed out: no answer within {} ms", timeout.as_millis()),
+        )
+    }
 }
 
 /// Reads a response body, refusing anything over `max` bytes.
@@ -1042,10 +1134,46 @@ async fn read_capped(
 fn too_large(what: &str, max: usize) -> ApiError {
     ApiError {
         too_large: true,
+        timed_out: false,
         ..ApiError::local(
             ErrorClass::Malformed,
             what,
             format!("the answer is larger than {max} bytes"),
         )
+    }
+}
+
+#[cfg(test)]
+mod answer_time_tests {
+    use super::*;
+
+    #[test]
+    fn the_quick_timeout_is_ten_times_the_ninth_decile_within_bounds() {
+        let times = AnswerTimes::default();
+        let configured = Duration::from_secs(30);
+        let m = Method::ItemList;
+        for _ in 0..15 {
+            times.add(m, Duration::from_millis(50));
+        }
+        assert_eq!(
+            times.quick_timeout(m, configured),
+            configured,
+            "too few answers"
+        );
+        times.add(m, Duration::from_millis(50));
+        assert_eq!(times.quick_timeout(m, configured), QUICK_TIMEOUT_FLOOR);
+        for _ in 0..64 {
+            times.add(m, Duration::from_millis(700));
+        }
+        assert_eq!(times.quick_timeout(m, configured), Duration::from_secs(7));
+        assert_eq!(
+            times.quick_timeout(m, Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            times.quick_timeout(Method::OrderCursorList, configured),
+            configured,
+            "per method"
+        );
     }
 }

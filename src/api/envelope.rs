@@ -129,6 +129,7 @@ pub fn decode(method: &str, http_status: u16, body: &[u8]) -> Result<Success, Ap
         request_id,
         retry_at_ms: None,
         too_large: false,
+        timed_out: false,
     })
 }
 

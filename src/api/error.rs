@@ -74,6 +74,8 @@ pub struct ApiError {
     pub retry_at_ms: Option<i64>,
     /// The answer was larger than the client reads: a smaller page may pass.
     pub too_large: bool,
+    /// No answer came within the request's timeout.
+    pub timed_out: bool,
 }
 
 impl ApiError {
@@ -89,6 +91,7 @@ impl ApiError {
             request_id: None,
             retry_at_ms: None,
             too_large: false,
+            timed_out: false,
         }
     }
 

@@ -166,6 +166,7 @@ pub fn parse_token_response(
             request_id: None,
             retry_at_ms: None,
             too_large: false,
+            timed_out: false,
         });
     }
     let text = |name: &str| field(name).and_then(lenient_text);
