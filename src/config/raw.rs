@@ -441,15 +441,15 @@ fn build_limits(cx: &mut Ctx, l: RawLimits) -> LimitsConfig {
 }
 
 fn build_retry(cx: &mut Ctx, r: RawRetry) -> RetryConfig {
-    let max_attempts = r.max_attempts.unwrap_or(5);
+    let max_attempts = r.max_attempts.unwrap_or(8);
     if !(1..=20).contains(&max_attempts) {
         cx.err("retry.max_attempts", "must be between 1 and 20");
     }
     let ms = |v: Option<u64>, d: u64| Duration::from_millis(v.unwrap_or(d));
     RetryConfig {
         max_attempts,
-        throttled_delay: ms(r.throttled_delay_ms, 10_000),
-        transient_delay: ms(r.transient_delay_ms, 5_000),
+        throttled_delay: ms(r.throttled_delay_ms, 1_000),
+        transient_delay: ms(r.transient_delay_ms, 250),
         max_delay: ms(r.max_delay_ms, 120_000),
     }
 }
