@@ -706,14 +706,22 @@ async fn blocks_of_calls_stop_at_the_limit_and_go_back(store: Store) {
     let (orders, refunds) = (Method::OrderCursorList, Method::RefundList);
     let add = |method, want| usage.try_add_calls(SHOP, 7, method, want, Some(15));
     assert_eq!(add(orders, 10).await.expect("a block"), 10);
-    assert_eq!(add(refunds, 10).await.expect("cut"), 5, "what the limit leaves");
+    assert_eq!(
+        add(refunds, 10).await.expect("cut"),
+        5,
+        "what the limit leaves"
+    );
     assert_eq!(add(orders, 1).await.expect("none"), 0, "at the limit");
     assert_eq!(usage.calls(SHOP, 7).await.expect("calls"), 15);
     usage.give_back(SHOP, 7, orders, 4).await.expect("back");
     assert_eq!(usage.calls(SHOP, 7).await.expect("calls"), 11);
     assert_eq!(add(orders, 32).await.expect("room again"), 4);
     usage.give_back(SHOP, 7, refunds, 99).await.expect("back");
-    assert_eq!(usage.calls(SHOP, 7).await.expect("calls"), 10, "never below zero");
+    assert_eq!(
+        usage.calls(SHOP, 7).await.expect("calls"),
+        10,
+        "never below zero"
+    );
     // Without a limit a block is counted whole.
     let unlimited = usage.try_add_calls(SHOP, 8, orders, 32, None);
     assert_eq!(unlimited.await.expect("unlimited"), 32);
@@ -1334,7 +1342,10 @@ async fn pages_of_several_windows_commit_together(store: Store) {
     assert_eq!(moved, Some(100), "the first window finished");
     let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!((rows[0].begin_ms, rows[0].cursor.as_deref()), (90, Some("b-1")));
+    assert_eq!(
+        (rows[0].begin_ms, rows[0].cursor.as_deref()),
+        (90, Some("b-1"))
+    );
     let stored = store.order_rows(SHOP).await.expect("rows");
     assert_eq!(stored.len(), 3);
     assert_eq!(stored[1].update_time, 95, "the newer version of order 2");
