@@ -100,7 +100,7 @@ impl Table {
         op: &'static str,
         rows: Vec<Vec<Val<'_>>>,
     ) -> Result<Vec<i64>, StoreError> {
-        let per_statement = (MAX_BINDS / self.width()).max(1);
+        let per_statement = (MAX_BINDS / self.width()).clamp(1, MAX_ROWS_PER_STATEMENT);
         let mut written = Vec::with_capacity(rows.len());
         let mut left = rows.len();
         let mut rows = rows.into_iter();
@@ -117,6 +117,11 @@ impl Table {
         Ok(written)
     }
 }
+
+/// The most rows one upsert statement carries: every prepared statement stays in its
+/// connection's cache, and its program grows with its rows (at the bind limit, hundreds of
+/// rows of sixty columns: megabytes per statement and connection).
+const MAX_ROWS_PER_STATEMENT: usize = 256;
 
 /// The rows of the next statement when `left` rows are to be written and one statement holds
 /// at most `most`: a few fixed sizes only, so the connection's cache of prepared statements
