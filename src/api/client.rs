@@ -556,23 +556,9 @@ impl ApiClient {
                 .quick_timeout(method, settings.opts.timeout),
         };
         let started = std::time::Instant::now();
-        let response = tokio::time::timeout(timeout, async {
-            let response = inner
-                .http
-                .get(url)
-                .timeout(settings.opts.timeout)
-                .send()
-                .await
-                .map_err(|e| network_error(method.name(), e))?;
-            let status = response.status().as_u16();
-            let body = read_capped(method.name(), response, settings.opts.max_body_bytes).await?;
-            Ok::<_, ApiError>((status, body))
-        })
-        .await;
-        let (status, body) = match response {
-            Ok(answer) => answer?,
-            Err(_) => return Err(timed_out(method.name(), timeout)),
-        };
+        let request = inner.http.get(url);
+        let max = settings.opts.max_body_bytes;
+        let (status, body) = exchange(method.name(), request, timeout, max).await?;
         inner.answer_times.add(method, started.elapsed());
         let outcome = envelope::decode(method.name(), status, &body);
         match outcome {
@@ -962,14 +948,8 @@ impl ApiClient {
         } else {
             inner.http.post(url).form(&form)
         };
-        let response = request
-            .timeout(settings.opts.timeout)
-            .send()
-            .await
-            // The URL of a GET carries the secrets; network_error drops it.
-            .map_err(|e| Refresh::Failed(network_error(ENDPOINT, e)))?;
-        let status = response.status().as_u16();
-        let body = read_capped(ENDPOINT, response, 1 << 20)
+        // The URL of a GET carries the secrets; network_error drops it.
+        let (status, body) = exchange(ENDPOINT, request, settings.opts.timeout, 1 << 20)
             .await
             .map_err(Refresh::Failed)?;
         let parsed = oauth::parse_token_response(
@@ -1011,15 +991,8 @@ impl ApiClient {
         ])
         .map_err(|e| ApiError::local(ErrorClass::InvalidRequest, ENDPOINT, e.to_string()))?;
         let url = format!("{}/{ENDPOINT}?{query}", settings.base_url);
-        let response = inner
-            .http
-            .get(url)
-            .timeout(settings.opts.timeout)
-            .send()
-            .await
-            .map_err(|e| network_error(ENDPOINT, e))?;
-        let status = response.status().as_u16();
-        let body = read_capped(ENDPOINT, response, 1 << 20).await?;
+        let request = inner.http.get(url);
+        let (status, body) = exchange(ENDPOINT, request, settings.opts.timeout, 1 << 20).await?;
         let tokens =
             oauth::parse_token_response(ENDPOINT, &body, status, inner.clock.now_ms(), None)?;
         inner
@@ -1100,16 +1073,22 @@ fn network_error(what: &str, e: reqwest::Error) -> ApiError {
     }
 }
 
-/// A request that got no whole answer within `timeout`.
-fn timed_out(what: &str, timeout: Duration) -> ApiError {
-    ApiError {
-        timed_out: true,
-        ..ApiError::local(
-            ErrorClass::Transient,
-            what,
-            format!("timed out: no answer within {} ms", timeout.as_millis()),
-        )
-    }
+/// Sends `request` and reads its answer (at most `max` bytes): its HTTP status and body. The
+/// `timeout` runs from connecting to the body's last byte; errors drop the URL.
+async fn exchange(
+    what: &str,
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    max: usize,
+) -> Result<(u16, Vec<u8>), ApiError> {
+    let response = request
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| network_error(what, e))?;
+    let status = response.status().as_u16();
+    let body = read_capped(what, response, max).await?;
+    Ok((status, body))
 }
 
 /// Reads a response body, refusing anything over `max` bytes.
