@@ -152,6 +152,15 @@ pub(crate) struct Counts {
     pub written: u64,
 }
 
+impl Counts {
+    /// Adds `pages` pages committed with `outcome`.
+    pub(crate) fn add(&mut self, pages: u64, outcome: crate::store::PageOutcome) {
+        self.pages += pages;
+        self.received += outcome.received as u64;
+        self.written += outcome.written;
+    }
+}
+
 /// A failure inside a run, before it is turned into an outcome.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {

@@ -495,19 +495,17 @@ async fn commit_batch(
         .max()
         .unwrap_or_else(|| cx.clock.now_ms());
     let pages: Vec<_> = batch.iter().map(Queued::as_page).collect();
-    let mut committed = cx
-        .store
-        .commit_window_pages(shop, stream, &planned, &pages, now)
-        .await;
-    for attempt in 1..=3u32 {
+    let commit = || {
+        cx.store
+            .commit_window_pages(shop, stream, &planned, &pages, now)
+    };
+    let mut committed = commit().await;
+    for attempt in 1..=COMMIT_RETRIES {
         match &committed {
             Err(e) if e.is_transient() => {
                 debug!(shop, stream = stream.as_str(), attempt, error = %e, "the batch commit failed for a passing reason; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
-                committed = cx
-                    .store
-                    .commit_window_pages(shop, stream, &planned, &pages, now)
-                    .await;
+                tokio::time::sleep(commit_retry_delay(attempt)).await;
+                committed = commit().await;
             }
             _ => break,
         }
@@ -517,9 +515,7 @@ async fn commit_batch(
             if let Some(checkpoint) = moved {
                 debug!(shop, stream = stream.as_str(), checkpoint = %format_ms(checkpoint), "windows finished; the checkpoint moved");
             }
-            counts.pages += batch.len() as u64;
-            counts.received += outcome.received as u64;
-            counts.written += outcome.written;
+            counts.add(batch.len() as u64, outcome);
             for q in &batch {
                 progress.page(shop, stream, q.page.rows, 0, None);
             }
@@ -540,9 +536,7 @@ async fn commit_batch(
                 let next = q.next.as_deref();
                 let (page, outcome) =
                     commit_page(cx, shop, stream, &mut sink, q.page, next, q.window, q.now).await?;
-                counts.pages += 1;
-                counts.received += outcome.received as u64;
-                counts.written += outcome.written;
+                counts.add(1, outcome);
                 progress.page(shop, stream, page.rows, 0, None);
             }
             Ok(())
@@ -816,9 +810,7 @@ pub(super) async fn read_window(
             .await?
         {
             Delivered::Committed(outcome) => {
-                counts.pages += 1;
-                counts.received += outcome.received as u64;
-                counts.written += outcome.written;
+                counts.add(1, outcome);
                 progress.page(shop, stream, rows, i64::from(pages_here), None);
                 debug!(
                     shop,
@@ -854,12 +846,13 @@ async fn commit_page(
 ) -> Result<(Page, PageOutcome), SyncError> {
     let mut committed = sink.commit(cx, &page, next, window, now).await;
     // A passing failure (SQLite busy, a Postgres deadlock between two writers of the same
-    // record): the commit moved nothing, so it is tried again.
-    for attempt in 1..=3u32 {
+    // record): the commit moved nothing, so it is tried again. (The batch's loop is its twin: a
+    // helper taking the commit as an async closure cannot hold `&mut sink` and stay `Send`.)
+    for attempt in 1..=COMMIT_RETRIES {
         match &committed {
             Err(e) if e.is_transient() => {
                 debug!(shop, stream = stream.as_str(), attempt, error = %e, "the page commit failed for a passing reason; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                tokio::time::sleep(commit_retry_delay(attempt)).await;
                 committed = sink.commit(cx, &page, next, window, now).await;
             }
             _ => break,
@@ -876,6 +869,14 @@ async fn commit_page(
         }
         other => Ok((page, other?)),
     }
+}
+
+/// How many times a commit that failed for a passing reason is tried again …
+const COMMIT_RETRIES: u32 = 3;
+
+/// … and how long before the `attempt`th time.
+fn commit_retry_delay(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(50 * u64::from(attempt))
 }
 
 /// Stores the page's records one at a time, each in its own transaction, and moves those the
