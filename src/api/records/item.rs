@@ -3,7 +3,7 @@
 
 use serde_json::value::RawValue;
 
-use super::fields::{self, Fields};
+use super::fields::{self, Element, Fields, Node};
 use super::{RecordError, page_records, page_value};
 
 const KIND: &str = "item";
@@ -68,9 +68,14 @@ pub struct Sku {
 impl Item {
     /// Reads one `items` element (or the single-item `data` of a lookup by id).
     pub fn from_raw(raw: &RawValue) -> Result<Item, RecordError> {
+        let value = fields::parse(raw).map_err(|r| RecordError::new(KIND, None, r))?;
+        Item::from_node(raw, &value)
+    }
+
+    /// Reads one `items` element: `raw` is its JSON, `value` the same read.
+    fn from_node(raw: &RawValue, value: &Node) -> Result<Item, RecordError> {
         let no_id = |r: String| RecordError::new(KIND, None, r);
-        let value = fields::parse(raw).map_err(no_id)?;
-        let f = Fields::record(&value).map_err(no_id)?;
+        let f = Fields::record(value).map_err(no_id)?;
         let kwai_item_id = f.id("kwaiItemId").map_err(no_id)?;
         let with_id = |r: String| RecordError::new(KIND, Some(kwai_item_id), r);
         let mut item = Item {
@@ -93,11 +98,11 @@ impl Item {
         item.main_image_url = f.text("mainImageUrl");
         item.link_url = f.text("linkUrl");
 
-        let skus = fields::raw_list(raw, &["skuList"]).map_err(with_id)?;
+        let skus = f.list(&["skuList"]).map_err(with_id)?;
         item.skus = skus
-            .into_iter()
+            .iter()
             .enumerate()
-            .map(|(i, s)| Sku::from_raw(s, kwai_item_id).map_err(|e| e.at(i)))
+            .map(|(i, s)| Sku::from_element(s, kwai_item_id).map_err(|e| e.at(i)))
             .collect::<Result<_, _>>()?;
         Ok(item)
     }
@@ -120,11 +125,11 @@ impl Item {
 
 impl Sku {
     /// Reads one `skuList` element of the item `parent`.
-    fn from_raw(raw: &RawValue, parent: i64) -> Result<Sku, RecordError> {
+    fn from_element(element: &Element, parent: i64) -> Result<Sku, RecordError> {
         let within = |r: String| format!("{r} (in item {parent})");
         let no_id = |r: String| RecordError::new(SKU, None, within(r));
-        let value = fields::parse(raw).map_err(no_id)?;
-        let f = Fields::record(&value).map_err(no_id)?;
+        let raw = element.raw;
+        let f = Fields::record(&element.node).map_err(no_id)?;
         let kwai_sku_id = f.id("kwaiSkuId").map_err(no_id)?;
         let key = |name: &str| {
             f.key_int(name)
@@ -176,9 +181,9 @@ impl ItemPage {
             .map_err(|r| RecordError::new(PAGE, None, r))?
             .unwrap_or(0);
         let (items, rejected) = if !f.has("items") && f.has("kwaiItemId") {
-            (vec![Item::from_raw(data)?], Vec::new())
+            (vec![Item::from_node(data, &page)?], Vec::new())
         } else {
-            page_records(PAGE, data, &["items"], Item::from_raw)?
+            page_records(PAGE, f, &["items"], Item::from_node)?
         };
         Ok(ItemPage {
             total_item_count: f.int("totalItemCount"),

@@ -16,7 +16,6 @@ mod seller;
 
 use std::fmt;
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 pub use item::{Item, ItemPage, Sku};
@@ -24,7 +23,7 @@ pub use order::{Order, OrderPage};
 pub use refund::{Refund, RefundPage};
 pub use seller::Seller;
 
-use fields::Fields;
+use fields::{Fields, Node};
 
 /// A record (or page) that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,13 +69,13 @@ impl fmt::Display for RecordError {
     }
 }
 
-/// A page's `data` as a value: `None` for `data: null` (an empty page), an error when it is
-/// neither `null` nor an object.
-fn page_value(kind: &'static str, data: &RawValue) -> Result<Option<Value>, RecordError> {
+/// A page's `data`, read once: `None` for `data: null` (an empty page), an error when it is
+/// neither `null` nor an object. Its records are read from this value, not parsed again.
+fn page_value<'a>(kind: &'static str, data: &'a RawValue) -> Result<Option<Node<'a>>, RecordError> {
     let value = fields::parse(data).map_err(|r| RecordError::new(kind, None, r))?;
     match value {
-        Value::Null => Ok(None),
-        Value::Object(_) => Ok(Some(value)),
+        Node::Null => Ok(None),
+        Node::Object(_) => Ok(Some(value)),
         _ => Err(RecordError::new(
             kind,
             None,
@@ -130,40 +129,35 @@ impl Rejected {
     }
 }
 
-/// Parses the elements of a page's list (under any of `names`). An element that cannot be read
+/// Reads the elements of a page's list (under any of `names`). An element that cannot be read
 /// is set aside as [`Rejected`], naming its position; the list itself not being a list fails the
 /// page.
-fn page_records<T>(
+fn page_records<'a, T>(
     kind: &'static str,
-    data: &RawValue,
+    page: Fields<'a>,
     names: &[&str],
-    parse: impl Fn(&RawValue) -> Result<T, RecordError>,
+    read: impl Fn(&'a RawValue, &'a Node<'a>) -> Result<T, RecordError>,
 ) -> Result<(Vec<T>, Vec<Rejected>), RecordError> {
-    let list = fields::raw_list(data, names).map_err(|r| RecordError::new(kind, None, r))?;
+    let list = page
+        .list(names)
+        .map_err(|r| RecordError::new(kind, None, r))?;
     let mut records = Vec::with_capacity(list.len());
     let mut rejected = Vec::new();
-    for (i, raw) in list.into_iter().enumerate() {
-        match parse(raw) {
+    for (i, element) in list.iter().enumerate() {
+        match read(element.raw, &element.node) {
             Ok(record) => records.push(record),
-            Err(e) => rejected.push(Rejected::new(raw, e.at(i))),
+            Err(e) => rejected.push(Rejected::new(element.raw, e.at(i))),
         }
     }
     Ok((records, rejected))
 }
 
 /// A page's cursor: a key field, so a present cursor of a wrong type is an error; absent is `""`.
+/// The platform documents string cursors; a numeric one still reads as its digits.
 fn page_cursor(kind: &'static str, page: Fields, name: &str) -> Result<String, RecordError> {
-    match page.get(name) {
-        None => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        // The platform documents string cursors; a numeric one still reads as its digits.
-        Some(Value::Number(n)) => Ok(n.to_string()),
-        Some(_) => Err(RecordError::new(
-            kind,
-            None,
-            format!("{name} is not a string"),
-        )),
-    }
+    page.key_text(name)
+        .map(Option::unwrap_or_default)
+        .map_err(|r| RecordError::new(kind, None, r))
 }
 
 /// The end-of-list marker of the cursor APIs (reference §8.1, §9.1).

@@ -4,7 +4,7 @@
 
 use serde_json::value::RawValue;
 
-use super::fields::{self, Fields};
+use super::fields::{self, Element, Fields, Node};
 use super::{NO_MORE, RecordError, page_cursor, page_records, page_value};
 
 const KIND: &str = "order";
@@ -105,11 +105,16 @@ pub struct Order {
 }
 
 impl Order {
-    /// Reads one `orderList` element or an `open.order.detail` `data` (same blocks).
+    /// Reads an `open.order.detail` `data` (the blocks of an `orderList` element).
     pub fn from_raw(raw: &RawValue) -> Result<Order, RecordError> {
+        let value = fields::parse(raw).map_err(|r| RecordError::new(KIND, None, r))?;
+        Order::from_node(raw, &value)
+    }
+
+    /// Reads one `orderList` element: `raw` is its JSON, `value` the same read.
+    fn from_node(raw: &RawValue, value: &Node) -> Result<Order, RecordError> {
         let no_id = |r: String| RecordError::new(KIND, None, r);
-        let value = fields::parse(raw).map_err(no_id)?;
-        let top = Fields::record(&value).map_err(no_id)?;
+        let top = Fields::record(value).map_err(no_id)?;
         let base = top.key_block("orderBaseInfo").map_err(no_id)?;
         let oid = base.id("oid").map_err(no_id)?;
         let with_id = |r: String| RecordError::new(KIND, Some(oid), r);
@@ -128,11 +133,11 @@ impl Order {
         );
         order.read_address(top.block("orderAddress"));
         order.read_parties(top, base);
-        order.packages = packages(raw, "orderLogisticsInfo");
+        order.packages = packages(top, "orderLogisticsInfo");
 
-        let gifts = fields::raw_list(raw, &["subOrderInfo"]).map_err(with_id)?;
+        let gifts = top.list(&["subOrderInfo"]).map_err(with_id)?;
         order.gifts = gifts
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, g)| order.gift(g).map_err(|e| e.at(i)))
             .collect::<Result<_, _>>()?;
@@ -234,11 +239,11 @@ impl Order {
     /// Reads one `subOrderInfo` element of this order. A gift carries few base fields: it
     /// inherits what it lacks of createTime, payTime, buyer and seller from its parent, and also
     /// updateTime, since a version of 0 would never be replaced by later reads.
-    fn gift(&self, raw: &RawValue) -> Result<Order, RecordError> {
+    fn gift(&self, element: &Element) -> Result<Order, RecordError> {
         let within = |r: String| format!("{r} (in order {})", self.oid);
         let no_id = |r: String| RecordError::new(GIFT, None, within(r));
-        let value = fields::parse(raw).map_err(no_id)?;
-        let top = Fields::record(&value).map_err(no_id)?;
+        let raw = element.raw;
+        let top = Fields::record(&element.node).map_err(no_id)?;
         let base = top.key_block("subOrderBaseInfo").map_err(no_id)?;
         let oid = base.id("oid").map_err(no_id)?;
 
@@ -271,21 +276,23 @@ impl Order {
             top.first_of(&["subOrderLogisticsInfo"]),
             top.block("subOrderDeliveryInfo"),
         );
-        gift.packages = packages(raw, "subOrderLogisticsInfo");
+        gift.packages = packages(top, "subOrderLogisticsInfo");
         Ok(gift)
     }
 }
 
 /// The package array under `name`, as sent (each element byte for byte); `[]` when absent or
 /// not an array (a descriptive field: the record stays, its raw JSON keeps whatever was there).
-fn packages(raw: &RawValue, name: &str) -> String {
-    let list = fields::raw_list(raw, &[name]).unwrap_or_default();
-    let mut out = String::from("[");
+fn packages(top: Fields, name: &str) -> String {
+    let list = top.list(&[name]).unwrap_or_default();
+    let mut out =
+        String::with_capacity(2 + list.iter().map(|p| p.raw.get().len() + 1).sum::<usize>());
+    out.push('[');
     for (i, package) in list.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(package.get());
+        out.push_str(package.raw.get());
     }
     out.push(']');
     out
@@ -313,7 +320,7 @@ impl OrderPage {
             return Ok(OrderPage::default());
         };
         let f = Fields::of(Some(&page));
-        let (orders, rejected) = page_records(PAGE, data, &["orderList"], Order::from_raw)?;
+        let (orders, rejected) = page_records(PAGE, f, &["orderList"], Order::from_node)?;
         Ok(OrderPage {
             cursor: page_cursor(PAGE, f, "cursor")?,
             begin_time: f.int("beginTime"),

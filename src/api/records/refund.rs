@@ -4,7 +4,7 @@
 
 use serde_json::value::RawValue;
 
-use super::fields::{self, Fields};
+use super::fields::{self, Fields, Node};
 use super::{NO_MORE, RecordError, page_cursor, page_records, page_value};
 
 const KIND: &str = "refund";
@@ -64,9 +64,14 @@ pub struct Refund {
 impl Refund {
     /// Reads one `refundOrderInfoList` element or an `open.seller.order.refund.detail` `data`.
     pub fn from_raw(raw: &RawValue) -> Result<Refund, RecordError> {
+        let value = fields::parse(raw).map_err(|r| RecordError::new(KIND, None, r))?;
+        Refund::from_node(raw, &value)
+    }
+
+    /// Reads one list element: `raw` is its JSON, `value` the same read.
+    fn from_node(raw: &RawValue, value: &Node) -> Result<Refund, RecordError> {
         let no_id = |r: String| RecordError::new(KIND, None, r);
-        let value = fields::parse(raw).map_err(no_id)?;
-        let f = Fields::record(&value).map_err(no_id)?;
+        let f = Fields::record(value).map_err(no_id)?;
         let refund_id = f.id("refundId").map_err(no_id)?;
         let mut refund = Refund {
             refund_id,
@@ -144,9 +149,9 @@ impl RefundPage {
         let f = Fields::of(Some(&page));
         let (refunds, rejected) = page_records(
             PAGE,
-            data,
+            f,
             &["refundOrderInfoList", "dataList"],
-            Refund::from_raw,
+            Refund::from_node,
         )?;
         Ok(RefundPage {
             pcursor: page_cursor(PAGE, f, "pcursor")?,
