@@ -139,6 +139,8 @@ impl<'a> From<Option<&'a str>> for Val<'a> {
 /// crowd the statement cache.
 pub(crate) struct Stmt {
     sql: Cow<'static, str>,
+    /// The same statement with `?` placeholders for SQLite, when it was built and kept.
+    sqlite: Option<&'static str>,
     persistent: bool,
 }
 
@@ -146,6 +148,7 @@ impl From<&'static str> for Stmt {
     fn from(sql: &'static str) -> Self {
         Stmt {
             sql: Cow::Borrowed(sql),
+            sqlite: None,
             persistent: true,
         }
     }
@@ -155,27 +158,59 @@ impl From<String> for Stmt {
     fn from(sql: String) -> Self {
         Stmt {
             sql: Cow::Owned(sql),
+            sqlite: None,
             persistent: false,
         }
     }
 }
 
+/// A built statement kept for the life of the process: its text for Postgres (`$n`) and for
+/// SQLite (`?`), made once. Only for the few statements a process builds again and again (a
+/// table's upsert in each of its row counts): they stay prepared on each connection, like fixed
+/// SQL, instead of being written, parsed and planned for every batch.
+#[derive(Clone, Copy)]
+pub(crate) struct Kept {
+    sql: &'static str,
+    sqlite: &'static str,
+}
+
+impl Kept {
+    pub(crate) fn new(sql: String) -> Kept {
+        let sqlite = positional(&sql);
+        Kept {
+            sql: Box::leak(sql.into_boxed_str()),
+            sqlite: Box::leak(sqlite.into_boxed_str()),
+        }
+    }
+}
+
+impl From<Kept> for Stmt {
+    fn from(kept: Kept) -> Self {
+        Stmt {
+            sql: Cow::Borrowed(kept.sql),
+            sqlite: Some(kept.sqlite),
+            persistent: true,
+        }
+    }
+}
+
 impl Stmt {
-    fn text(self) -> AssertSqlSafe<String> {
+    fn text(self) -> AssertSqlSafe<Cow<'static, str>> {
         // Safe: statement text is assembled only from this module's constant table and column
         // names and `$n` placeholders; every value is bound.
-        AssertSqlSafe(self.sql.into_owned())
+        AssertSqlSafe(self.sql)
     }
 
     /// The text for SQLite. A built statement's `$n` become plain `?`: SQLite keeps named
     /// parameters in a list it scans for each one, which makes a 30 000-value batch quadratic
     /// (seconds per statement), while `?` is numbered as it is read. Built statements therefore
     /// use each `$n` once, in increasing order.
-    fn sqlite_text(self) -> AssertSqlSafe<String> {
-        if self.persistent {
-            return self.text();
+    fn sqlite_text(self) -> AssertSqlSafe<Cow<'static, str>> {
+        match (self.sqlite, self.persistent) {
+            (Some(sqlite), _) => AssertSqlSafe(Cow::Borrowed(sqlite)),
+            (None, true) => self.text(),
+            (None, false) => AssertSqlSafe(Cow::Owned(positional(&self.sql))),
         }
-        AssertSqlSafe(positional(&self.sql))
     }
 }
 
