@@ -53,7 +53,22 @@ pub(crate) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         // FULL: a committed page survives a power cut, not only a crash (I3 across reboots).
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // What a backfill writes (BENCHMARKS.md, measured with strace per file). An order row
+        // with its raw JSON is 3–4 KB: two fit a page of 8 KiB, not one of 4 KiB (a new file
+        // only; an existing one keeps its page size).
+        .page_size(8192)
+        // A batch of pages dirties more pages than the default cache holds; spilling them to
+        // the WAL mid-transaction wrote each row's page twice.
+        .pragma("cache_spill", "OFF")
+        // Multi-row upserts keep a statement journal; on disk it was as many bytes again as the
+        // database (in temporary files), in memory it is a few pages per statement.
+        .pragma("temp_store", "MEMORY")
+        // The index pages a batch touches are copied into the database at each checkpoint:
+        // checkpoints every 32 MiB of WAL rather than every 8 MiB copy them a quarter as often.
+        // The WAL file is cut back to 64 MiB after a checkpoint.
+        .pragma("wal_autocheckpoint", "4096")
+        .pragma("journal_size_limit", "67108864");
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(BUSY_TIMEOUT * 6)
