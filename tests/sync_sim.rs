@@ -335,6 +335,11 @@ async fn ties_on_window_edges(store: Store, concurrency: u32) {
         days: 30,
         mutate: false,
         variants: variants(2),
+        latency: if concurrency > 1 {
+            fifty_ms()
+        } else {
+            Default::default()
+        },
         ..SimConfig::default()
     })
     .await;
@@ -370,7 +375,8 @@ async fn ties_on_window_edges(store: Store, concurrency: u32) {
         }
         begin = end - lookback;
     }
-    assert!(windows.len() >= 4, "{windows:?}");
+    // One after the other every window is known; side by side the blind ones (two of eight).
+    assert!(windows.len() >= 2, "{windows:?}");
     // A boundary inside the 30 days of history.
     let k = windows.len() / 2;
     let (left, right) = (windows[k - 1], windows[k]);
@@ -430,7 +436,7 @@ async fn ties_on_window_edges_sqlite() {
 
 #[tokio::test]
 async fn ties_on_window_edges_side_by_side_sqlite() {
-    on_sqlite(|store| ties_on_window_edges(store, 16)).await;
+    on_sqlite(|store| ties_on_window_edges(store, 8)).await;
 }
 
 #[tokio::test]
@@ -440,7 +446,7 @@ async fn ties_on_window_edges_postgres() {
 
 #[tokio::test]
 async fn ties_on_window_edges_side_by_side_postgres() {
-    on_postgres(|store| ties_on_window_edges(store, 16)).await;
+    on_postgres(|store| ties_on_window_edges(store, 8)).await;
 }
 
 // ---------------------------------------------------------------- stale pages
@@ -641,6 +647,16 @@ async fn pacing_at_the_limit_postgres() {
     on_postgres(pacing_at_the_limit).await;
 }
 
+/// The distance a real shop is from the platform, as the issue on side-by-side windows asks its
+/// correctness tests to run at (with 8 windows at once): the window-edge ties, the quota pause
+/// and the deep reconcile.
+fn fifty_ms() -> kwaishop_sync::sim::Latency {
+    kwaishop_sync::sim::Latency {
+        base: Duration::from_millis(50),
+        jitter: Duration::from_millis(10),
+    }
+}
+
 // ---------------------------------------------------------------- the daily quota
 
 async fn quota_pauses_and_resumes_from_the_cursor(store: Store) {
@@ -651,10 +667,11 @@ async fn quota_pauses_and_resumes_from_the_cursor(store: Store) {
         daily_quota: Some(300),
         mutate: false,
         variants: variants(2),
+        latency: fifty_ms(),
         ..SimConfig::default()
     })
     .await;
-    let app = app_for(&sim, store, |_| {}).await;
+    let app = app_for(&sim, store, |c| c.sync.concurrency = 8).await;
     let first = sync_all(&app).await;
     let until = next_beijing_midnight(sim.state.clock.now_ms());
     assert!(
@@ -1164,10 +1181,11 @@ async fn the_deep_reconcile_heals_a_gap_without_moving_the_checkpoint(store: Sto
         days: 30,
         mutate: false,
         variants: variants(1),
+        latency: fifty_ms(),
         ..SimConfig::default()
     })
     .await;
-    let app = app_for(&sim, store, |_| {}).await;
+    let app = app_for(&sim, store, |c| c.sync.concurrency = 8).await;
     assert_caught_up(&sync_all(&app).await);
     // A day of changes happens upstream, then the live checkpoints jump past it, as if those
     // updates had been lost (a missed push, a platform hiccup).
