@@ -10,6 +10,13 @@
 //! window is sized to hold about a share of what is left — so the windows in flight at the end
 //! are small enough to finish together — but not fewer than [`FEWEST_PAGES`] pages, whose
 //! lookback and last partial page would cost too many calls, nor more than [`MOST_PAGES`].
+//!
+//! A window tells its density twice: by its first page (the span of update times it holds, long
+//! before the window ends) and by its end. The density nearest the next window counts. Where the
+//! range was found dense, a window is planned only once the one before it has told, so each is
+//! sized from the part of the range just before it: planned ahead from older, sparser windows,
+//! the last ones of a growing shop were read alone, 80 pages one after the other, for half of a
+//! 50 ms backfill (see `must_wait`).
 
 /// The fewest pages a window is sized for, once the density is known.
 pub(super) const FEWEST_PAGES: i64 = 16;
@@ -37,8 +44,15 @@ pub(super) struct Planner {
     at_once: i64,
     /// Windows still to plan before anything is learned.
     blind: u32,
-    /// Whether a window read has told the density.
+    /// Whether a window read (or its first page) has told the density.
     learned_any: bool,
+    /// Where the window whose density sizes the next ones starts.
+    density_at: Option<i64>,
+    /// The windows planned that have not yet told what they hold (by their first page or their
+    /// end): see `must_wait`.
+    untold: Vec<i64>,
+    /// Records a millisecond where `density_at` starts (0 until known, or where it was empty).
+    per_ms: f64,
 }
 
 impl Planner {
@@ -65,6 +79,9 @@ impl Planner {
             at_once: i64::from(at_once.max(1)),
             blind: (at_once / 4).max(1),
             learned_any: false,
+            density_at: None,
+            untold: Vec::new(),
+            per_ms: 0.0,
         }
     }
 
@@ -82,7 +99,7 @@ impl Planner {
     /// The next window, or `None` when the range is covered or the next one waits for a
     /// window being read to tell the density.
     pub(super) fn next_window(&mut self) -> Option<(i64, i64)> {
-        if !self.learned_any && self.blind == 0 {
+        if (!self.learned_any && self.blind == 0) || (self.learned_any && self.must_wait()) {
             return None;
         }
         let begin = match self.last {
@@ -97,6 +114,7 @@ impl Planner {
         }
         let end = (begin + self.width).min(self.last_end);
         self.last = Some((begin, end));
+        self.untold.push(begin);
         if !self.learned_any {
             self.blind -= 1;
         }
@@ -105,19 +123,72 @@ impl Planner {
 
     /// Learns from a window read to its end: `rows` records in `[begin, end]`.
     pub(super) fn learned(&mut self, begin: i64, end: i64, rows: u64) {
-        self.learned_any = true;
-        let span = (end - begin).max(1);
-        // Never more than four times as wide as the last: one empty window says little.
-        let grown = self.width.saturating_mul(4).min(self.widest);
+        self.told(begin);
         if rows == 0 {
-            self.width = grown.max(self.narrowest);
+            self.learned_any = true;
+            if self.density_at.is_none_or(|at| begin >= at) {
+                self.density_at = Some(begin);
+                self.per_ms = 0.0;
+                self.width = self
+                    .width
+                    .saturating_mul(4)
+                    .min(self.widest)
+                    .max(self.narrowest);
+            }
             return;
         }
-        let per_ms = rows as f64 / span as f64;
+        self.dense(begin, rows as f64 / (end - begin).max(1) as f64);
+    }
+
+    /// Learns from the first page of a window that goes on: `rows` records whose update times
+    /// run from `first_ms` to `last_ms` (in either order), the window starting at `begin`.
+    pub(super) fn glimpsed(&mut self, begin: i64, rows: usize, first_ms: i64, last_ms: i64) {
+        self.told(begin);
+        if rows < 2 {
+            return;
+        }
+        let span = (last_ms - first_ms).abs().max(1);
+        self.dense(begin, (rows - 1) as f64 / span as f64);
+    }
+
+    /// The window starting at `begin` has told what it holds: if it is the last one planned,
+    /// the next may be planned.
+    fn told(&mut self, begin: i64) {
+        self.untold.retain(|b| *b != begin);
+    }
+
+    /// Whether the next window waits for those planned to tell what they hold. Where the
+    /// range was last found dense, the last one planned must have (one window per round trip
+    /// while they ramp up, each sized from the one before); where it was empty, as many as the
+    /// blind windows may be in flight (empty windows end at once, and each widens the next
+    /// four times: unchecked, a few would plan the whole dense end of a growing shop in windows
+    /// far too wide, read page after page while the rest of the limit goes unused); where a
+    /// window holds a page or less, none is waited for (the next could not be narrower).
+    fn must_wait(&self) -> bool {
+        let pages = self.per_ms * self.width as f64 / self.page_size as f64;
+        let limit = if self.per_ms == 0.0 {
+            (self.at_once / 4).max(1) as usize
+        } else if pages <= 1.0 {
+            usize::MAX
+        } else {
+            1
+        };
+        self.untold.len() >= limit
+    }
+
+    /// Sizes the next windows from `per_ms` records a millisecond, found in the window starting
+    /// at `at`. Shops grow: the part of the range nearest the next window counts, not an older
+    /// window that ended later.
+    fn dense(&mut self, at: i64, per_ms: f64) {
+        self.learned_any = true;
+        if self.density_at.is_some_and(|known| at < known) {
+            return;
+        }
+        self.density_at = Some(at);
+        self.per_ms = per_ms;
+        let grown = self.width.saturating_mul(4).min(self.widest);
         let frontier = self.last.map_or(self.first_begin, |(_, end)| end);
         let left = (self.last_end - frontier).max(0) as f64;
-        // About a share of what is left at this density, so the windows in flight at the end
-        // are small enough to finish together.
         let share = per_ms * left / (2 * self.at_once) as f64;
         let rows_wanted = share.clamp(
             (FEWEST_PAGES * self.page_size) as f64,
@@ -158,9 +229,53 @@ mod tests {
             assert_eq!(w.0, last.1 - 10 * MIN);
             assert!(w.1 > w.0);
             last = w;
+            p.learned(w.0, w.1, 0);
         }
         assert_eq!(last.1, 60 * DAY);
         assert_eq!(p.next_window(), None);
+    }
+
+    #[test]
+    fn where_the_range_is_dense_each_window_waits_for_the_first_page_of_the_last() {
+        let mut p = planner();
+        let blind: Vec<_> = std::iter::from_fn(|| p.next_window()).collect();
+        assert_eq!(blind.len(), 4);
+        // Empty so far: as many in flight as the blind windows, no more.
+        p.learned(blind[0].0, blind[0].1, 0);
+        let a = p.next_window().expect("replaces the empty one");
+        assert_eq!(
+            p.next_window(),
+            None,
+            "three blind and one more are in flight"
+        );
+        // Then a's first page (a window's end and first page may come in any order): 50 orders
+        // in ten minutes, dense. It sizes the next window (60 pages at most), which waits.
+        for w in &blind[1..] {
+            p.learned(w.0, w.1, 0);
+        }
+        p.learned(a.0, a.1, 0);
+        p.glimpsed(a.0, 50, a.0, a.0 + 10 * MIN);
+        let b = p.next_window().expect("sized from the dense glimpse");
+        // 49 records in ten minutes a millisecond apart each: 60 pages are 612 minutes.
+        assert_eq!(
+            b.1 - b.0,
+            (3_000.0 / (49.0 / (10 * MIN) as f64)) as i64,
+            "{b:?}"
+        );
+        assert_eq!(p.next_window(), None, "waits for b's first page");
+        p.glimpsed(b.0, 50, b.0, b.0 + 10 * MIN);
+        let c = p.next_window().expect("b told");
+        assert_eq!(c.0, b.1 - 10 * MIN);
+        assert_eq!(p.next_window(), None, "waits for c's first page");
+        // An older window's glimpse does not unblock, nor size the next from its density.
+        p.glimpsed(blind[3].0, 2, 0, DAY);
+        assert_eq!(p.next_window(), None);
+        p.glimpsed(c.0, 50, c.0, c.0 + 10 * MIN);
+        // Sparse: a window holds a page or less, and none is waited for.
+        let d = p.next_window().expect("c told");
+        p.learned(d.0, d.1, 3);
+        let (e, f) = (p.next_window().expect("e"), p.next_window().expect("f"));
+        assert_eq!(f.0, e.1 - 10 * MIN);
     }
 
     #[test]

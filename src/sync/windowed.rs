@@ -240,6 +240,8 @@ async fn side_by_side(
     let stop = cancel.child_token();
     let (queue, queued) = tokio::sync::mpsc::channel::<ToWriter>(2 * at_once);
     let mut todo: std::collections::VecDeque<_> = windows.into_iter().filter(|w| !w.done).collect();
+    // The first page of each fresh window, for the planner (see `Planner::glimpsed`).
+    let (glimpse, mut glimpses) = tokio::sync::mpsc::unbounded_channel::<Glimpse>();
     let fetchers = async {
         let mut running = futures_util::stream::FuturesUnordered::new();
         let (mut failure, mut stopped) = (None, false);
@@ -284,6 +286,9 @@ async fn side_by_side(
                     }
                 };
                 let (stop, queue) = (stop.clone(), queue.clone());
+                // A resumed window tells nothing of its whole range's density.
+                let fresh = w.cursor.is_none();
+                let glimpse = (fresh && planner.is_some()).then(|| glimpse.clone());
                 running.push(async move {
                     let window = Window {
                         begin_ms: w.begin_ms,
@@ -294,9 +299,8 @@ async fn side_by_side(
                         queue,
                         stop: stop.clone(),
                         rows: 0,
+                        glimpse,
                     };
-                    // A resumed window tells nothing of its whole range's density.
-                    let fresh = w.cursor.is_none();
                     let cursor = w.cursor.unwrap_or_default();
                     let mut unused = Counts::default();
                     let done = read_window(
@@ -315,7 +319,16 @@ async fn side_by_side(
                 });
             }
             progress.windows(shop, stream, done_ms, running.len(), from, to);
-            let Some((done, window, rows)) = running.next().await else {
+            let next = tokio::select! {
+                next = running.next() => next,
+                Some(g) = glimpses.recv() => {
+                    if let Some(p) = planner.as_mut() {
+                        p.glimpsed(g.begin_ms, g.rows, g.first_ms, g.last_ms);
+                    }
+                    continue;
+                }
+            };
+            let Some((done, window, rows)) = next else {
                 break;
             };
             match done {
@@ -405,6 +418,16 @@ struct QueueSink {
     stop: CancellationToken,
     /// Records read in this window (a resumed one: since it resumed).
     rows: u64,
+    /// Where the first page of a fresh window is told to the planner.
+    glimpse: Option<tokio::sync::mpsc::UnboundedSender<Glimpse>>,
+}
+
+/// What the first page of a window that goes on says of its density.
+struct Glimpse {
+    begin_ms: i64,
+    rows: usize,
+    first_ms: i64,
+    last_ms: i64,
 }
 
 impl Deliver for QueueSink {
@@ -419,6 +442,20 @@ impl Deliver for QueueSink {
         now: i64,
     ) -> Result<Delivered, SyncError> {
         self.rows += page.rows as u64;
+        if let Some(glimpse) = self.glimpse.take()
+            && next.is_some()
+        {
+            let times = || page.update_times.iter().copied();
+            if let (Some(first_ms), Some(last_ms)) = (times().min(), times().max()) {
+                // The planner may be gone (the fetching ended): nothing to tell.
+                let _ = glimpse.send(Glimpse {
+                    begin_ms: self.begin_ms,
+                    rows: page.rows,
+                    first_ms,
+                    last_ms,
+                });
+            }
+        }
         let queued = Queued {
             begin_ms: self.begin_ms,
             window,
