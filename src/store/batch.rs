@@ -114,7 +114,11 @@ impl Table {
         op: &'static str,
         rows: Vec<Vec<Val<'_>>>,
     ) -> Result<Vec<i64>, StoreError> {
-        let per_statement = (MAX_BINDS / self.width()).clamp(1, MAX_ROWS_PER_STATEMENT);
+        let most = match tx {
+            Tx::Sqlite(..) => MAX_ROWS_PER_STATEMENT,
+            Tx::Postgres(_) => MAX_ROWS_PER_STATEMENT_POSTGRES,
+        };
+        let per_statement = (MAX_BINDS / self.width()).clamp(1, most);
         let mut written = Vec::with_capacity(rows.len());
         let mut left = rows.len();
         let mut rows = rows.into_iter();
@@ -137,6 +141,11 @@ impl Table {
 /// of seventy columns a backfill's peak memory was a quarter higher, for no CPU saved once the
 /// statements are no longer parsed again for every batch.
 const MAX_ROWS_PER_STATEMENT: usize = 64;
+
+/// The same on Postgres, where a prepared statement's plan lives in the server, not in this
+/// process, and each statement is a round trip: a backfill of 200,000 orders 50 ms away took
+/// 132 s with statements of 64 rows, 106 s with 256.
+const MAX_ROWS_PER_STATEMENT_POSTGRES: usize = 256;
 
 /// The rows of the next statement when `left` rows are to be written and one statement holds
 /// at most `most`: a few fixed sizes only, so the connection's cache of prepared statements
