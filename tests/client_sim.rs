@@ -649,6 +649,62 @@ async fn a_hung_request_is_given_up_in_seconds_and_sent_again() {
     assert_eq!(outcomes[20..], ["timeout".to_string(), "ok".to_string()]);
 }
 
+/// An answer the platform delays by a minute is not waited for: once the usual answer time is
+/// known, the request is sent a second time beside the first after half a second (three times
+/// the ninth decile, at least 500 ms), long before the quick timeout (2 s at least) would give
+/// up on the first, and the first answer wins.
+#[tokio::test]
+async fn a_delayed_answer_is_overtaken_by_the_same_request_sent_again() {
+    let sim = start_sim(still(100)).await;
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(120),
+        ..fast_options(&sim)
+    };
+    let client = client_with(&sim, opts, token_store(&sim));
+    for _ in 0..20 {
+        client
+            .item_page(&shop_id(0), 1, 20)
+            .await
+            .expect("an item page");
+    }
+    admin_faults(
+        &sim,
+        FaultConfig {
+            slow: 1.0,
+            slow_ms: 60_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let started = kwaishop_sync::clock::wall_ms();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.item_page(&shop_id(0), 1, 20).await }
+    });
+    // The first request is on its way (and held); the platform answers the next ones at once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    admin_faults(&sim, FaultConfig::default()).await;
+    let page = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("answered long before the delayed answer's minute")
+        .expect("joined");
+    page.expect("the second request is answered");
+    let log = calls(&sim).await;
+    let answered = &log[20..];
+    assert_eq!(
+        answered.len(),
+        1,
+        "the held request never answered: {answered:?}"
+    );
+    assert_eq!(answered[0].outcome, "ok");
+    // Sent beside the first, not after the quick timeout gave it up.
+    let sent_after = answered[0].wall_ms - started;
+    assert!(
+        (400..1_900).contains(&sent_after),
+        "the second request arrived {sent_after} ms after the call began"
+    );
+}
+
 async fn admin_faults(sim: &kwaishop_sync::sim::SimHandle, faults: FaultConfig) {
     reqwest::Client::new()
         .post(format!("{}/__sim/faults", sim.base_url()))

@@ -189,7 +189,22 @@ impl AnswerTimes {
         let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
         (p90 * 10).clamp(QUICK_TIMEOUT_FLOOR.min(configured), configured)
     }
+
+    /// After how long an unanswered request is sent a second time beside the first: three
+    /// times the ninth decile of recent answers, at least [`HEDGE_FLOOR`]; `None` until enough
+    /// answers are known.
+    fn hedge_after(&self, method: Method) -> Option<Duration> {
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let times = all.get(&method).filter(|t| t.len() >= ANSWERS_NEEDED)?;
+        let mut sorted: Vec<Duration> = times.iter().copied().collect();
+        sorted.sort_unstable();
+        let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
+        Some((p90 * 3).max(HEDGE_FLOOR))
+    }
 }
+
+/// The shortest wait before a request is sent a second time beside the first.
+const HEDGE_FLOOR: Duration = Duration::from_millis(500);
 
 /// One (shop, method)'s calls counted ahead, locked while a block is counted.
 type ReserveSlot = Arc<tokio::sync::Mutex<Reserve>>;
@@ -405,7 +420,7 @@ impl ApiClient {
         let patient = std::sync::atomic::AtomicBool::new(false);
         (|| {
             let patient = patient.load(std::sync::atomic::Ordering::Relaxed);
-            self.attempt(shop, method, param, patient)
+            self.hedged(shop, method, param, patient)
         })
         .retry(backoff)
             .sleep(tokio::time::sleep)
@@ -421,6 +436,52 @@ impl ApiClient {
                 warn!(shop, method = method.name(), class = %e.class, delay_ms = delay.as_millis() as u64, error = %e, "retrying");
             })
             .await
+    }
+
+    /// One attempt, and a second one beside it when the first is not answered in a few times
+    /// the usual answer time (every method is a read: sending it twice changes nothing). A
+    /// request the platform holds (a hung connection, an answer delayed by seconds) then costs
+    /// its window half a second, not the quick timeout and a retry. The first answer that is
+    /// not a failure wins; the other request is dropped. A patient attempt (after a timeout)
+    /// is not hedged: the platform may simply be slower now.
+    async fn hedged(
+        &self,
+        shop: &str,
+        method: Method,
+        param: &str,
+        patient: bool,
+    ) -> Result<Success, ApiError> {
+        let hedge_after = match patient {
+            true => None,
+            false => self.inner.answer_times.hedge_after(method),
+        };
+        let Some(after) = hedge_after else {
+            return self.attempt(shop, method, param, patient).await;
+        };
+        let first = self.attempt(shop, method, param, patient);
+        tokio::pin!(first);
+        tokio::select! {
+            answer = &mut first => return answer,
+            () = tokio::time::sleep(after) => {}
+        }
+        debug!(
+            shop,
+            method = method.name(),
+            after_ms = after.as_millis() as u64,
+            "no answer yet; sending the request a second time"
+        );
+        let second = self.attempt(shop, method, param, patient);
+        tokio::pin!(second);
+        tokio::select! {
+            answer = &mut first => match answer {
+                Ok(ok) => Ok(ok),
+                Err(_) => second.await,
+            },
+            answer = &mut second => match answer {
+                Ok(ok) => Ok(ok),
+                Err(_) => first.await,
+            },
+        }
     }
 
     /// One attempt: a token, a send, and on an expired token one refresh and one more send.
