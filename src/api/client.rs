@@ -179,27 +179,26 @@ impl AnswerTimes {
         times.push_back(took);
     }
 
-    fn quick_timeout(&self, method: Method, configured: Duration) -> Duration {
+    /// The ninth decile of the method's recent answer times; `None` until enough are known.
+    fn p90(&self, method: Method) -> Option<Duration> {
         let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(times) = all.get(&method).filter(|t| t.len() >= ANSWERS_NEEDED) else {
-            return configured;
-        };
+        let times = all.get(&method).filter(|t| t.len() >= ANSWERS_NEEDED)?;
         let mut sorted: Vec<Duration> = times.iter().copied().collect();
         sorted.sort_unstable();
-        let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
-        (p90 * 10).clamp(QUICK_TIMEOUT_FLOOR.min(configured), configured)
+        Some(sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)])
+    }
+
+    fn quick_timeout(&self, method: Method, configured: Duration) -> Duration {
+        self.p90(method).map_or(configured, |p90| {
+            (p90 * 10).clamp(QUICK_TIMEOUT_FLOOR.min(configured), configured)
+        })
     }
 
     /// After how long an unanswered request is sent a second time beside the first: three
     /// times the ninth decile of recent answers, at least [`HEDGE_FLOOR`]; `None` until enough
     /// answers are known.
     fn hedge_after(&self, method: Method) -> Option<Duration> {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let times = all.get(&method).filter(|t| t.len() >= ANSWERS_NEEDED)?;
-        let mut sorted: Vec<Duration> = times.iter().copied().collect();
-        sorted.sort_unstable();
-        let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
-        Some((p90 * 3).max(HEDGE_FLOOR))
+        self.p90(method).map(|p90| (p90 * 3).max(HEDGE_FLOOR))
     }
 }
 
@@ -451,11 +450,8 @@ impl ApiClient {
         param: &str,
         patient: bool,
     ) -> Result<Success, ApiError> {
-        let hedge_after = match patient {
-            true => None,
-            false => self.inner.answer_times.hedge_after(method),
-        };
-        let Some(after) = hedge_after else {
+        let hedge_after = (!patient).then(|| self.inner.answer_times.hedge_after(method));
+        let Some(after) = hedge_after.flatten() else {
             return self.attempt(shop, method, param, patient).await;
         };
         let first = self.attempt(shop, method, param, patient);
