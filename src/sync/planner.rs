@@ -42,10 +42,6 @@ pub(super) struct Planner {
     width: i64,
     page_size: i64,
     at_once: i64,
-    /// Windows still to plan before anything is learned.
-    blind: u32,
-    /// Whether a window read (or its first page) has told the density.
-    learned_any: bool,
     /// Where the window whose density sizes the next ones starts.
     density_at: Option<i64>,
     /// The windows planned that have not yet told what they hold (by their first page or their
@@ -77,8 +73,6 @@ impl Planner {
             width: blind.clamp(narrowest, widest.max(narrowest)),
             page_size: i64::from(page_size.max(1)),
             at_once: i64::from(at_once.max(1)),
-            blind: (at_once / 4).max(1),
-            learned_any: false,
             density_at: None,
             untold: Vec::new(),
             per_ms: 0.0,
@@ -99,7 +93,7 @@ impl Planner {
     /// The next window, or `None` when the range is covered or the next one waits for a
     /// window being read to tell the density.
     pub(super) fn next_window(&mut self) -> Option<(i64, i64)> {
-        if (!self.learned_any && self.blind == 0) || (self.learned_any && self.must_wait()) {
+        if self.must_wait() {
             return None;
         }
         let begin = match self.last {
@@ -115,9 +109,6 @@ impl Planner {
         let end = (begin + self.width).min(self.last_end);
         self.last = Some((begin, end));
         self.untold.push(begin);
-        if !self.learned_any {
-            self.blind -= 1;
-        }
         Some((begin, end))
     }
 
@@ -125,7 +116,7 @@ impl Planner {
     pub(super) fn learned(&mut self, begin: i64, end: i64, rows: u64) {
         self.told(begin);
         if rows == 0 {
-            self.learned_any = true;
+            // One empty window says little: never more than four times as wide as the last.
             if self.density_at.is_none_or(|at| begin >= at) {
                 self.density_at = Some(begin);
                 self.per_ms = 0.0;
@@ -151,19 +142,18 @@ impl Planner {
         self.dense(begin, (rows - 1) as f64 / span as f64);
     }
 
-    /// The window starting at `begin` has told what it holds: if it is the last one planned,
-    /// the next may be planned.
+    /// The window starting at `begin` has told what it holds (see `must_wait`).
     fn told(&mut self, begin: i64) {
         self.untold.retain(|b| *b != begin);
     }
 
-    /// Whether the next window waits for those planned to tell what they hold. Where the
-    /// range was last found dense, the last one planned must have (one window per round trip
-    /// while they ramp up, each sized from the one before); where it was empty, as many as the
-    /// blind windows may be in flight (empty windows end at once, and each widens the next
-    /// four times: unchecked, a few would plan the whole dense end of a growing shop in windows
-    /// far too wide, read page after page while the rest of the limit goes unused); where a
-    /// window holds a page or less, none is waited for (the next could not be narrower).
+    /// Whether the next window waits for those planned to tell what they hold. Before anything
+    /// is known, and where the range was last found empty, as many as the blind windows may be
+    /// in flight (empty windows end at once, and each widens the next four times: unchecked, a
+    /// few would plan the whole dense end of a growing shop in windows far too wide, read page
+    /// after page while the rest of the limit goes unused). Where the range was last found dense, the last one planned must have (one window per round trip
+    /// while they ramp up, each sized from the one before). Where a window holds a page or
+    /// less, none is waited for (the next could not be narrower).
     fn must_wait(&self) -> bool {
         let pages = self.per_ms * self.width as f64 / self.page_size as f64;
         let limit = if self.per_ms == 0.0 {
@@ -180,7 +170,6 @@ impl Planner {
     /// at `at`. Shops grow: the part of the range nearest the next window counts, not an older
     /// window that ended later.
     fn dense(&mut self, at: i64, per_ms: f64) {
-        self.learned_any = true;
         if self.density_at.is_some_and(|known| at < known) {
             return;
         }
@@ -189,6 +178,8 @@ impl Planner {
         let grown = self.width.saturating_mul(4).min(self.widest);
         let frontier = self.last.map_or(self.first_begin, |(_, end)| end);
         let left = (self.last_end - frontier).max(0) as f64;
+        // About a share of what is left at this density, so the windows in flight at the end
+        // are small enough to finish together.
         let share = per_ms * left / (2 * self.at_once) as f64;
         let rows_wanted = share.clamp(
             (FEWEST_PAGES * self.page_size) as f64,
