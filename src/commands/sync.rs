@@ -204,7 +204,11 @@ pub async fn sync_once(
     progress: Arc<dyn SyncProgress>,
     cancel: CancellationToken,
 ) -> Vec<RunSummary> {
-    let runner = Arc::new(Runner::new(None, app.config.daemon.lease));
+    let runner = Arc::new(Runner::new(
+        None,
+        app.config.daemon.lease,
+        app.config.sync.runs_at_once as usize,
+    ));
     sync_once_as(app, shops, streams, progress, cancel, runner).await
 }
 
@@ -286,7 +290,11 @@ pub async fn resync_once(
     progress: Arc<dyn SyncProgress>,
     cancel: CancellationToken,
 ) -> Result<Vec<(crate::store::ResyncRequest, RunOutcome)>, crate::sync::SyncError> {
-    let runner = Runner::new(None, app.config.daemon.lease);
+    let runner = Runner::new(
+        None,
+        app.config.daemon.lease,
+        app.config.sync.runs_at_once as usize,
+    );
     resync_once_as(app, shops, streams, progress, cancel, &runner).await
 }
 

@@ -136,6 +136,9 @@ pub struct SyncConfig {
     /// How many windows of one stream are read at once when it has several to read (a backfill,
     /// a long outage); caught-up polling reads one.
     pub concurrency: u32,
+    /// How many runs of each stream (orders, refunds, items) one process has going at once;
+    /// the others wait their turn (first come, first served).
+    pub runs_at_once: u32,
 }
 
 impl SyncConfig {
@@ -143,6 +146,11 @@ impl SyncConfig {
     /// from the platform (each window has one request out at a time), and the refund list near
     /// its 100 at up to 200 ms; more would only queue at the client's limiter.
     pub const DEFAULT_CONCURRENCY: u32 = 16;
+    /// Runs of a stream at once: with many small shops each run has a few requests out at a
+    /// time, and this many keep a list near its limit at 200 ms from the platform; more would
+    /// only queue at the limiter while holding database connections and memory (an ISV's
+    /// thousand shops at start are three thousand runs).
+    pub const DEFAULT_RUNS_AT_ONCE: u32 = 16;
 }
 
 /// One shop.

@@ -68,6 +68,7 @@ struct RawSync {
     reconcile_schedule: Option<String>,
     max_pages_per_window: Option<u32>,
     concurrency: Option<u32>,
+    runs_at_once: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]
@@ -484,8 +485,13 @@ fn build_sync(cx: &mut Ctx, s: RawSync) -> SyncConfig {
     if !(1..=64).contains(&concurrency) {
         cx.err("sync.concurrency", "must be between 1 and 64");
     }
+    let runs_at_once = s.runs_at_once.unwrap_or(SyncConfig::DEFAULT_RUNS_AT_ONCE);
+    if !(1..=1024).contains(&runs_at_once) {
+        cx.err("sync.runs_at_once", "must be between 1 and 1024");
+    }
     SyncConfig {
         concurrency: concurrency.clamp(1, 64),
+        runs_at_once: runs_at_once.clamp(1, 1024),
         backfill_days,
         reconcile_days,
         reconcile_schedule,

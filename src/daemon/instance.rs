@@ -144,7 +144,11 @@ impl Presence {
         if !shared {
             let file = lock::lock_sqlite(&app.config.database_url, lock::Holder::OneOff(command))?;
             return Ok(Presence {
-                runner: Arc::new(Runner::new(None, app.config.daemon.lease)),
+                runner: Arc::new(Runner::new(
+                    None,
+                    app.config.daemon.lease,
+                    app.config.sync.runs_at_once as usize,
+                )),
                 store: app.store.clone(),
                 id,
                 heartbeat: None,
@@ -187,7 +191,11 @@ impl Presence {
             })
         };
         Ok(Presence {
-            runner: Arc::new(Runner::new(Some(id.clone()), app.config.daemon.lease)),
+            runner: Arc::new(Runner::new(
+                Some(id.clone()),
+                app.config.daemon.lease,
+                app.config.sync.runs_at_once as usize,
+            )),
             store: app.store.clone(),
             id,
             heartbeat: Some((cancel, task)),

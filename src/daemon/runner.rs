@@ -4,12 +4,17 @@
 //! is cancelled and stops after its page. Every write of the run's progress goes through a store
 //! fenced by the lease ([`Store::fenced`]), so a run that outlived its lease (paused, partitioned)
 //! has its next page commit rolled back instead of overwriting the new holder's progress.
+//! At most `at_once` runs of each stream go at once; the others wait their turn, first come
+//! first served, before they take a lease (an ISV's thousand shops are three thousand runs at
+//! start). Each stream has its own turns as it has its own rate limit: the refund backfill of
+//! many shops (a call per empty day) would otherwise hold every turn while orders waited.
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -19,22 +24,27 @@ use crate::store::{Store, Stream};
 /// Who runs what.
 #[derive(Debug)]
 pub struct Runner {
+    /// Runs going on or waiting their turn.
     running: Mutex<HashSet<(String, Stream)>>,
+    /// One permit per run going on, per stream (in the order of [`Stream::ALL`]).
+    turns: [Semaphore; 3],
     /// Lease holder id; `None` when one daemon owns the database (SQLite).
     holder: Option<String>,
     lease: Duration,
 }
 
 impl Runner {
-    pub fn new(holder: Option<String>, lease: Duration) -> Self {
+    /// A runner with `at_once` runs of each stream going at once (at least one).
+    pub fn new(holder: Option<String>, lease: Duration, at_once: usize) -> Self {
         Self {
             running: Mutex::new(HashSet::new()),
+            turns: Stream::ALL.map(|_| Semaphore::new(at_once.max(1))),
             holder,
             lease,
         }
     }
 
-    /// Whether (shop, stream) is running in this process now.
+    /// Whether (shop, stream) is running in this process now, or waiting its turn.
     pub fn is_running(&self, shop: &str, stream: Stream) -> bool {
         self.running
             .lock()
@@ -42,8 +52,8 @@ impl Runner {
             .unwrap_or(false)
     }
 
-    /// Runs `job` for (shop, stream) unless it already runs here or another daemon holds its
-    /// lease; returns `None` when skipped. `job` gets a token that is cancelled on `cancel` or
+    /// Runs `job` for (shop, stream), once its turn comes, unless it already runs (or waits)
+    /// here, another daemon holds its lease or `cancel` comes first; returns `None` when skipped. `job` gets a token that is cancelled on `cancel` or
     /// when the lease is lost or cannot be renewed, and the store to write with: fenced by the
     /// lease on a shared database, `store` itself when one daemon owns the database.
     pub async fn exclusive<F, Fut, T>(
@@ -72,6 +82,11 @@ impl Runner {
         let _running = Running {
             set: &self.running,
             key,
+        };
+        let _turn = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return None,
+            turn = self.turns[turn_of(stream)].acquire() => turn.ok()?,
         };
         self.leased(store, clock, shop, stream, cancel, job).await
     }
@@ -167,6 +182,15 @@ impl Runner {
     }
 }
 
+/// The stream's place in [`Stream::ALL`], which indexes its turns.
+fn turn_of(stream: Stream) -> usize {
+    match stream {
+        Stream::Orders => 0,
+        Stream::Refunds => 1,
+        Stream::Items => 2,
+    }
+}
+
 /// Marks (shop, stream) as running here until dropped.
 struct Running<'a> {
     set: &'a Mutex<HashSet<(String, Stream)>>,
@@ -200,7 +224,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("r.db").display());
         let store = Store::connect(&url).await.expect("store");
         let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
-        let runner = std::sync::Arc::new(Runner::new(None, Duration::from_secs(60)));
+        let runner = std::sync::Arc::new(Runner::new(None, Duration::from_secs(60), 4));
         let cancel = CancellationToken::new();
 
         let panicking = {
@@ -237,6 +261,113 @@ mod tests {
         store.close().await;
     }
 
+    /// With one turn per stream, a second shop's orders wait for the first's to end, while
+    /// its refunds run at once; a run waiting its turn counts as running (a second tick is
+    /// skipped), and a cancel ends the wait without running it.
+    #[tokio::test]
+    async fn runs_of_a_stream_wait_their_turn_and_streams_do_not_wait_for_each_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+        let runner = std::sync::Arc::new(Runner::new(None, Duration::from_secs(60), 1));
+        let cancel = CancellationToken::new();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let (runner, store, clock, cancel) =
+                (runner.clone(), store.clone(), clock.clone(), cancel.clone());
+            tokio::spawn(async move {
+                runner
+                    .exclusive(&store, &clock, "a", Stream::Orders, &cancel, |_, _| async {
+                        released.await.expect("released");
+                        "a"
+                    })
+                    .await
+            })
+        };
+        while !runner.is_running("a", Stream::Orders) {
+            tokio::task::yield_now().await;
+        }
+        let (started, mut second_started) = tokio::sync::watch::channel(false);
+        let second = {
+            let (runner, store, clock, cancel) =
+                (runner.clone(), store.clone(), clock.clone(), cancel.clone());
+            tokio::spawn(async move {
+                runner
+                    .exclusive(
+                        &store,
+                        &clock,
+                        "b",
+                        Stream::Orders,
+                        &cancel,
+                        |_, _| async move {
+                            started.send_replace(true);
+                            "b"
+                        },
+                    )
+                    .await
+            })
+        };
+        let refunds = runner.exclusive(
+            &store,
+            &clock,
+            "b",
+            Stream::Refunds,
+            &cancel,
+            |_, _| async { "refunds" },
+        );
+        let refunds = tokio::time::timeout(Duration::from_secs(5), refunds).await;
+        assert_eq!(
+            refunds.expect("refunds do not wait for orders"),
+            Some("refunds")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!*second_started.borrow(), "b's orders wait for a's");
+        assert!(
+            runner.is_running("b", Stream::Orders),
+            "waiting counts as running"
+        );
+        let again = runner.exclusive(&store, &clock, "b", Stream::Orders, &cancel, |_, _| async {
+            "again"
+        });
+        assert_eq!(again.await, None, "a second tick is skipped while b waits");
+
+        release.send(()).expect("release");
+        assert_eq!(first.await.expect("first"), Some("a"));
+        second_started.wait_for(|s| *s).await.expect("b runs");
+        assert_eq!(second.await.expect("second"), Some("b"));
+
+        // A run waiting its turn when the service stops never runs.
+        let (hold, held) = tokio::sync::oneshot::channel::<()>();
+        let holder = {
+            let (runner, store, clock, cancel) =
+                (runner.clone(), store.clone(), clock.clone(), cancel.clone());
+            tokio::spawn(async move {
+                runner
+                    .exclusive(&store, &clock, "a", Stream::Items, &cancel, |_, _| async {
+                        let _ = held.await;
+                    })
+                    .await
+            })
+        };
+        while !runner.is_running("a", Stream::Items) {
+            tokio::task::yield_now().await;
+        }
+        let waiting = runner.exclusive(&store, &clock, "b", Stream::Items, &cancel, |_, _| async {
+            panic!("a cancelled wait must not run")
+        });
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            cancel.cancel();
+        };
+        let (waited, ()) = tokio::join!(waiting, stop);
+        assert_eq!(waited, None);
+        assert!(!runner.is_running("b", Stream::Items));
+        drop(hold);
+        holder.await.expect("holder");
+        store.close().await;
+    }
+
     /// A run whose lease is taken over (the clock jumps past its expiry and another holder
     /// takes it) is cancelled at the next renewal, and its store refuses its writes; a run whose
     /// renewal fails (the database is gone) is cancelled too.
@@ -250,7 +381,7 @@ mod tests {
         store.ensure_shop(&shop).await.expect("shop");
         let clock = std::sync::Arc::new(crate::clock::ScaledClock::stopped_at(1_000_000));
         let shared: SharedClock = clock.clone();
-        let runner = Runner::new(Some("a".into()), Duration::from_millis(300));
+        let runner = Runner::new(Some("a".into()), Duration::from_millis(300), 4);
         let cancel = CancellationToken::new();
 
         let taken = {

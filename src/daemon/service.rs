@@ -440,6 +440,7 @@ pub async fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
         runner: Runner::new(
             shared_database.then(|| instance_id.clone()),
             app.config.daemon.lease,
+            app.config.sync.runs_at_once as usize,
         ),
         app: RwLock::new(Arc::new(app.clone())),
         resync_wake: Notify::new(),
