@@ -280,6 +280,7 @@ fn sources(store: Store, client: ApiClient, clock: SharedClock) -> ObserveSource
         receiver: None,
         liveness: Arc::new(Liveness::new()),
         stalls: StallLimits::default(),
+        row_counts: Default::default(),
     }
 }
 
@@ -439,6 +440,7 @@ async fn metrics_match_the_database(store: Store) {
         receiver: Some(receiver),
         liveness,
         stalls: StallLimits::default(),
+        row_counts: Default::default(),
     })
     .await;
     let before = clock.now_ms();
@@ -796,6 +798,7 @@ async fn a_stream_that_does_not_move_is_stalled(store: Store) {
     let clock = app.clock.clone();
     let base = serve(ObserveSources {
         stalls: stalls.clone(),
+        row_counts: Default::default(),
         ..sources(app.store.clone(), app.client.clone(), clock.clone())
     })
     .await;

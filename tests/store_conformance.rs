@@ -118,6 +118,9 @@ async fn orders_read_back_field_by_field_with_gifts_as_rows(store: Store) {
     assert!(gifts.iter().all(|g| g.parent_oid == Some(1_001)));
     assert_eq!(store.count_rows("orders", SHOP).await.expect("count"), 4);
     assert_eq!(store.count_rows("orders", "other").await.expect("count"), 0);
+    // Every shop's counts in one read (the status page's, whatever the number of shops).
+    let counts = store.row_counts().await.expect("row counts");
+    assert_eq!(counts, vec![(SHOP.to_string(), "orders", 4)]);
 }
 
 async fn refunds_read_back_field_by_field(store: Store) {
@@ -652,6 +655,20 @@ async fn tokens_round_trip_and_rotation_replaces_both(store: Store) {
     tokens_store.save(SHOP, &rotated).await.expect("rotate");
     assert_eq!(tokens_store.load(SHOP).await.expect("load"), Some(rotated));
     assert_eq!(store.shops().await.expect("shops").len(), 1);
+    // The expiries of every shop, without the tokens.
+    tokens_store
+        .save("shop-2", &tokens("AT3", "RT3", 3_000))
+        .await
+        .expect("save");
+    let mut expiries = store.token_expiries().await.expect("expiries");
+    expiries.sort();
+    assert_eq!(
+        expiries,
+        vec![
+            (SHOP.to_string(), 2_000, 20_000),
+            ("shop-2".to_string(), 3_000, 30_000)
+        ]
+    );
     let debug = format!("{store:?}");
     assert!(!debug.contains("AT2") && !debug.contains("RT2"), "{debug}");
 }
@@ -697,6 +714,14 @@ async fn usage_counts_per_shop_and_day(store: Store) {
     );
     assert_eq!(usage.calls("shop-2", 1).await.expect("calls"), 1);
     assert_eq!(usage.calls("nobody", 1).await.expect("calls"), 0);
+    // Every shop's calls of a day in one read.
+    let mut day_1 = store.calls_by_shop_on(1).await.expect("calls by shop");
+    day_1.sort();
+    assert_eq!(
+        day_1,
+        vec![(SHOP.to_string(), 3), ("shop-2".to_string(), 1)]
+    );
+    assert_eq!(store.calls_by_shop_on(3).await.expect("none"), vec![]);
 }
 
 /// Calls counted ahead in blocks: a block is cut to what the limit leaves, none is counted

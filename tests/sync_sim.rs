@@ -976,6 +976,7 @@ async fn poison_records_fail_alone(stores: Vec<Store>) {
             receiver: None,
             liveness: Arc::new(kwaishop_sync::daemon::observe::Liveness::new()),
             stalls: kwaishop_sync::sync::StallLimits::from_config(&app.config),
+            row_counts: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

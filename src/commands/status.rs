@@ -37,6 +37,11 @@ pub async fn status_lines(
     let states = store.all_states().await?;
     let runs = store.recent_runs(None, 1000).await?;
     let quarantine = store.quarantine_counts().await?;
+    let counted = store.row_counts().await?;
+    let counts: std::collections::HashMap<(&str, &str), i64> = counted
+        .iter()
+        .map(|(shop, table, n)| ((shop.as_str(), *table), *n))
+        .collect();
     let mut lines = Vec::new();
     for shop in &shops {
         for stream in Stream::ALL {
@@ -47,7 +52,10 @@ pub async fn status_lines(
                 .iter()
                 .find(|r| r.shop_id == shop.shop_id && r.stream == stream.as_str());
             let table = stream.as_str();
-            let rows = store.count_rows(table, &shop.shop_id).await.unwrap_or(0);
+            let rows = counts
+                .get(&(shop.shop_id.as_str(), table))
+                .copied()
+                .unwrap_or(0);
             // The stream's own pause or the shop's quota pause, whichever lasts longer.
             let paused = [
                 state.and_then(|s| s.paused_until_ms),

@@ -36,6 +36,7 @@ pub use exposition::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use liveness::{Liveness, LoopSilence};
 pub use metrics::render_metrics;
 use page::render_page;
+pub use snapshot::RowCounts;
 use status::read_status;
 
 /// How long `/healthz` waits for the database to answer.
@@ -53,6 +54,8 @@ pub struct ObserveSources {
     pub liveness: Arc<Liveness>,
     /// When a stream that says "caught up" is stalled (from the config at start).
     pub stalls: StallLimits,
+    /// The mirror's rows per shop, counted between scrapes when counting is costly.
+    pub row_counts: Arc<RowCounts>,
 }
 
 // Hand-written: the client's Debug is long, and nothing here needs more than its shape.

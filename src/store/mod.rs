@@ -226,10 +226,21 @@ impl Store {
     /// Opens the database named by `url`: `sqlite://path` or `sqlite:path` (the file is created,
     /// mode 0600, if missing) or `postgres://…` / `postgresql://…`. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::connect_with(url, sqlite::MAX_CONNECTIONS, postgres::MAX_CONNECTIONS).await
+    }
+
+    /// A store of its own for reads that must not queue behind the sync's writes (the status
+    /// page, `/metrics`): a pool of two connections to the database at `url`. Under WAL
+    /// (SQLite) and MVCC (Postgres) its reads do not wait for writers; it never writes.
+    pub async fn connect_for_reading(url: &str) -> Result<Store, StoreError> {
+        Self::connect_with(url, 2, 2).await
+    }
+
+    async fn connect_with(url: &str, sqlite: u32, postgres: u32) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
-            Pool::Sqlite(sqlite::connect(url).await?, Writers::default())
+            Pool::Sqlite(sqlite::connect(url, sqlite).await?, Writers::default())
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Pool::Postgres(postgres::connect(url).await?)
+            Pool::Postgres(postgres::connect(url, postgres).await?)
         } else {
             return Err(StoreError::BadUrl {
                 url: redact_url(url),
@@ -271,6 +282,56 @@ impl Store {
             Pool::Sqlite(pool, _) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
+    }
+
+    /// Rows per shop of each mirror table (`orders`, `refunds`, `items`, `skus`; soft-deleted
+    /// items and SKUs included), one statement per table whatever the number of shops; a shop
+    /// without rows in a table is not listed for it.
+    pub async fn row_counts(&self) -> Result<Vec<(String, &'static str, i64)>, StoreError> {
+        const TABLES: [(&str, &str); 4] = [
+            (
+                "orders",
+                "SELECT shop_id, COUNT(*) FROM orders GROUP BY shop_id",
+            ),
+            (
+                "refunds",
+                "SELECT shop_id, COUNT(*) FROM refunds GROUP BY shop_id",
+            ),
+            (
+                "items",
+                "SELECT shop_id, COUNT(*) FROM items GROUP BY shop_id",
+            ),
+            (
+                "skus",
+                "SELECT shop_id, COUNT(*) FROM skus GROUP BY shop_id",
+            ),
+        ];
+        let mut out = Vec::new();
+        for (table, sql) in TABLES {
+            let rows: Vec<(String, i64)> = self.pool.fetch_all("counting rows", sql, &[]).await?;
+            out.extend(rows.into_iter().map(|(shop, n)| (shop, table, n)));
+        }
+        Ok(out)
+    }
+
+    /// About how many bytes the mirror takes, read without scanning it: the whole file on
+    /// SQLite, the four mirror tables with their indexes on Postgres. It tells a mirror whose
+    /// rows can be counted at once from one where counting is a long scan.
+    pub async fn mirror_bytes(&self) -> Result<i64, StoreError> {
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(pg_total_relation_size('orders') + pg_total_relation_size('refunds') \
+                 + pg_total_relation_size('items') + pg_total_relation_size('skus') AS BIGINT)"
+            }
+        };
+        let rows: Vec<(i64,)> = self
+            .pool
+            .fetch_all("measuring the mirror", sql, &[])
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.0))
     }
 
     /// Rows of `table` (`orders`, `refunds`, `items` or `skus`) for the shop, soft-deleted

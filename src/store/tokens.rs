@@ -51,6 +51,14 @@ impl Store {
         }))
     }
 
+    /// Every shop's token expiries (access, refresh; epoch ms), never the tokens themselves.
+    pub async fn token_expiries(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        const SQL: &str = "SELECT shop_id, access_expires_at, refresh_expires_at FROM oauth_tokens";
+        self.pool
+            .fetch_all("reading token expiries", SQL, &[])
+            .await
+    }
+
     /// Replaces the shop's tokens (adding a bare shop row if it has none), durably, before
     /// returning.
     pub async fn save_tokens(&self, shop_id: &str, tokens: &TokenSet) -> Result<(), StoreError> {

@@ -114,6 +114,20 @@ impl Store {
         Ok(rows.first().map_or(0, |r| u64::try_from(r.0).unwrap_or(0)))
     }
 
+    /// Every shop's calls on `day`, all methods together (shops without calls are not listed).
+    pub async fn calls_by_shop_on(&self, day: i64) -> Result<Vec<(String, u64)>, StoreError> {
+        const SQL: &str = "SELECT shop_id, CAST(COALESCE(SUM(calls), 0) AS BIGINT) \
+             FROM api_usage WHERE day = $1 GROUP BY shop_id";
+        let rows: Vec<(String, i64)> = self
+            .pool
+            .fetch_all("reading the call counts", SQL, &[day.into()])
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(shop, n)| (shop, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
     /// Records that the shop may not call again before `until_ms`.
     pub async fn set_quota_pause(&self, shop_id: &str, until_ms: i64) -> Result<(), StoreError> {
         const SQL: &str =

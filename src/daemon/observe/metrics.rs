@@ -85,15 +85,25 @@ fn write_streams(text: &mut Exposition, s: &Snapshot, stalls: &StallLimits) {
     );
     per_state(text, s, rows, |st| Some(st.rows_total as f64));
     write_stream_flags(text, s, stalls);
-    let mut rows = text.family(
-        "kwaishop_mirror_rows",
-        Kind::Gauge,
-        "Rows of the shop in each mirror table, soft-deleted items and SKUs included.",
-    );
-    for f in &s.figures {
-        for (table, n) in &f.rows {
-            rows.sample(&[("shop", &f.shop_id), ("table", table)], *n as f64);
+    {
+        let mut rows = text.family(
+            "kwaishop_mirror_rows",
+            Kind::Gauge,
+            "Rows of the shop in each mirror table, soft-deleted items and SKUs included.",
+        );
+        for f in &s.figures {
+            for (table, n) in &f.rows {
+                rows.sample(&[("shop", &f.shop_id), ("table", table)], *n as f64);
+            }
         }
+    }
+    if let Some(at) = s.rows_counted_at_ms {
+        text.family(
+            "kwaishop_mirror_rows_counted_timestamp_seconds",
+            Kind::Gauge,
+            "When kwaishop_mirror_rows was counted (a large mirror is counted between scrapes).",
+        )
+        .sample(&[], seconds(at));
     }
 }
 

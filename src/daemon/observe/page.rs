@@ -179,7 +179,7 @@ fn shop_card(out: &mut String, s: &ShopView, r: &StatusReport) {
         REFRESH_TOKEN_WARNING_MS,
     );
     out.push_str("</div>");
-    streams_table(out, s, now);
+    streams_table(out, s, now, r.rows_counted_at_ms);
     out.push_str("</div></article>");
 }
 
@@ -238,11 +238,20 @@ fn token_fact(out: &mut String, label: &str, key: &str, at: Option<i64>, now: i6
     ));
 }
 
-fn streams_table(out: &mut String, s: &ShopView, now: i64) {
-    out.push_str(
+fn streams_table(out: &mut String, s: &ShopView, now: i64, counted_at: Option<i64>) {
+    // A large mirror's rows are counted between views: say how old the count is.
+    let rows = match counted_at {
+        Some(at) if now - at >= 1_000 => format!(
+            "<th class=\"n\" title=\"counted at {}\">Rows <span class=\"sub\">{}</span></th>",
+            china_time(at),
+            relative(at, now)
+        ),
+        _ => "<th class=\"n\">Rows</th>".to_string(),
+    };
+    out.push_str(&format!(
         "<table><thead><tr><th>Stream</th><th>Checkpoint (China time)</th><th class=\"n\">Lag</th>\
-         <th class=\"n\">Rows</th><th>Last success</th><th>Last error</th></tr></thead><tbody>",
-    );
+         {rows}<th>Last success</th><th>Last error</th></tr></thead><tbody>",
+    ));
     for st in &s.streams {
         stream_row(out, s, st, now);
     }

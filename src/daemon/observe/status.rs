@@ -30,6 +30,9 @@ pub struct StatusReport {
     /// The configured calls per shop per China-time day, if any.
     pub daily_quota: Option<u64>,
     pub shops: Vec<ShopView>,
+    /// When the shops' `rows` were counted (app clock): a large mirror is counted between
+    /// views, not at each.
+    pub rows_counted_at_ms: Option<i64>,
     /// `None` when the read failed (as for `queue` and `api_calls`).
     pub runs: Option<Vec<RunView>>,
     pub queue: Option<QueueView>,
@@ -151,12 +154,10 @@ pub async fn read_status(sources: &ObserveSources) -> StatusReport {
     let snapshot = read_with(&reads, sources).await;
     let store = &sources.store;
     let since_ms = hour_start(snapshot.now_ms) - (API_HOURS - 1) * HOUR_MS;
-    let runs = reads
-        .read("runs", store.recent_runs(None, RECENT_RUNS))
-        .await;
-    let calls = reads
-        .read("API calls", store.api_calls_since(None, since_ms))
-        .await;
+    let (runs, calls) = tokio::join!(
+        reads.read("runs", store.recent_runs(None, RECENT_RUNS)),
+        reads.read("API calls", store.api_calls_since(None, since_ms)),
+    );
     reads.warn_failures("status page");
     StatusReport {
         service: env!("CARGO_PKG_NAME"),
@@ -164,6 +165,7 @@ pub async fn read_status(sources: &ObserveSources) -> StatusReport {
         generated_at_ms: snapshot.now_ms,
         daily_quota: sources.daily_quota,
         shops: shop_views(&snapshot, &sources.stalls),
+        rows_counted_at_ms: snapshot.rows_counted_at_ms,
         runs: runs.map(|runs| runs.into_iter().map(run_view).collect()),
         queue: snapshot.queue.map(|q| queue_view(q, snapshot.now_ms)),
         api_calls: calls.map(|rows| api_calls_view(&rows, since_ms)),

@@ -62,6 +62,7 @@ fn report() -> StatusReport {
         generated_at_ms: NOW,
         daily_quota: Some(2_000),
         shops: vec![shop],
+        rows_counted_at_ms: Some(NOW),
         runs: Some(vec![run]),
         queue: None,
         api_calls: Some(ApiCallsView {
@@ -118,4 +119,20 @@ fn figures_show_with_their_hooks() {
     ] {
         assert!(page.contains(&needle), "no {needle} in {page}");
     }
+}
+
+/// Rows counted at the view show plainly; rows counted earlier (a large mirror is counted
+/// between views) say how old the count is.
+#[test]
+fn rows_counted_before_the_view_say_when() {
+    let fresh = render_page(&report());
+    assert!(fresh.contains("<th class=\"n\">Rows</th>"), "{fresh}");
+    let older = render_page(&StatusReport {
+        rows_counted_at_ms: Some(NOW - 4_000),
+        ..report()
+    });
+    assert!(
+        older.contains("Rows <span class=\"sub\">4 s ago</span>"),
+        "{older}"
+    );
 }
