@@ -137,7 +137,8 @@ pub struct SyncConfig {
     /// a long outage); caught-up polling reads one.
     pub concurrency: u32,
     /// How many runs of each stream (orders, refunds, items) one process has going at once;
-    /// the others wait their turn (first come, first served).
+    /// the others wait their turn (first come, first served). Scheduled polls of caught-up
+    /// streams have as many turns again of their own.
     pub runs_at_once: u32,
 }
 

@@ -7,7 +7,10 @@
 //! At most `at_once` runs of each stream go at once; the others wait their turn, first come
 //! first served, before they take a lease (an ISV's thousand shops are three thousand runs at
 //! start). Each stream has its own turns as it has its own rate limit: the refund backfill of
-//! many shops (a call per empty day) would otherwise hold every turn while orders waited.
+//! many shops (a call per empty day) would otherwise hold every turn while orders waited. And a
+//! scheduled poll of a stream that is caught up takes its turn apart from the long runs
+//! (backfills, outages, resyncs): a shop that finished its backfill stays fresh while a thousand
+//! others still wait for theirs.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -26,8 +29,8 @@ use crate::store::{Store, Stream};
 pub struct Runner {
     /// Runs going on or waiting their turn.
     running: Mutex<HashSet<(String, Stream)>>,
-    /// One permit per run going on, per stream (in the order of [`Stream::ALL`]).
-    turns: [Semaphore; 3],
+    /// One permit per run going on, per stream (in the order of [`Stream::ALL`]) and [`Lane`].
+    turns: [[Semaphore; 2]; 3],
     /// Lease holder id; `None` when one daemon owns the database (SQLite).
     holder: Option<String>,
     lease: Duration,
@@ -38,7 +41,7 @@ impl Runner {
     pub fn new(holder: Option<String>, lease: Duration, at_once: usize) -> Self {
         Self {
             running: Mutex::new(HashSet::new()),
-            turns: Stream::ALL.map(|_| Semaphore::new(at_once.max(1))),
+            turns: Stream::ALL.map(|_| [0, 1].map(|_| Semaphore::new(at_once.max(1)))),
             holder,
             lease,
         }
@@ -52,10 +55,11 @@ impl Runner {
             .unwrap_or(false)
     }
 
-    /// Runs `job` for (shop, stream), once its turn comes, unless it already runs (or waits)
-    /// here, another daemon holds its lease or `cancel` comes first; returns `None` when skipped. `job` gets a token that is cancelled on `cancel` or
-    /// when the lease is lost or cannot be renewed, and the store to write with: fenced by the
-    /// lease on a shared database, `store` itself when one daemon owns the database.
+    /// Runs `job` for (shop, stream), once its turn comes among the long runs, unless it
+    /// already runs (or waits) here, another daemon holds its lease or `cancel` comes first;
+    /// returns `None` when skipped. `job` gets a token that is cancelled on `cancel` or when the
+    /// lease is lost or cannot be renewed, and the store to write with: fenced by the lease on a
+    /// shared database, `store` itself when one daemon owns the database.
     pub async fn exclusive<F, Fut, T>(
         &self,
         store: &Store,
@@ -69,6 +73,43 @@ impl Runner {
         F: FnOnce(CancellationToken, Store) -> Fut,
         Fut: Future<Output = T>,
     {
+        self.in_lane((shop, stream, None), store, clock, cancel, job)
+            .await
+    }
+
+    /// [`Runner::exclusive`] for a scheduled poll: a stream whose checkpoint is less than
+    /// [`SHORT_RUN_BEHIND_MS`] behind now takes its turn among the short runs.
+    pub async fn exclusive_poll<F, Fut, T>(
+        &self,
+        store: &Store,
+        clock: &SharedClock,
+        shop: &str,
+        stream: Stream,
+        cancel: &CancellationToken,
+        job: F,
+    ) -> Option<T>
+    where
+        F: FnOnce(CancellationToken, Store) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.in_lane((shop, stream, Some(())), store, clock, cancel, job)
+            .await
+    }
+
+    /// The run, in the short lane when `key.2` asks to classify it and it is short.
+    async fn in_lane<F, Fut, T>(
+        &self,
+        key: (&str, Stream, Option<()>),
+        store: &Store,
+        clock: &SharedClock,
+        cancel: &CancellationToken,
+        job: F,
+    ) -> Option<T>
+    where
+        F: FnOnce(CancellationToken, Store) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let (shop, stream, classify) = key;
         let key = (shop.to_string(), stream);
         if !self.running.lock().ok()?.insert(key.clone()) {
             debug!(
@@ -83,10 +124,14 @@ impl Runner {
             set: &self.running,
             key,
         };
+        let lane = match classify {
+            None => Lane::Long,
+            Some(()) => lane_of(store, clock, shop, stream).await,
+        };
         let _turn = tokio::select! {
             biased;
             _ = cancel.cancelled() => return None,
-            turn = self.turns[turn_of(stream)].acquire() => turn.ok()?,
+            turn = self.turns[turn_of(stream)][lane as usize].acquire() => turn.ok()?,
         };
         self.leased(store, clock, shop, stream, cancel, job).await
     }
@@ -179,6 +224,33 @@ impl Runner {
             warn!(shop, stream = stream.as_str(), error = %e, "cannot release the stream's lease (it expires by itself)");
         }
         Some(out)
+    }
+}
+
+/// A poll of a stream less than this far behind now is a short run: a few windows at most.
+pub const SHORT_RUN_BEHIND_MS: i64 = 6 * 3_600_000;
+
+/// Which turns a run waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Scheduled polls of streams that are caught up.
+    Short = 0,
+    /// Backfills, long outages, resyncs.
+    Long = 1,
+}
+
+/// A stream with a checkpoint less than [`SHORT_RUN_BEHIND_MS`] behind now polls in the short
+/// lane; one without (a backfill) or further behind, or whose state cannot be read, in the long.
+async fn lane_of(store: &Store, clock: &SharedClock, shop: &str, stream: Stream) -> Lane {
+    match store.load_state(shop, stream).await {
+        Ok(Some(state))
+            if state
+                .checkpoint_ms
+                .is_some_and(|c| clock.now_ms() - c < SHORT_RUN_BEHIND_MS) =>
+        {
+            Lane::Short
+        }
+        _ => Lane::Long,
     }
 }
 
@@ -365,6 +437,77 @@ mod tests {
         assert!(!runner.is_running("b", Stream::Items));
         drop(hold);
         holder.await.expect("holder");
+        store.close().await;
+    }
+
+    /// A scheduled poll of a caught-up stream does not wait behind the long runs of its
+    /// stream (a backfill holding every long turn); a poll of a stream far behind does.
+    #[tokio::test]
+    async fn a_caught_up_poll_does_not_wait_behind_backfills() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+        for (shop, behind) in [("fresh", 60_000), ("behind", 2 * SHORT_RUN_BEHIND_MS)] {
+            store
+                .ensure_shop(&crate::store::ShopRow::new(shop))
+                .await
+                .expect("shop");
+            let mut state = crate::store::StreamState::new(shop, Stream::Orders);
+            state.checkpoint_ms = Some(clock.now_ms() - behind);
+            store.save_state(&state).await.expect("state");
+        }
+        let runner = std::sync::Arc::new(Runner::new(None, Duration::from_secs(60), 1));
+        let cancel = CancellationToken::new();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let backfill = {
+            let (runner, store, clock, cancel) =
+                (runner.clone(), store.clone(), clock.clone(), cancel.clone());
+            tokio::spawn(async move {
+                runner
+                    .exclusive(
+                        &store,
+                        &clock,
+                        "new",
+                        Stream::Orders,
+                        &cancel,
+                        |_, _| async {
+                            released.await.expect("released");
+                        },
+                    )
+                    .await
+            })
+        };
+        while !runner.is_running("new", Stream::Orders) {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let poll = runner.exclusive_poll(
+            &store,
+            &clock,
+            "fresh",
+            Stream::Orders,
+            &cancel,
+            |_, _| async { "polled" },
+        );
+        let poll = tokio::time::timeout(Duration::from_secs(5), poll).await;
+        assert_eq!(poll.expect("the caught-up poll ran"), Some("polled"));
+        let far = runner.exclusive_poll(
+            &store,
+            &clock,
+            "behind",
+            Stream::Orders,
+            &cancel,
+            |_, _| async { "caught up" },
+        );
+        let far = tokio::time::timeout(Duration::from_millis(100), far).await;
+        assert!(
+            far.is_err(),
+            "a stream far behind waits its turn among the long runs"
+        );
+        release.send(()).expect("release");
+        backfill.await.expect("backfill");
         store.close().await;
     }
 
