@@ -112,7 +112,7 @@ impl Service {
         let job_shop = shop.clone();
         let outcome = self
             .runner
-            .exclusive(
+            .exclusive_poll(
                 &app.store,
                 &app.clock,
                 &shop,
@@ -318,22 +318,26 @@ pub async fn request_resync_all(
 async fn build_scheduler(service: &Arc<Service>, app: &App) -> Result<JobScheduler, ServiceError> {
     let err = |e: tokio_cron_scheduler::JobSchedulerError| ServiceError::Scheduler(e.to_string());
     let scheduler = JobScheduler::new().await.map_err(err)?;
-    for shop in &app.config.shops {
-        for stream in Stream::ALL {
-            let Some(cfg) = app.config.stream(stream.as_str()).filter(|c| c.enabled) else {
-                continue;
-            };
-            let (service, shop) = (service.clone(), shop.id.clone());
-            let job = Job::new_async(cfg.schedule.as_str(), move |_, _| {
-                let (service, shop) = (service.clone(), shop.clone());
-                Box::pin(async move {
-                    // A tick only starts the run: a long backfill does not hold the scheduler.
+    // One job per stream, whatever the number of shops: each tick starts a run per shop (with
+    // a thousand shops, a job per shop and stream made the scheduler's every tick walk three
+    // thousand jobs).
+    for stream in Stream::ALL {
+        let Some(cfg) = app.config.stream(stream.as_str()).filter(|c| c.enabled) else {
+            continue;
+        };
+        let service = service.clone();
+        let job = Job::new_async(cfg.schedule.as_str(), move |_, _| {
+            let service = service.clone();
+            Box::pin(async move {
+                // A tick only starts the runs: a long backfill does not hold the scheduler.
+                for shop in &service.app().config.shops {
+                    let (service, shop) = (service.clone(), shop.id.clone());
                     tokio::spawn(async move { service.poll(shop, stream).await });
-                })
+                }
             })
-            .map_err(err)?;
-            scheduler.add(job).await.map_err(err)?;
-        }
+        })
+        .map_err(err)?;
+        scheduler.add(job).await.map_err(err)?;
     }
     let reconcile = {
         let service = service.clone();
