@@ -73,7 +73,7 @@ impl Runner {
         F: FnOnce(CancellationToken, Store) -> Fut,
         Fut: Future<Output = T>,
     {
-        self.in_lane((shop, stream, None), store, clock, cancel, job)
+        self.in_lane((shop, stream, Some(Lane::Long)), store, clock, cancel, job)
             .await
     }
 
@@ -92,14 +92,14 @@ impl Runner {
         F: FnOnce(CancellationToken, Store) -> Fut,
         Fut: Future<Output = T>,
     {
-        self.in_lane((shop, stream, Some(())), store, clock, cancel, job)
+        self.in_lane((shop, stream, None), store, clock, cancel, job)
             .await
     }
 
-    /// The run, in the short lane when `key.2` asks to classify it and it is short.
+    /// The run of (shop, stream) in lane `key.2`, or in the lane its state says when `None`.
     async fn in_lane<F, Fut, T>(
         &self,
-        key: (&str, Stream, Option<()>),
+        key: (&str, Stream, Option<Lane>),
         store: &Store,
         clock: &SharedClock,
         cancel: &CancellationToken,
@@ -109,7 +109,7 @@ impl Runner {
         F: FnOnce(CancellationToken, Store) -> Fut,
         Fut: Future<Output = T>,
     {
-        let (shop, stream, classify) = key;
+        let (shop, stream, lane) = key;
         let key = (shop.to_string(), stream);
         if !self.running.lock().ok()?.insert(key.clone()) {
             debug!(
@@ -124,9 +124,9 @@ impl Runner {
             set: &self.running,
             key,
         };
-        let lane = match classify {
-            None => Lane::Long,
-            Some(()) => lane_of(store, clock, shop, stream).await,
+        let lane = match lane {
+            Some(lane) => lane,
+            None => lane_of(store, clock, shop, stream).await,
         };
         let _turn = tokio::select! {
             biased;
