@@ -19,14 +19,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::app::App;
 use crate::push::MessageKey;
 use crate::push::receiver::{Receiver, ReceiverSettings, ReceiverStats, ShopDirectory};
 use crate::queue::WorkerStats;
 use crate::queue::{Worker, WorkerSettings};
-use crate::store::Store;
 use observe::{Liveness, ObserveSources};
 
 /// Errors of starting the daemon.
@@ -163,17 +162,9 @@ pub(crate) async fn start_with(
         router = router.merge(receiver.routes());
     }
     let stalls = crate::sync::StallLimits::from_config(&app.config);
-    // The status page and `/metrics` read through connections of their own, so that they
-    // answer while the sync's runs hold every connection of the main pool.
-    let observer_store = match Store::connect_for_reading(&app.config.database_url).await {
-        Ok(store) => store,
-        Err(e) => {
-            warn!(error = %e, "the status page reads through the sync's connections");
-            app.store.clone()
-        }
-    };
     let sources = ObserveSources {
-        store: observer_store,
+        // Connections of its own: the page answers while the sync's runs hold the others.
+        store: app.store.for_reading(),
         client: app.client.clone(),
         clock: app.clock.clone(),
         daily_quota: app.config.limits.daily_quota,

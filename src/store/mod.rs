@@ -226,21 +226,10 @@ impl Store {
     /// Opens the database named by `url`: `sqlite://path` or `sqlite:path` (the file is created,
     /// mode 0600, if missing) or `postgres://…` / `postgresql://…`. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        Self::connect_with(url, sqlite::MAX_CONNECTIONS, postgres::MAX_CONNECTIONS).await
-    }
-
-    /// A store of its own for reads that must not queue behind the sync's writes (the status
-    /// page, `/metrics`): a pool of two connections to the database at `url`. Under WAL
-    /// (SQLite) and MVCC (Postgres) its reads do not wait for writers; it never writes.
-    pub async fn connect_for_reading(url: &str) -> Result<Store, StoreError> {
-        Self::connect_with(url, 2, 2).await
-    }
-
-    async fn connect_with(url: &str, sqlite: u32, postgres: u32) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
-            Pool::Sqlite(sqlite::connect(url, sqlite).await?, Writers::default())
+            Pool::Sqlite(sqlite::connect(url).await?, Writers::default())
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Pool::Postgres(postgres::connect(url, postgres).await?)
+            Pool::Postgres(postgres::connect(url).await?)
         } else {
             return Err(StoreError::BadUrl {
                 url: redact_url(url),
@@ -248,6 +237,30 @@ impl Store {
             });
         };
         Ok(Store { pool, fence: None })
+    }
+
+    /// A store of its own on the same database, for reads that must not queue behind the
+    /// sync's writes (the status page, `/metrics`): a pool of two connections with this one's
+    /// options, opened as they are needed. Under WAL (SQLite) and MVCC (Postgres) its reads do
+    /// not wait for writers; it never writes.
+    pub fn for_reading(&self) -> Store {
+        const READERS: u32 = 2;
+        let pool = match &self.pool {
+            Pool::Sqlite(pool, _) => Pool::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(READERS)
+                    .acquire_timeout(pool.options().get_acquire_timeout())
+                    .connect_lazy_with((*pool.connect_options()).clone()),
+                Writers::default(),
+            ),
+            Pool::Postgres(pool) => Pool::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(READERS)
+                    .acquire_timeout(pool.options().get_acquire_timeout())
+                    .connect_lazy_with((*pool.connect_options()).clone()),
+            ),
+        };
+        Store { pool, fence: None }
     }
 
     /// Applies the backend's embedded migrations that are not applied yet.

@@ -11,15 +11,14 @@ use super::StoreError;
 use super::error::{redact_url, scrub};
 
 /// Enough for the pollers, the push worker and the receiver of one instance.
-pub(crate) const MAX_CONNECTIONS: u32 = 8;
+const MAX_CONNECTIONS: u32 = 8;
 /// How long a caller waits for a free connection (or a new one) before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to the server named by `url` (`postgres://` or `postgresql://`), with a pool of up
-/// to `connections`. One connection is
+/// Connects to the server named by `url` (`postgres://` or `postgresql://`). One connection is
 /// made at once, so a wrong URL or a server that is down fails here, with its reason; the pool
 /// opens the others as they are needed.
-pub(crate) async fn connect(url: &str, connections: u32) -> Result<PgPool, StoreError> {
+pub(crate) async fn connect(url: &str) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
         url: redact_url(url),
         reason: scrub(&e.to_string(), url),
@@ -33,7 +32,7 @@ pub(crate) async fn connect(url: &str, connections: u32) -> Result<PgPool, Store
     // The probe only proved the server answers; closing it cleanly is a courtesy.
     let _ = probe.close().await;
     Ok(PgPoolOptions::new()
-        .max_connections(connections)
+        .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_lazy_with(options))
 }

@@ -13,7 +13,7 @@ use super::StoreError;
 /// How long a writer waits for another to finish before the statement fails as busy.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers run in parallel under WAL; writers take turns (`BEGIN IMMEDIATE`).
-pub(crate) const MAX_CONNECTIONS: u32 = 4;
+const MAX_CONNECTIONS: u32 = 4;
 
 /// The file path of a `sqlite://path` or `sqlite:path` URL (`sqlite:///abs` is `/abs`).
 pub(crate) fn path_of(url: &str) -> Result<PathBuf, StoreError> {
@@ -38,9 +38,8 @@ pub(crate) fn path_of(url: &str) -> Result<PathBuf, StoreError> {
     Ok(PathBuf::from(rest))
 }
 
-/// Opens (creating if missing) the database file named by `url` and returns its pool of up to
-/// `connections`.
-pub(crate) async fn connect(url: &str, connections: u32) -> Result<SqlitePool, StoreError> {
+/// Opens (creating if missing) the database file named by `url` and returns its pool.
+pub(crate) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
     let path = path_of(url)?;
     let open_error = |reason: String| StoreError::Open {
         path: path.display().to_string(),
@@ -71,7 +70,7 @@ pub(crate) async fn connect(url: &str, connections: u32) -> Result<SqlitePool, S
         .pragma("wal_autocheckpoint", "4096")
         .pragma("journal_size_limit", "67108864");
     let pool = SqlitePoolOptions::new()
-        .max_connections(connections)
+        .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(BUSY_TIMEOUT * 6)
         .connect_with(options)
         .await
