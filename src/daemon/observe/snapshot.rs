@@ -83,7 +83,7 @@ const COUNT_AGE_PER_COST: u32 = 20;
 /// each scrape. On a large one (200,000 orders took 0.2 s on Postgres, more than the rest of a
 /// scrape together) a scrape serves the last count and says when it was made, and the next
 /// count runs in the background once the last is [`COUNT_AGE_PER_COST`] times as old as it took;
-/// the first view of all counts whatever the size.
+/// until the first has ended, a scrape has no rows to show.
 pub struct RowCounts {
     state: Mutex<CountState>,
     /// Mirrors below this many bytes are counted at each scrape.
@@ -127,8 +127,7 @@ impl RowCounts {
         now_ms: i64,
     ) -> Option<(Counts, i64)> {
         let bytes = reads.read("mirror size", store.mirror_bytes()).await?;
-        // The first view counts whatever the size: a page without rows would read as empty.
-        if bytes < self.small || self.lock().last.is_none() {
+        if bytes < self.small {
             let counted = reads.read("row counts", self.count(store, now_ms)).await?;
             let out = (counted.rows.clone(), counted.at_ms);
             self.lock().last = Some(counted);
@@ -370,8 +369,10 @@ mod tests {
             small: 0,
             ..RowCounts::default()
         });
-        let first = counts.read(&reads, &store, 250).await.expect("counted");
-        assert_eq!(first.1, 250, "the first view counts, whatever the size");
+        assert!(
+            counts.read(&reads, &store, 250).await.is_none(),
+            "not counted yet"
+        );
         let wait_for_count = |at_ms: i64| {
             let counts = counts.clone();
             async move {
