@@ -290,6 +290,46 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
 
+    /// A migrated SQLite store in a temporary folder, kept while the folder lives.
+    async fn migrated_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        (dir, store)
+    }
+
+    /// A long run of (shop, stream) that keeps its turn until the sender is used or dropped;
+    /// returned once it runs (or waits) here.
+    async fn hold(
+        runner: &std::sync::Arc<Runner>,
+        store: &Store,
+        clock: &SharedClock,
+        cancel: &CancellationToken,
+        key: (&'static str, Stream),
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Option<()>>,
+    ) {
+        let (shop, stream) = key;
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let run = {
+            let (runner, store, clock, cancel) =
+                (runner.clone(), store.clone(), clock.clone(), cancel.clone());
+            tokio::spawn(async move {
+                runner
+                    .exclusive(&store, &clock, shop, stream, &cancel, |_, _| async {
+                        let _ = released.await;
+                    })
+                    .await
+            })
+        };
+        while !runner.is_running(shop, stream) {
+            tokio::task::yield_now().await;
+        }
+        (release, run)
+    }
+
     #[tokio::test]
     async fn a_run_that_panics_or_is_dropped_releases_its_stream() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -338,28 +378,11 @@ mod tests {
     /// skipped), and a cancel ends the wait without running it.
     #[tokio::test]
     async fn runs_of_a_stream_wait_their_turn_and_streams_do_not_wait_for_each_other() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("r.db").display());
-        let store = Store::connect(&url).await.expect("store");
+        let (_dir, store) = migrated_store().await;
         let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
         let runner = std::sync::Arc::new(Runner::new(None, Duration::from_secs(60), 1));
         let cancel = CancellationToken::new();
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        let first = {
-            let (runner, store, clock, cancel) =
-                (runner.clone(), store.clone(), clock.clone(), cancel.clone());
-            tokio::spawn(async move {
-                runner
-                    .exclusive(&store, &clock, "a", Stream::Orders, &cancel, |_, _| async {
-                        released.await.expect("released");
-                        "a"
-                    })
-                    .await
-            })
-        };
-        while !runner.is_running("a", Stream::Orders) {
-            tokio::task::yield_now().await;
-        }
+        let (release, first) = hold(&runner, &store, &clock, &cancel, ("a", Stream::Orders)).await;
         let (started, mut second_started) = tokio::sync::watch::channel(false);
         let second = {
             let (runner, store, clock, cancel) =
@@ -405,26 +428,12 @@ mod tests {
         assert_eq!(again.await, None, "a second tick is skipped while b waits");
 
         release.send(()).expect("release");
-        assert_eq!(first.await.expect("first"), Some("a"));
+        assert_eq!(first.await.expect("first"), Some(()));
         second_started.wait_for(|s| *s).await.expect("b runs");
         assert_eq!(second.await.expect("second"), Some("b"));
 
         // A run waiting its turn when the service stops never runs.
-        let (hold, held) = tokio::sync::oneshot::channel::<()>();
-        let holder = {
-            let (runner, store, clock, cancel) =
-                (runner.clone(), store.clone(), clock.clone(), cancel.clone());
-            tokio::spawn(async move {
-                runner
-                    .exclusive(&store, &clock, "a", Stream::Items, &cancel, |_, _| async {
-                        let _ = held.await;
-                    })
-                    .await
-            })
-        };
-        while !runner.is_running("a", Stream::Items) {
-            tokio::task::yield_now().await;
-        }
+        let (held, holder) = hold(&runner, &store, &clock, &cancel, ("a", Stream::Items)).await;
         let waiting = runner.exclusive(&store, &clock, "b", Stream::Items, &cancel, |_, _| async {
             panic!("a cancelled wait must not run")
         });
@@ -435,7 +444,7 @@ mod tests {
         let (waited, ()) = tokio::join!(waiting, stop);
         assert_eq!(waited, None);
         assert!(!runner.is_running("b", Stream::Items));
-        drop(hold);
+        drop(held);
         holder.await.expect("holder");
         store.close().await;
     }
@@ -444,10 +453,7 @@ mod tests {
     /// stream (a backfill holding every long turn); a poll of a stream far behind does.
     #[tokio::test]
     async fn a_caught_up_poll_does_not_wait_behind_backfills() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("r.db").display());
-        let store = Store::connect(&url).await.expect("store");
-        store.migrate().await.expect("migrate");
+        let (_dir, store) = migrated_store().await;
         let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
         for (shop, behind) in [("fresh", 60_000), ("behind", 2 * SHORT_RUN_BEHIND_MS)] {
             store
@@ -460,28 +466,8 @@ mod tests {
         }
         let runner = std::sync::Arc::new(Runner::new(None, Duration::from_secs(60), 1));
         let cancel = CancellationToken::new();
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        let backfill = {
-            let (runner, store, clock, cancel) =
-                (runner.clone(), store.clone(), clock.clone(), cancel.clone());
-            tokio::spawn(async move {
-                runner
-                    .exclusive(
-                        &store,
-                        &clock,
-                        "new",
-                        Stream::Orders,
-                        &cancel,
-                        |_, _| async {
-                            released.await.expect("released");
-                        },
-                    )
-                    .await
-            })
-        };
-        while !runner.is_running("new", Stream::Orders) {
-            tokio::task::yield_now().await;
-        }
+        let (release, backfill) =
+            hold(&runner, &store, &clock, &cancel, ("new", Stream::Orders)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         let poll = runner.exclusive_poll(
             &store,
@@ -516,10 +502,7 @@ mod tests {
     /// renewal fails (the database is gone) is cancelled too.
     #[tokio::test]
     async fn a_lost_or_unrenewable_lease_cancels_the_run() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("r.db").display());
-        let store = Store::connect(&url).await.expect("store");
-        store.migrate().await.expect("migrate");
+        let (_dir, store) = migrated_store().await;
         let shop = crate::store::ShopRow::new("s");
         store.ensure_shop(&shop).await.expect("shop");
         let clock = std::sync::Arc::new(crate::clock::ScaledClock::stopped_at(1_000_000));
