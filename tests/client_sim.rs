@@ -708,6 +708,55 @@ async fn a_delayed_answer_is_overtaken_by_the_same_request_sent_again() {
     );
 }
 
+/// A detail is sent once however slow its answer: only list pages, which hold a window up, are
+/// sent a second time beside a slow first (after half a second). A push's detail that the
+/// platform holds is given up after the quick timeout (two seconds at least) and sent again
+/// then, so one held detail costs two calls of the shop's quota, never a copy every half
+/// second beside it.
+#[tokio::test]
+async fn a_held_detail_is_not_sent_again_beside_itself() {
+    let sim = start_sim(still(100)).await;
+    let client = taught_client(&sim).await;
+    let oid = i64_at(
+        &truth(&sim).await["shops"][0]["orders"][0],
+        &["orderBaseInfo", "oid"],
+    );
+    for _ in 0..20 {
+        client.order_detail(&shop_id(0), oid).await.expect("detail");
+    }
+    admin_faults(
+        &sim,
+        FaultConfig {
+            timeout: 1.0,
+            timeout_ms: 60_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let before = calls(&sim).await.len();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.order_detail(&shop_id(0), oid).await }
+    });
+    // The first request is on its way (and held); the platform answers the next ones at once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    admin_faults(&sim, FaultConfig::default()).await;
+    let order = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("answered after the quick timeout")
+        .expect("joined")
+        .expect("the detail");
+    assert_eq!(order.oid, oid);
+    let sent = calls(&sim).await.split_off(before);
+    let outcomes: Vec<&str> = sent.iter().map(|c| c.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["timeout", "ok"]);
+    let apart = sent[1].wall_ms - sent[0].wall_ms;
+    assert!(
+        apart >= 1_900,
+        "the second request came {apart} ms after the first: sent beside it, not after it was given up"
+    );
+}
+
 async fn admin_faults(sim: &kwaishop_sync::sim::SimHandle, faults: FaultConfig) {
     reqwest::Client::new()
         .post(format!("{}/__sim/faults", sim.base_url()))

@@ -437,8 +437,9 @@ impl ApiClient {
             .await
     }
 
-    /// One attempt, and a second one beside it when the first is not answered in a few times
-    /// the usual answer time (every method is a read: sending it twice changes nothing). A
+    /// One attempt, and for a list page a second one beside it when the first is not answered
+    /// in a few times the usual answer time (every method is a read: sending it twice changes
+    /// nothing but the quota, so details, which hold up no window, are sent once). A
     /// request the platform holds (a hung connection, an answer delayed by seconds) then costs
     /// its window half a second, not the quick timeout and a retry. The first answer that is
     /// not a failure wins; the other request is dropped. A patient attempt (after a timeout)
@@ -450,7 +451,8 @@ impl ApiClient {
         param: &str,
         patient: bool,
     ) -> Result<Success, ApiError> {
-        let hedge_after = (!patient).then(|| self.inner.answer_times.hedge_after(method));
+        let hedge_after =
+            (!patient && method.lists()).then(|| self.inner.answer_times.hedge_after(method));
         let Some(after) = hedge_after.flatten() else {
             return self.attempt(shop, method, param, patient).await;
         };

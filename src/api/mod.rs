@@ -72,6 +72,17 @@ impl Method {
         }
     }
 
+    /// Whether the method reads a page of a list: the calls a backfill's windows wait on, the
+    /// only ones sent a second time beside a slow first. A detail (one order, refund or item
+    /// a push named) is sent once: a second copy would spend quota on a read whose lateness
+    /// holds nothing up.
+    pub fn lists(self) -> bool {
+        matches!(
+            self,
+            Method::OrderCursorList | Method::RefundList | Method::ItemList
+        )
+    }
+
     /// The URL path: the dotted name with `.` replaced by `/`.
     pub fn path(self) -> String {
         format!("/{}", self.name().replace('.', "/"))
