@@ -6,8 +6,9 @@
 //! `quota.<shop>`, `quota-limit.<shop>`, `access-expiry.<shop>`, `refresh-expiry.<shop>`,
 //! `rows.<shop>.<table>`, `checkpoint.<shop>.<stream>`, `lag.<shop>.<stream>`,
 //! `queue.<depth|dead|pending|running|unknown_shop|done>`, `api.<method|total>.<calls|ok|failed>`,
-//! `api.total.rate`, `api.since`, `run.<id>.<rows|calls|outcome>`. `/status.json` holds the same
-//! figures.
+//! `api.total.rate`, `api.since`, `run.<id>.<rows|calls|outcome>`, and `shops.shown` when more
+//! shops exist than the page shows ([`PAGE_SHOPS`], those that most need a look). `/status.json`
+//! holds the same figures, for every shop.
 
 use super::charts::{hourly_chart, method_chart};
 use super::format::{china_time, escape, grouped, percent, relative, span};
@@ -53,7 +54,18 @@ pub fn render_page(r: &StatusReport) -> String {
     if r.shops.is_empty() {
         out.push_str("<p class=\"card muted\">No shop in the database yet.</p>");
     }
-    for shop in &r.shops {
+    let shown = shops_to_show(&r.shops);
+    if shown.len() < r.shops.len() {
+        out.push_str(&format!(
+            "<p class=\"sub\"{}>The {} of {} shops that most need a look: reauthorization, \
+             errors, stalls and pauses first, then the stream furthest behind. Every shop is in \
+             <a href=\"/status.json\">/status.json</a> and <a href=\"/metrics\">/metrics</a>.</p>",
+            k("shops.shown"),
+            shown.len(),
+            grouped(r.shops.len() as i64),
+        ));
+    }
+    for shop in shown {
         shop_card(&mut out, shop, r);
     }
     api_section(&mut out, r.api_calls.as_ref());
@@ -64,6 +76,50 @@ pub fn render_page(r: &StatusReport) -> String {
     footer(&mut out, r);
     out.push_str("</body></html>\n");
     out
+}
+
+/// The most shop cards the page shows: an ISV's thousand shops would make a page of megabytes
+/// that no one reads and every refresh renders.
+pub const PAGE_SHOPS: usize = 50;
+
+/// Every shop in its order when there are at most [`PAGE_SHOPS`]; otherwise the ones that most
+/// need a look, those first.
+fn shops_to_show(shops: &[ShopView]) -> Vec<&ShopView> {
+    let mut shown: Vec<&ShopView> = shops.iter().collect();
+    if shown.len() > PAGE_SHOPS {
+        shown.sort_by_key(|s| std::cmp::Reverse(need(s)));
+        shown.truncate(PAGE_SHOPS);
+    }
+    shown
+}
+
+/// How much a shop needs a look: trouble (reauthorization, then a failing, stalled, paused or
+/// quarantining stream), then its largest lag (a stream that never ran counts as furthest).
+fn need(s: &ShopView) -> (u8, i64) {
+    let troubled = s.streams.iter().any(|st| {
+        st.failures_in_row > 0
+            || st.stalled_behind_ms.is_some()
+            || st.paused_until_ms.is_some()
+            || st.quarantined > 0
+    });
+    let trouble = if s.status == "needs_reauth" {
+        2
+    } else {
+        u8::from(troubled || s.quota_paused_until_ms.is_some())
+    };
+    let lag = s
+        .streams
+        .iter()
+        .map(|st| {
+            if st.ran {
+                st.lag_ms.unwrap_or(i64::MAX)
+            } else {
+                i64::MAX
+            }
+        })
+        .max()
+        .unwrap_or(i64::MAX);
+    (trouble, lag)
 }
 
 fn header(out: &mut String, r: &StatusReport) {

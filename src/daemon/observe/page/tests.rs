@@ -136,3 +136,71 @@ fn rows_counted_before_the_view_say_when() {
         "{older}"
     );
 }
+
+/// `n` quiet shops (`shop-0000`, …) whose orders stream is a minute behind, and `i` ms more
+/// for `shop-<i>`.
+fn quiet_shops(n: usize) -> Vec<ShopView> {
+    let base = report();
+    (0..n)
+        .map(|i| {
+            let mut shop = base.shops[0].clone();
+            shop.shop_id = format!("shop-{i:04}");
+            shop.name = None;
+            shop.status = "active";
+            shop.status_reason = None;
+            let stream = &mut shop.streams[0];
+            stream.lag_ms = Some(60_000 + i as i64);
+            stream.last_error = None;
+            stream.failures_in_row = 0;
+            stream.stalled_behind_ms = None;
+            stream.quarantined = 0;
+            shop
+        })
+        .collect()
+}
+
+fn cards(page: &str) -> Vec<&str> {
+    page.match_indices("<article class=\"card\" id=\"shop-")
+        .map(|(at, m)| {
+            let id = &page[at + m.len()..];
+            &id[..id.find('"').unwrap_or(0)]
+        })
+        .collect()
+}
+
+/// An ISV's thousand shops: the page shows the fifty that most need a look, those first (a
+/// shop to reauthorize, one whose stream never ran, then the furthest behind), and says where
+/// the others are; fifty or fewer show in their order, without the note.
+#[test]
+fn of_many_shops_the_page_shows_those_that_most_need_a_look() {
+    let mut shops = quiet_shops(1_000);
+    shops[500].status = "needs_reauth";
+    shops[900].streams[0].ran = false;
+    shops[700].streams[0].lag_ms = Some(5 * DAY_MS);
+    shops[300].streams[0].failures_in_row = 2;
+    let page = render_page(&StatusReport { shops, ..report() });
+    let shown = cards(&page);
+    assert_eq!(shown.len(), PAGE_SHOPS);
+    assert_eq!(
+        shown[..4],
+        ["shop-0500", "shop-0300", "shop-0900", "shop-0700"]
+    );
+    // Then the quiet ones furthest behind: 999, 998, … down to 954.
+    assert_eq!(shown[4], "shop-0999");
+    assert!(
+        !shown.contains(&"shop-0000"),
+        "the least behind is left out"
+    );
+    assert!(
+        page.contains("data-k=\"shops.shown\">The 50 of 1,000 shops that most need a look"),
+        "{page}"
+    );
+    let few = render_page(&StatusReport {
+        shops: quiet_shops(PAGE_SHOPS),
+        ..report()
+    });
+    let shown = cards(&few);
+    assert_eq!(shown.len(), PAGE_SHOPS);
+    assert!(shown.is_sorted(), "{shown:?}");
+    assert!(!few.contains("shops.shown"));
+}
