@@ -6,6 +6,7 @@
 #   LATENCY_MS, JITTER_MS  round-trip time the simulator adds to every answer (default 0)
 #   FAULTS                 share of calls that fail (default 0)
 #   DB                     postgres://… to mirror into Postgres (default: a fresh SQLite file)
+#   CONCURRENCY            `[sync] concurrency`: windows of a stream at once (default: the config's)
 # Prints the sync's summary, then: wall time; the time the rate limit allows (per method, its
 # minimum number of calls divided by its QPS; the largest); their ratio; calls made ÷ the minimum;
 # throttled answers; CPU and bytes written per record; peak RSS.
@@ -33,6 +34,9 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 [ -s "$work/bench.toml" ] || { echo "the simulator did not start:"; cat "$work/sim.log"; exit 1; }
+if [ -n "${CONCURRENCY:-}" ]; then
+  printf '\n[sync]\nconcurrency = %s\n' "$CONCURRENCY" >>"$work/bench.toml"
+fi
 base_url=$(awk -F'"' '/^base_url/ {print $2; exit}' "$work/bench.toml")
 # The generated history reaches the simulator's start; let the settle delay pass.
 sleep 61
