@@ -168,6 +168,12 @@ const QUICK_TIMEOUT_FLOOR: Duration = Duration::from_secs(2);
 /// How many answers per method the quick timeout is computed from (and needs).
 const ANSWERS_KEPT: usize = 64;
 const ANSWERS_NEEDED: usize = 16;
+/// How many answers a second request beside a slow first needs: a few. A backfill's first
+/// windows are planned from the first pages of the ones before them, so one held first page
+/// in the first second would otherwise hold the stream's whole plan until it is answered (the
+/// quick timeout's sixteen answers are not known yet). Sending a read twice costs a call; the
+/// floor of half a second keeps it for answers that are really late.
+const ANSWERS_TO_HEDGE: usize = 4;
 
 impl AnswerTimes {
     fn add(&self, method: Method, took: Duration) {
@@ -179,26 +185,27 @@ impl AnswerTimes {
         times.push_back(took);
     }
 
-    /// The ninth decile of the method's recent answer times; `None` until enough are known.
-    fn p90(&self, method: Method) -> Option<Duration> {
+    /// The ninth decile of the method's recent answer times; `None` until `needed` are known.
+    fn p90(&self, method: Method, needed: usize) -> Option<Duration> {
         let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let times = all.get(&method).filter(|t| t.len() >= ANSWERS_NEEDED)?;
+        let times = all.get(&method).filter(|t| t.len() >= needed)?;
         let mut sorted: Vec<Duration> = times.iter().copied().collect();
         sorted.sort_unstable();
         Some(sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)])
     }
 
     fn quick_timeout(&self, method: Method, configured: Duration) -> Duration {
-        self.p90(method).map_or(configured, |p90| {
+        self.p90(method, ANSWERS_NEEDED).map_or(configured, |p90| {
             (p90 * 10).clamp(QUICK_TIMEOUT_FLOOR.min(configured), configured)
         })
     }
 
     /// After how long an unanswered request is sent a second time beside the first: three
     /// times the ninth decile of recent answers, at least [`HEDGE_FLOOR`]; `None` until enough
-    /// answers are known.
+    /// answers are known ([`ANSWERS_TO_HEDGE`]).
     fn hedge_after(&self, method: Method) -> Option<Duration> {
-        self.p90(method).map(|p90| (p90 * 3).max(HEDGE_FLOOR))
+        self.p90(method, ANSWERS_TO_HEDGE)
+            .map(|p90| (p90 * 3).max(HEDGE_FLOOR))
     }
 }
 
@@ -1213,5 +1220,26 @@ mod answer_time_tests {
             configured,
             "per method"
         );
+    }
+
+    /// A request is sent again beside a slow first after four answers, not the quick
+    /// timeout's sixteen: three times the ninth decile, at least half a second.
+    #[test]
+    fn a_second_request_needs_only_a_few_answers() {
+        let times = AnswerTimes::default();
+        let m = Method::OrderCursorList;
+        for _ in 0..3 {
+            times.add(m, Duration::from_millis(60));
+        }
+        assert_eq!(times.hedge_after(m), None, "three answers");
+        times.add(m, Duration::from_millis(60));
+        assert_eq!(times.hedge_after(m), Some(HEDGE_FLOOR));
+        assert_eq!(
+            times.quick_timeout(m, Duration::from_secs(30)),
+            Duration::from_secs(30),
+            "the quick timeout still waits for sixteen"
+        );
+        times.add(m, Duration::from_millis(400));
+        assert_eq!(times.hedge_after(m), Some(Duration::from_millis(1_200)));
     }
 }
