@@ -110,13 +110,7 @@ fn need(s: &ShopView) -> (u8, i64) {
     let lag = s
         .streams
         .iter()
-        .map(|st| {
-            if st.ran {
-                st.lag_ms.unwrap_or(i64::MAX)
-            } else {
-                i64::MAX
-            }
-        })
+        .map(|st| st.lag_ms.filter(|_| st.ran).unwrap_or(i64::MAX))
         .max()
         .unwrap_or(i64::MAX);
     (trouble, lag)
