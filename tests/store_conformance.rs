@@ -70,6 +70,7 @@ conformance!(
     an_api_pause_covers_one_api_of_one_shop,
     windows_move_the_checkpoint_over_the_finished_ones_from_the_first,
     pages_of_several_windows_commit_together,
+    a_window_shared_out_is_read_again_as_its_pieces,
 );
 
 async fn migrating_twice_is_fine(store: Store) {
@@ -1383,6 +1384,91 @@ async fn pages_of_several_windows_commit_together(store: Store) {
     );
     let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
     assert_eq!(rows[0].cursor.as_deref(), Some("b-1"), "nothing moved");
+}
+
+/// A window found far denser than planned is shared out: its first piece takes its place from
+/// its start, with no cursor; the others follow; the checkpoint moves over them as over any
+/// windows. Pieces that leave a gap, or a window already finished, are refused, and nothing
+/// changes.
+async fn a_window_shared_out_is_read_again_as_its_pieces(store: Store) {
+    use kwaishop_sync::store::{WindowPage, WindowRow};
+    add_shop(&store, SHOP).await;
+    let orders = [order(1, 50, 0)];
+    let page = |begin_ms, next_cursor| WindowPage {
+        begin_ms,
+        orders: &orders,
+        refunds: &[],
+        rejected: &[],
+        next_cursor,
+    };
+    store
+        .plan_windows(SHOP, Stream::Orders, &[(0, 300), (290, 400)])
+        .await
+        .expect("plan");
+    store
+        .commit_window_page(SHOP, Stream::Orders, page(0, Some("p-2")), NOW)
+        .await
+        .expect("first page");
+    let row = |begin_ms, end_ms| WindowRow {
+        begin_ms,
+        end_ms,
+        cursor: None,
+        done: false,
+    };
+    let before = store.windows(SHOP, Stream::Orders).await.expect("windows");
+    for bad in [
+        &[(0, 100), (120, 300)][..],
+        &[(10, 150), (140, 300)][..],
+        &[(0, 150), (140, 299)][..],
+        &[][..],
+    ] {
+        let refused = store.split_window(SHOP, Stream::Orders, 0, bad).await;
+        assert!(refused.is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        store.windows(SHOP, Stream::Orders).await.expect("windows"),
+        before
+    );
+    store
+        .split_window(SHOP, Stream::Orders, 0, &[(0, 100), (90, 200), (190, 300)])
+        .await
+        .expect("split");
+    assert_eq!(
+        store.windows(SHOP, Stream::Orders).await.expect("windows"),
+        vec![row(0, 100), row(90, 200), row(190, 300), row(290, 400)]
+    );
+    // The pieces finish out of order; the checkpoint follows the run from the first.
+    for begin in [190, 90, 290] {
+        store
+            .commit_window_page(SHOP, Stream::Orders, page(begin, None), NOW)
+            .await
+            .expect("last page");
+    }
+    let checkpoint = || async {
+        store
+            .load_state(SHOP, Stream::Orders)
+            .await
+            .expect("state")
+            .and_then(|s| s.checkpoint_ms)
+    };
+    assert_eq!(checkpoint().await, None);
+    let (_, moved) = store
+        .commit_window_page(SHOP, Stream::Orders, page(0, None), NOW)
+        .await
+        .expect("last page");
+    assert_eq!(moved, Some(400));
+    assert!(
+        store
+            .windows(SHOP, Stream::Orders)
+            .await
+            .expect("windows")
+            .is_empty()
+    );
+    // Nothing left to share out.
+    let gone = store
+        .split_window(SHOP, Stream::Orders, 0, &[(0, 100), (90, 300)])
+        .await;
+    assert!(gone.is_err());
 }
 
 async fn windows_move_the_checkpoint_over_the_finished_ones_from_the_first(store: Store) {

@@ -803,6 +803,69 @@ async fn quota_pauses_and_resumes_from_the_cursor_postgres() {
     on_postgres(quota_pauses_and_resumes_from_the_cursor).await;
 }
 
+// ---------------------------------------------------------------- a window denser than planned
+
+/// The backfill's first windows are planned before anything is known: the empty months before
+/// the shop opened (eight days ago) widen each next one four times, up to a week, and a week
+/// reaches into its busy days, where one holds hundreds of pages. Read one after the other they
+/// kept a 50 ms backfill going alone for most of its time. Each such window is shared out after
+/// its first page: the call log shows a window read for one page and then, from the same
+/// start, as pieces within it, none of which holds more than the planner's largest windows;
+/// the mirror equals the truth.
+async fn a_window_denser_than_planned_is_shared_out(store: Store) {
+    let sim = start_sim(SimConfig {
+        seed: 19,
+        orders: 20_000,
+        days: 8,
+        mutate: false,
+        variants: variants(0),
+        latency: fifty_ms(),
+        ..SimConfig::default()
+    })
+    .await;
+    let app = app_for(&sim, store, |c| c.sync.concurrency = 8).await;
+    assert_caught_up(&sync_all(&app).await);
+    assert_mirror_equals_truth(&app.store, &sim, 0).await;
+    let mut pages: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for c in calls(&sim)
+        .await
+        .iter()
+        .filter(|c| c.method == Method::OrderCursorList.name() && c.outcome == "ok")
+    {
+        let p = param_of(c);
+        let window = (
+            p["beginTime"].as_i64().expect("b"),
+            p["endTime"].as_i64().expect("e"),
+        );
+        *pages.entry(window).or_default() += 1;
+    }
+    let shared: Vec<_> = pages
+        .iter()
+        .filter(|((begin, end), n)| **n == 1 && pages.keys().any(|(b, e)| b == begin && e < end))
+        .collect();
+    assert!(!shared.is_empty(), "no window was shared out: {pages:?}");
+    for ((begin, end), _) in &shared {
+        let pieces: Vec<_> = pages
+            .iter()
+            .filter(|((b, e), _)| b >= begin && e <= end && (b, e) != (begin, end))
+            .collect();
+        assert!(pieces.len() >= 2, "{pieces:?}");
+        assert!(pieces.iter().any(|((_, e), _)| e == end), "{pieces:?}");
+    }
+    let most = pages.values().max().copied().unwrap_or(0);
+    assert!(most <= 120, "a window was read for {most} pages: {pages:?}");
+}
+
+#[tokio::test]
+async fn a_window_denser_than_planned_is_shared_out_sqlite() {
+    on_sqlite(a_window_denser_than_planned_is_shared_out).await;
+}
+
+#[tokio::test]
+async fn a_window_denser_than_planned_is_shared_out_postgres() {
+    on_postgres(a_window_denser_than_planned_is_shared_out).await;
+}
+
 // ---------------------------------------------------------------- one call in five fails
 
 async fn twenty_percent_failures(store: Store) {

@@ -101,6 +101,54 @@ impl Store {
         Ok(moved)
     }
 
+    /// Shares out the unfinished window starting at `begin_ms` into `pieces` (see the
+    /// planner's split): the first starts where the window starts and takes its place, read
+    /// again from its start; the others are recorded after it. What the window committed
+    /// stays (each piece reads it again). The pieces must cover the window from its start to
+    /// its end, each starting no later than the one before it ends.
+    pub async fn split_window(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+        begin_ms: i64,
+        pieces: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE sync_windows SET end_ms = $4, cursor = NULL, done = 0 \
+             WHERE shop_id = $1 AND stream = $2 AND begin_ms = $3 AND done = 0 AND end_ms = $5";
+        let op = "sharing out a window";
+        let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else {
+            return Err(StoreError::Invalid(format!("{op}: no pieces")));
+        };
+        let covered = first.0 == begin_ms
+            && pieces.iter().all(|(b, e)| b < e)
+            && pieces
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[1].0 <= w[0].1);
+        if !covered {
+            return Err(StoreError::Invalid(format!(
+                "{op}: the pieces {pieces:?} do not cover the window starting at {begin_ms}"
+            )));
+        }
+        let mut tx = self.pool.write_tx(op).await?;
+        self.check_fence(&mut tx, shop_id, stream).await?;
+        let vals = [
+            Val::from(shop_id),
+            Val::from(stream.as_str()),
+            Val::from(begin_ms),
+            Val::from(first.1),
+            Val::from(last.1),
+        ];
+        if tx.execute(op, SQL, &vals).await? != 1 {
+            return Err(StoreError::Invalid(format!(
+                "{shop_id} {}: no unfinished window from {begin_ms} to {} is being read",
+                stream.as_str(),
+                last.1
+            )));
+        }
+        plan_in(&mut tx, shop_id, stream, &pieces[1..]).await?;
+        tx.commit(op).await
+    }
+
     /// Forgets the stream's windows (to plan them again from the checkpoint, which none of
     /// them is behind: what they committed stays, and is read again).
     pub async fn drop_windows(&self, shop_id: &str, stream: Stream) -> Result<(), StoreError> {

@@ -22,6 +22,8 @@
 pub(super) const FEWEST_PAGES: i64 = 16;
 /// The most pages a window is sized for.
 pub(super) const MOST_PAGES: i64 = 60;
+/// About how many pages each piece of a window shared out holds (see [`Planner::split`]).
+const PIECE_PAGES: i64 = (FEWEST_PAGES + MOST_PAGES) / 2;
 
 /// Plans the windows of `[first_begin, last_end]`.
 #[derive(Debug, Clone)]
@@ -140,6 +142,50 @@ impl Planner {
         }
         let span = (last_ms - first_ms).abs().max(1);
         self.dense(begin, (rows - 1) as f64 / span as f64);
+    }
+
+    /// Whether a window being read should be read as several instead, told by its first page
+    /// (as [`Planner::glimpsed`]): a window planned before the density was known (a blind one,
+    /// or one widened four times by the empty ones before it) can hold hundreds of pages where a
+    /// growing shop is dense, read one after the other at the end while the other readers have
+    /// nothing left. One that holds more than twice [`MOST_PAGES`] is shared out into pieces of
+    /// about [`PIECE_PAGES`] (at most as many as are read at once, none narrower than the
+    /// narrowest window), each starting a lookback before the one before it ends, the first at
+    /// the window's start and the last ending at its end. Reading it again from its start
+    /// costs the one page read.
+    pub(super) fn split(
+        &self,
+        (begin, end): (i64, i64),
+        rows: usize,
+        first_ms: i64,
+        last_ms: i64,
+    ) -> Option<Vec<(i64, i64)>> {
+        if rows < 2 || end <= begin {
+            return None;
+        }
+        let per_ms = (rows - 1) as f64 / (last_ms - first_ms).abs().max(1) as f64;
+        let pages = per_ms * (end - begin) as f64 / self.page_size as f64;
+        if pages <= (2 * MOST_PAGES) as f64 {
+            return None;
+        }
+        let wanted = (pages / PIECE_PAGES as f64).ceil() as i64;
+        let fit = (end - begin) / (self.narrowest + self.lookback).max(1);
+        let n = wanted.min(self.at_once).min(fit);
+        if n < 2 {
+            return None;
+        }
+        let mut pieces = Vec::with_capacity(n as usize);
+        let mut from = begin;
+        for k in 1..=n {
+            let to = if k == n {
+                end
+            } else {
+                begin + (end - begin) * k / n
+            };
+            pieces.push((from, to));
+            from = to - self.lookback;
+        }
+        Some(pieces)
     }
 
     /// The window starting at `begin` has told what it holds (see `must_wait`).
@@ -294,6 +340,32 @@ mod tests {
         let mut p = planner().after(60 * DAY - 2 * DAY);
         p.learned(0, DAY, 8_000);
         assert_eq!(p.width, (800.0 / (8_000.0 / DAY as f64)) as i64);
+    }
+
+    #[test]
+    fn a_window_far_denser_than_planned_is_shared_out() {
+        let p = planner();
+        // A week read blind; its first page: 50 orders in 20 minutes, about 504 pages a week.
+        let week = (DAY, 8 * DAY);
+        let pieces = p.split(week, 50, DAY, DAY + 20 * MIN).expect("shared out");
+        assert_eq!(pieces.len(), 13, "about 38 pages each: {pieces:?}");
+        assert_eq!(pieces[0].0, DAY);
+        assert_eq!(pieces.last().expect("pieces").1, 8 * DAY);
+        for pair in pieces.windows(2) {
+            assert_eq!(pair[1].0, pair[0].1 - 10 * MIN, "{pair:?}");
+            assert!(pair[1].1 > pair[1].0);
+        }
+        // Denser still: no more pieces than windows read at once.
+        let many = p.split(week, 50, DAY, DAY + MIN).expect("shared out");
+        assert_eq!(many.len(), 16);
+        // Up to twice the most pages planned: read as it is.
+        assert_eq!(p.split(week, 50, DAY, DAY + 2 * 60 * MIN), None);
+        // A page with one record, or an empty window, tells nothing.
+        assert_eq!(p.split(week, 1, DAY, DAY), None);
+        // Pieces are never narrower than the narrowest window.
+        let narrow = (0, 120 * MIN);
+        let few = p.split(narrow, 50, 0, 1).expect("shared out");
+        assert_eq!(few.len(), 2, "{few:?}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! after page inside a window, each page committed with the next cursor; at `nomore` the
 //! checkpoint moves to the window's end in that same transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -242,6 +242,10 @@ async fn side_by_side(
     let mut todo: std::collections::VecDeque<_> = windows.into_iter().filter(|w| !w.done).collect();
     // The first page of each fresh window, for the planner (see `Planner::glimpsed`).
     let (glimpse, mut glimpses) = tokio::sync::mpsc::unbounded_channel::<Glimpse>();
+    // Each fresh window being read, by start: its end and what stops it to share it out (see
+    // `Planner::split`); and the windows being stopped for that, with their pieces.
+    let mut fresh_windows: HashMap<i64, (i64, CancellationToken)> = HashMap::new();
+    let mut splitting: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
     let fetchers = async {
         let mut running = futures_util::stream::FuturesUnordered::new();
         let (mut failure, mut stopped) = (None, false);
@@ -289,6 +293,10 @@ async fn side_by_side(
                 // A resumed window tells nothing of its whole range's density.
                 let fresh = w.cursor.is_none();
                 let glimpse = (fresh && planner.is_some()).then(|| glimpse.clone());
+                let split = CancellationToken::new();
+                if glimpse.is_some() {
+                    fresh_windows.insert(w.begin_ms, (w.end_ms, split.clone()));
+                }
                 running.push(async move {
                     let window = Window {
                         begin_ms: w.begin_ms,
@@ -303,18 +311,21 @@ async fn side_by_side(
                     };
                     let cursor = w.cursor.unwrap_or_default();
                     let mut unused = Counts::default();
-                    let done = read_window(
-                        cx,
-                        shop,
-                        stream,
-                        window,
-                        cursor,
-                        &mut sink,
-                        progress,
-                        &stop,
-                        &mut unused,
-                    )
-                    .await;
+                    // Stopped to be shared out: what it queued is committed before the split.
+                    let done = tokio::select! {
+                        done = read_window(
+                            cx,
+                            shop,
+                            stream,
+                            window,
+                            cursor,
+                            &mut sink,
+                            progress,
+                            &stop,
+                            &mut unused,
+                        ) => done,
+                        () = split.cancelled() => Ok(false),
+                    };
                     (done, window, fresh.then_some(sink.rows))
                 });
             }
@@ -323,6 +334,14 @@ async fn side_by_side(
                 next = running.next() => next,
                 Some(g) = glimpses.recv() => {
                     if let Some(p) = planner.as_mut() {
+                        if let Some((end_ms, split)) = fresh_windows.get(&g.begin_ms)
+                            && let Some(pieces) =
+                                p.split((g.begin_ms, *end_ms), g.rows, g.first_ms, g.last_ms)
+                        {
+                            debug!(shop, stream = stream.as_str(), begin = %format_ms(g.begin_ms), pieces = pieces.len(), "a window holds far more than planned; sharing it out");
+                            splitting.insert(g.begin_ms, pieces);
+                            split.cancel();
+                        }
                         p.glimpsed(g.begin_ms, g.rows, g.first_ms, g.last_ms);
                     }
                     continue;
@@ -331,7 +350,24 @@ async fn side_by_side(
             let Some((done, window, rows)) = next else {
                 break;
             };
+            fresh_windows.remove(&window.begin_ms);
+            let pieces = splitting.remove(&window.begin_ms);
             match done {
+                // Its pages queued so far go first; then it is shared out, and the pieces
+                // are read before any new window.
+                Ok(false) if let Some(pieces) = pieces => {
+                    let split = ToWriter::Split(window.begin_ms, pieces.clone());
+                    if queue.send(split).await.is_ok() {
+                        for (begin_ms, end_ms) in pieces.into_iter().rev() {
+                            todo.push_front(crate::store::WindowRow {
+                                begin_ms,
+                                end_ms,
+                                cursor: None,
+                                done: false,
+                            });
+                        }
+                    }
+                }
                 Ok(true) => {
                     done_ms += window.end_ms - window.begin_ms;
                     if let (Some(planner), Some(rows)) = (planner.as_mut(), rows) {
@@ -379,12 +415,15 @@ enum ToWriter {
     Plan(i64, i64),
     /// A page read.
     Page(Queued),
+    /// The window starting here, stopped after the pages queued before this, shared out into
+    /// these pieces (`Store::split_window`).
+    Split(i64, Vec<(i64, i64)>),
 }
 
 impl ToWriter {
     fn rows(&self) -> usize {
         match self {
-            ToWriter::Plan(..) => 0,
+            ToWriter::Plan(..) | ToWriter::Split(..) => 0,
             ToWriter::Page(q) => q.page.rows,
         }
     }
@@ -486,12 +525,15 @@ async fn write_queued(
 ) -> Result<(), SyncError> {
     while let Some(first) = queued.recv().await {
         let mut rows = first.rows();
+        // A split ends a batch: it is applied after the pages before it, and before any after.
+        let mut split = matches!(first, ToWriter::Split(..));
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-        while rows < BATCH_ROWS {
+        while rows < BATCH_ROWS && !split {
             match tokio::time::timeout_at(deadline, queued.recv()).await {
                 Ok(Some(next)) => {
                     rows += next.rows();
+                    split = matches!(next, ToWriter::Split(..));
                     batch.push(next);
                 }
                 Ok(None) | Err(_) => break,
@@ -515,8 +557,8 @@ async fn commit_batch(
     progress: &dyn SyncProgress,
     counts: &mut Counts,
 ) -> Result<(), SyncError> {
-    let mut planned = Vec::new();
-    let mut batch: Vec<Queued> = batch
+    let (mut planned, mut splits) = (Vec::new(), Vec::new());
+    let batch: Vec<Queued> = batch
         .into_iter()
         .filter_map(|item| match item {
             ToWriter::Plan(begin, end) => {
@@ -524,8 +566,34 @@ async fn commit_batch(
                 None
             }
             ToWriter::Page(q) => Some(q),
+            ToWriter::Split(begin, pieces) => {
+                splits.push((begin, pieces));
+                None
+            }
         })
         .collect();
+    commit_pages(cx, shop, stream, &planned, batch, progress, counts).await?;
+    // Last in its batch (`write_queued`): after the pages the window read before it stopped.
+    for (begin, pieces) in splits {
+        cx.store.split_window(shop, stream, begin, &pieces).await?;
+    }
+    Ok(())
+}
+
+/// Records the windows `planned` and commits the pages in one transaction (see
+/// [`commit_batch`]).
+async fn commit_pages(
+    cx: &SyncContext,
+    shop: &str,
+    stream: Stream,
+    planned: &[(i64, i64)],
+    mut batch: Vec<Queued>,
+    progress: &dyn SyncProgress,
+    counts: &mut Counts,
+) -> Result<(), SyncError> {
+    if planned.is_empty() && batch.is_empty() {
+        return Ok(());
+    }
     let now = batch
         .iter()
         .map(|q| q.now)
@@ -534,7 +602,7 @@ async fn commit_batch(
     let pages: Vec<_> = batch.iter().map(Queued::as_page).collect();
     let commit = || {
         cx.store
-            .commit_window_pages(shop, stream, &planned, &pages, now)
+            .commit_window_pages(shop, stream, planned, &pages, now)
     };
     let mut committed = commit().await;
     for attempt in 1..=COMMIT_RETRIES {
@@ -562,7 +630,7 @@ async fn commit_batch(
             drop(pages);
             warn!(shop, stream = stream.as_str(), pages = batch.len(), error = %e, "the database refused a batch of pages; committing them one by one");
             if !planned.is_empty() {
-                cx.store.plan_windows(shop, stream, &planned).await?;
+                cx.store.plan_windows(shop, stream, planned).await?;
             }
             for q in std::mem::take(&mut batch) {
                 let mut sink = WindowSink {
