@@ -229,10 +229,23 @@ struct Reserve {
     at_ms: i64,
 }
 
+/// The size of the next block of calls counted ahead, the last one of `block` calls having been
+/// counted `lasted` ms ago (`None`: not today): twice the last when it lasted under a second,
+/// the same under ten seconds, one call otherwise. A block that lasted a second and a half must
+/// not start the doubling over: every block counted makes the stream's calls wait for a write,
+/// which waits for the transaction being committed.
+fn block_after(lasted: Option<i64>, block: u64, most: u64) -> u64 {
+    match lasted {
+        Some(ms) if ms < 1_000 => (block * 2).clamp(1, most),
+        Some(ms) if ms < 10_000 => block.clamp(1, most),
+        _ => 1,
+    }
+}
+
 /// The largest block of calls counted ahead. A process that dies holding a block leaves up to
 /// this many calls counted and not made (never more made than counted: I7); a stop gives the
 /// unused ones back.
-const MAX_CALL_BLOCK: u64 = 32;
+const MAX_CALL_BLOCK: u64 = 256;
 
 /// How long a token read from the store is used before it is read again.
 pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -643,9 +656,9 @@ impl ApiClient {
     }
 
     /// Checks the shop's quota pause and daily limit, and counts the call: from a block counted
-    /// ahead when there is one left; otherwise the pauses are read and a new block is counted,
-    /// twice the last when that one lasted less than a second (up to [`MAX_CALL_BLOCK`]), one
-    /// call otherwise. A pause recorded by another process is seen at the next block.
+    /// ahead when there is one left; otherwise the pauses are read and a new block is counted
+    /// ([`block_after`], up to [`MAX_CALL_BLOCK`]). A pause recorded by another process is
+    /// seen at the next block.
     async fn count_call(&self, shop: &str, method: Method) -> Result<(), ApiError> {
         let inner = &self.inner;
         let settings = self.settings();
@@ -683,17 +696,17 @@ impl ApiClient {
                 "this API's daily quota for the shop is spent (paused by an earlier answer)",
             ));
         }
-        let busy = reserve.day == day && now - reserve.at_ms < 1_000;
         // Never more than a hundredth of a configured daily quota ahead: what a pause leaves
         // counted and unmade in the shop's other methods stays small.
         let most = settings
             .opts
             .daily_quota
             .map_or(MAX_CALL_BLOCK, |q| (q / 100).clamp(1, MAX_CALL_BLOCK));
-        let want = match busy {
-            true => (reserve.block * 2).clamp(1, most),
-            false => 1,
-        };
+        let want = block_after(
+            (reserve.day == day).then_some(now - reserve.at_ms),
+            reserve.block,
+            most,
+        );
         let counted = inner
             .usage
             .try_add_calls(shop, day, method, want, settings.opts.daily_quota)
@@ -1241,5 +1254,25 @@ mod answer_time_tests {
         );
         times.add(m, Duration::from_millis(400));
         assert_eq!(times.hedge_after(m), Some(Duration::from_millis(1_200)));
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_stream_keeps_its_blocks() {
+        // Doubling while each lasts under a second, up to the most.
+        assert_eq!(block_after(Some(300), 32, 256), 64);
+        assert_eq!(block_after(Some(300), 256, 256), 256);
+        // A block of 256 lasting two seconds (128 calls a second) is counted again whole: it
+        // used to fall back to one call, then double eight times, a write every few calls.
+        assert_eq!(block_after(Some(2_000), 256, 256), 256);
+        // Idle, or a new day: one call.
+        assert_eq!(block_after(Some(60_000), 256, 256), 1);
+        assert_eq!(block_after(None, 256, 256), 1);
+        // A configured quota's hundredth bounds it.
+        assert_eq!(block_after(Some(2_000), 256, 20), 20);
     }
 }
