@@ -753,6 +753,37 @@ async fn blocks_of_calls_stop_at_the_limit_and_go_back(store: Store) {
     assert_eq!(unlimited.await.expect("unlimited"), 32);
 }
 
+/// Counting calls never waits for a transaction that writes a row of the shop's (Postgres):
+/// such a row's reference locks the shop's row against key changes, and the counter's lock on
+/// it (taken so that counters of one shop take turns) used to be one that waits for that. A
+/// backfill's batch of pages is such a transaction: every call of every window waited for the
+/// batch being committed each time a block of calls was counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counting_calls_does_not_wait_for_a_batch_being_committed_postgres() {
+    use sqlx::Connection as _;
+    common_db::on_postgres_with_url(|store, url| async move {
+        add_shop(&store, SHOP).await;
+        let mut other = sqlx::PgConnection::connect(&url).await.expect("connect");
+        let mut open = other.begin().await.expect("begin");
+        sqlx::query("INSERT INTO api_pauses (shop_id, method, until_ms) VALUES ($1, 'x', 1)")
+            .bind(SHOP)
+            .execute(&mut *open)
+            .await
+            .expect("a row of the shop's, not committed");
+        let usage: &dyn UsageStore = &store;
+        let counted = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            usage.try_add_calls(SHOP, 7, Method::OrderCursorList, 32, None),
+        )
+        .await
+        .expect("counted while the other transaction is open")
+        .expect("counted");
+        assert_eq!(counted, 32);
+        open.rollback().await.expect("rollback");
+    })
+    .await;
+}
+
 async fn usage_limit_holds_under_concurrency(store: Store) {
     const LIMIT: u64 = 7;
     let tasks: Vec<_> = (0..20)

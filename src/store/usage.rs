@@ -51,7 +51,11 @@ impl Store {
         want: u64,
         limit: Option<u64>,
     ) -> Result<(u64, u64), StoreError> {
-        const LOCK: &str = "SELECT 1 FROM shops WHERE shop_id = $1 FOR UPDATE";
+        // Counters of one shop take turns on its row. Not `FOR UPDATE`: that waits for every
+        // open transaction that writes a row referring to the shop (a backfill's batch of
+        // pages holds the row's key-share lock until it commits), and each block of calls
+        // counted held every window's calls for that long.
+        const LOCK: &str = "SELECT 1 FROM shops WHERE shop_id = $1 FOR NO KEY UPDATE";
         const COUNT: &str = "INSERT INTO api_usage (shop_id, day, method, calls) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (shop_id, day, method) \
              DO UPDATE SET calls = api_usage.calls + excluded.calls";
