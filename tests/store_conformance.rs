@@ -1392,7 +1392,7 @@ async fn pages_of_several_windows_commit_together(store: Store) {
     ];
     let planned = [(0, 100), (90, 200)];
     let (outcome, moved) = store
-        .commit_window_pages(SHOP, Stream::Orders, &planned, &pages, NOW)
+        .commit_window_pages(SHOP, Stream::Orders, &planned, &pages, &[], NOW)
         .await
         .expect("batch");
     assert_eq!((outcome.received, outcome.written), (4, 3));
@@ -1409,7 +1409,7 @@ async fn pages_of_several_windows_commit_together(store: Store) {
     let stray = [page(90, &[], None), page(500, &a[..], None)];
     assert!(
         store
-            .commit_window_pages(SHOP, Stream::Orders, &[], &stray, NOW)
+            .commit_window_pages(SHOP, Stream::Orders, &[], &stray, &[], NOW)
             .await
             .is_err()
     );
@@ -1417,14 +1417,14 @@ async fn pages_of_several_windows_commit_together(store: Store) {
     assert_eq!(rows[0].cursor.as_deref(), Some("b-1"), "nothing moved");
 }
 
-/// A window found far denser than planned is shared out: its first piece takes its place from
-/// its start, with no cursor; the others follow; the checkpoint moves over them as over any
-/// windows. Pieces that leave a gap, or a window already finished, are refused, and nothing
-/// changes.
+/// A window found far denser than planned is shared out, in the transaction of the last pages it
+/// read (as the writer does): its first piece takes its place from its start, with no cursor;
+/// the others follow; the checkpoint moves over them as over any windows. Pieces that leave a
+/// gap, or a window already finished, are refused, and nothing of the batch is written.
 async fn a_window_shared_out_is_read_again_as_its_pieces(store: Store) {
     use kwaishop_sync::store::{WindowPage, WindowRow};
     add_shop(&store, SHOP).await;
-    let orders = [order(1, 50, 0)];
+    let (orders, second) = ([order(1, 50, 0)], [order(2, 60, 0)]);
     let page = |begin_ms, next_cursor| WindowPage {
         begin_ms,
         orders: &orders,
@@ -1446,6 +1446,11 @@ async fn a_window_shared_out_is_read_again_as_its_pieces(store: Store) {
         cursor: None,
         done: false,
     };
+    // The window's second page, read before it stopped, and the split after it.
+    let read = [WindowPage {
+        orders: &second,
+        ..page(0, Some("p-3"))
+    }];
     let before = store.windows(SHOP, Stream::Orders).await.expect("windows");
     for bad in [
         &[(0, 100), (120, 300)][..],
@@ -1453,21 +1458,26 @@ async fn a_window_shared_out_is_read_again_as_its_pieces(store: Store) {
         &[(0, 150), (140, 299)][..],
         &[][..],
     ] {
-        let refused = store.split_window(SHOP, Stream::Orders, 0, bad).await;
+        let refused = store
+            .commit_window_pages(SHOP, Stream::Orders, &[], &read, &[(0, bad.to_vec())], NOW)
+            .await;
         assert!(refused.is_err(), "{bad:?}");
     }
     assert_eq!(
         store.windows(SHOP, Stream::Orders).await.expect("windows"),
         before
     );
+    assert_eq!(store.order_rows(SHOP).await.expect("rows").len(), 1);
+    let pieces = vec![(0, 100), (90, 200), (190, 300)];
     store
-        .split_window(SHOP, Stream::Orders, 0, &[(0, 100), (90, 200), (190, 300)])
+        .commit_window_pages(SHOP, Stream::Orders, &[], &read, &[(0, pieces)], NOW)
         .await
         .expect("split");
     assert_eq!(
         store.windows(SHOP, Stream::Orders).await.expect("windows"),
         vec![row(0, 100), row(90, 200), row(190, 300), row(290, 400)]
     );
+    assert_eq!(store.order_rows(SHOP).await.expect("rows").len(), 2);
     // The pieces finish out of order; the checkpoint follows the run from the first.
     for begin in [190, 90, 290] {
         store
@@ -1475,14 +1485,7 @@ async fn a_window_shared_out_is_read_again_as_its_pieces(store: Store) {
             .await
             .expect("last page");
     }
-    let checkpoint = || async {
-        store
-            .load_state(SHOP, Stream::Orders)
-            .await
-            .expect("state")
-            .and_then(|s| s.checkpoint_ms)
-    };
-    assert_eq!(checkpoint().await, None);
+    assert_eq!(orders_checkpoint(&store).await, None);
     let (_, moved) = store
         .commit_window_page(SHOP, Stream::Orders, page(0, None), NOW)
         .await
@@ -1495,11 +1498,20 @@ async fn a_window_shared_out_is_read_again_as_its_pieces(store: Store) {
             .expect("windows")
             .is_empty()
     );
-    // Nothing left to share out.
+    // Nothing left to share out (the writer's page-by-page fallback shares out this way).
     let gone = store
         .split_window(SHOP, Stream::Orders, 0, &[(0, 100), (90, 300)])
         .await;
     assert!(gone.is_err());
+}
+
+/// The orders stream's checkpoint of [`SHOP`].
+async fn orders_checkpoint(store: &Store) -> Option<i64> {
+    store
+        .load_state(SHOP, Stream::Orders)
+        .await
+        .expect("state")
+        .and_then(|s| s.checkpoint_ms)
 }
 
 async fn windows_move_the_checkpoint_over_the_finished_ones_from_the_first(store: Store) {
@@ -1520,13 +1532,6 @@ async fn windows_move_the_checkpoint_over_the_finished_ones_from_the_first(store
             next_cursor: next,
         }
     }
-    let checkpoint = || async {
-        store
-            .load_state(SHOP, Stream::Orders)
-            .await
-            .expect("state")
-            .and_then(|s| s.checkpoint_ms)
-    };
     let (first, second, third) = (
         vec![order(1, 50, 0)],
         vec![order(2, 150, 0)],
@@ -1545,14 +1550,14 @@ async fn windows_move_the_checkpoint_over_the_finished_ones_from_the_first(store
         .await
         .expect("page");
     assert_eq!(moved, None, "the first window is not finished");
-    assert_eq!(checkpoint().await, None);
+    assert_eq!(orders_checkpoint(&store).await, None);
     // The first window's last page: the checkpoint moves over both.
     let (_, moved) = store
         .commit_window_page(SHOP, Stream::Orders, page(0, &first, None), NOW)
         .await
         .expect("page");
     assert_eq!(moved, Some(200));
-    assert_eq!(checkpoint().await, Some(200));
+    assert_eq!(orders_checkpoint(&store).await, Some(200));
     let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0].begin_ms, rows[0].done), (190, false));
@@ -1569,7 +1574,7 @@ async fn windows_move_the_checkpoint_over_the_finished_ones_from_the_first(store
         .commit_window_page(SHOP, Stream::Orders, page(190, &third, None), NOW)
         .await
         .expect("page");
-    assert_eq!(checkpoint().await, Some(300));
+    assert_eq!(orders_checkpoint(&store).await, Some(300));
     assert_eq!(
         store
             .advance_windows(SHOP, Stream::Orders, NOW)

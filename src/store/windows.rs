@@ -102,10 +102,7 @@ impl Store {
     }
 
     /// Shares out the unfinished window starting at `begin_ms` into `pieces` (see the
-    /// planner's split): the first starts where the window starts and takes its place, read
-    /// again from its start; the others are recorded after it. What the window committed
-    /// stays (each piece reads it again). The pieces must cover the window from its start to
-    /// its end, each starting no later than the one before it ends.
+    /// planner's split), as [`Store::commit_window_pages`] does with its `splits`.
     pub async fn split_window(
         &self,
         shop_id: &str,
@@ -113,39 +110,10 @@ impl Store {
         begin_ms: i64,
         pieces: &[(i64, i64)],
     ) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE sync_windows SET end_ms = $4, cursor = NULL, done = 0 \
-             WHERE shop_id = $1 AND stream = $2 AND begin_ms = $3 AND done = 0 AND end_ms = $5";
         let op = "sharing out a window";
-        let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else {
-            return Err(StoreError::Invalid(format!("{op}: no pieces")));
-        };
-        let covered = first.0 == begin_ms
-            && pieces.iter().all(|(b, e)| b < e)
-            && pieces
-                .windows(2)
-                .all(|w| w[0].0 < w[1].0 && w[1].0 <= w[0].1);
-        if !covered {
-            return Err(StoreError::Invalid(format!(
-                "{op}: the pieces {pieces:?} do not cover the window starting at {begin_ms}"
-            )));
-        }
         let mut tx = self.pool.write_tx(op).await?;
         self.check_fence(&mut tx, shop_id, stream).await?;
-        let vals = [
-            Val::from(shop_id),
-            Val::from(stream.as_str()),
-            Val::from(begin_ms),
-            Val::from(first.1),
-            Val::from(last.1),
-        ];
-        if tx.execute(op, SQL, &vals).await? != 1 {
-            return Err(StoreError::Invalid(format!(
-                "{shop_id} {}: no unfinished window from {begin_ms} to {} is being read",
-                stream.as_str(),
-                last.1
-            )));
-        }
-        plan_in(&mut tx, shop_id, stream, &pieces[1..]).await?;
+        split_in(&mut tx, shop_id, stream, begin_ms, pieces).await?;
         tx.commit(op).await
     }
 
@@ -172,7 +140,7 @@ impl Store {
         page: WindowPage<'_>,
         now_ms: i64,
     ) -> Result<(PageOutcome, Option<i64>), StoreError> {
-        self.commit_window_pages(shop_id, stream, &[], &[page], now_ms)
+        self.commit_window_pages(shop_id, stream, &[], &[page], &[], now_ms)
             .await
     }
 
@@ -181,12 +149,20 @@ impl Store {
     /// every page's records, unreadable elements and its window's cursor. The pages of one
     /// window come in the order they were read (the last one's cursor is the one kept). Records
     /// of several pages are written in one statement per bind limit, newest version per key.
+    ///
+    /// Then, in the same transaction, each of `splits` — an unfinished window (by its start)
+    /// and the pieces it is shared out into (see the planner's split) — takes effect: the
+    /// first piece starts where the window starts and takes its place, read again from its
+    /// start; the others are recorded after it. What the window committed stays (its pieces
+    /// read it again). The pieces must cover the window from its start to its end, each
+    /// starting no later than the one before it ends.
     pub async fn commit_window_pages(
         &self,
         shop_id: &str,
         stream: Stream,
         planned: &[(i64, i64)],
         pages: &[WindowPage<'_>],
+        splits: &[(i64, Vec<(i64, i64)>)],
         now_ms: i64,
     ) -> Result<(PageOutcome, Option<i64>), StoreError> {
         const CURSOR: &str = "UPDATE sync_windows SET cursor = $4, done = $5 \
@@ -245,9 +221,54 @@ impl Store {
         } else {
             None
         };
+        for (begin_ms, pieces) in splits {
+            split_in(&mut tx, shop_id, stream, *begin_ms, pieces).await?;
+        }
         tx.commit(op).await?;
         Ok((outcome, moved))
     }
+}
+
+/// Inside `tx`: shares out the unfinished window starting at `begin_ms` into `pieces` (see
+/// [`Store::commit_window_pages`]).
+async fn split_in(
+    tx: &mut Tx,
+    shop_id: &str,
+    stream: Stream,
+    begin_ms: i64,
+    pieces: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE sync_windows SET end_ms = $4, cursor = NULL, done = 0 \
+         WHERE shop_id = $1 AND stream = $2 AND begin_ms = $3 AND done = 0 AND end_ms = $5";
+    let op = "sharing out a window";
+    let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else {
+        return Err(StoreError::Invalid(format!("{op}: no pieces")));
+    };
+    let covered = first.0 == begin_ms
+        && pieces.iter().all(|(b, e)| b < e)
+        && pieces
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[1].0 <= w[0].1);
+    if !covered {
+        return Err(StoreError::Invalid(format!(
+            "{op}: the pieces {pieces:?} do not cover the window starting at {begin_ms}"
+        )));
+    }
+    let vals = [
+        Val::from(shop_id),
+        Val::from(stream.as_str()),
+        Val::from(begin_ms),
+        Val::from(first.1),
+        Val::from(last.1),
+    ];
+    if tx.execute(op, SQL, &vals).await? != 1 {
+        return Err(StoreError::Invalid(format!(
+            "{shop_id} {}: no unfinished window from {begin_ms} to {} is being read",
+            stream.as_str(),
+            last.1
+        )));
+    }
+    plan_in(tx, shop_id, stream, &pieces[1..]).await
 }
 
 /// Inside `tx`: records windows about to be read.

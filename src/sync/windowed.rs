@@ -242,10 +242,8 @@ async fn side_by_side(
     let mut todo: std::collections::VecDeque<_> = windows.into_iter().filter(|w| !w.done).collect();
     // The first page of each fresh window, for the planner (see `Planner::glimpsed`).
     let (glimpse, mut glimpses) = tokio::sync::mpsc::unbounded_channel::<Glimpse>();
-    // Each fresh window being read, by start: its end and what stops it to share it out (see
-    // `Planner::split`); and the windows being stopped for that, with their pieces.
-    let mut fresh_windows: HashMap<i64, (i64, CancellationToken)> = HashMap::new();
-    let mut splitting: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    // Each fresh window being read, by start (see `Planner::split`).
+    let mut fresh_windows: HashMap<i64, FreshWindow> = HashMap::new();
     let fetchers = async {
         let mut running = futures_util::stream::FuturesUnordered::new();
         let (mut failure, mut stopped) = (None, false);
@@ -295,7 +293,12 @@ async fn side_by_side(
                 let glimpse = (fresh && planner.is_some()).then(|| glimpse.clone());
                 let split = CancellationToken::new();
                 if glimpse.is_some() {
-                    fresh_windows.insert(w.begin_ms, (w.end_ms, split.clone()));
+                    let fresh = FreshWindow {
+                        end_ms: w.end_ms,
+                        split: split.clone(),
+                        pieces: None,
+                    };
+                    fresh_windows.insert(w.begin_ms, fresh);
                 }
                 running.push(async move {
                     let window = Window {
@@ -334,13 +337,13 @@ async fn side_by_side(
                 next = running.next() => next,
                 Some(g) = glimpses.recv() => {
                     if let Some(p) = planner.as_mut() {
-                        if let Some((end_ms, split)) = fresh_windows.get(&g.begin_ms)
+                        if let Some(fresh) = fresh_windows.get_mut(&g.begin_ms)
                             && let Some(pieces) =
-                                p.split((g.begin_ms, *end_ms), g.rows, g.first_ms, g.last_ms)
+                                p.split((g.begin_ms, fresh.end_ms), g.rows, g.first_ms, g.last_ms)
                         {
                             debug!(shop, stream = stream.as_str(), begin = %format_ms(g.begin_ms), pieces = pieces.len(), "a window holds far more than planned; sharing it out");
-                            splitting.insert(g.begin_ms, pieces);
-                            split.cancel();
+                            fresh.pieces = Some(pieces);
+                            fresh.split.cancel();
                         }
                         p.glimpsed(g.begin_ms, g.rows, g.first_ms, g.last_ms);
                     }
@@ -350,8 +353,9 @@ async fn side_by_side(
             let Some((done, window, rows)) = next else {
                 break;
             };
-            fresh_windows.remove(&window.begin_ms);
-            let pieces = splitting.remove(&window.begin_ms);
+            let pieces = fresh_windows
+                .remove(&window.begin_ms)
+                .and_then(|fresh| fresh.pieces);
             match done {
                 // Its pages queued so far go first; then it is shared out, and the pieces
                 // are read before any new window.
@@ -416,7 +420,7 @@ enum ToWriter {
     /// A page read.
     Page(Queued),
     /// The window starting here, stopped after the pages queued before this, shared out into
-    /// these pieces (`Store::split_window`).
+    /// these pieces (the `splits` of `Store::commit_window_pages`).
     Split(i64, Vec<(i64, i64)>),
 }
 
@@ -459,6 +463,14 @@ struct QueueSink {
     rows: u64,
     /// Where the first page of a fresh window is told to the planner.
     glimpse: Option<tokio::sync::mpsc::UnboundedSender<Glimpse>>,
+}
+
+/// A fresh window being read side by side: its end, and, once its first page has shown it far
+/// denser than planned, the pieces it is shared out into and what stops its reader.
+struct FreshWindow {
+    end_ms: i64,
+    split: CancellationToken,
+    pieces: Option<Vec<(i64, i64)>>,
 }
 
 /// What the first page of a window that goes on says of its density.
@@ -547,8 +559,9 @@ async fn write_queued(
     Ok(())
 }
 
-/// Commits a batch of queued pages in one transaction (tried again on a passing failure), or
-/// page by page when the database refuses the batch.
+/// Commits a batch of queued pages, with the windows planned and shared out among them, in one
+/// transaction (tried again on a passing failure), or page by page when the database refuses
+/// the batch.
 async fn commit_batch(
     cx: &SyncContext,
     shop: &str,
@@ -558,7 +571,7 @@ async fn commit_batch(
     counts: &mut Counts,
 ) -> Result<(), SyncError> {
     let (mut planned, mut splits) = (Vec::new(), Vec::new());
-    let batch: Vec<Queued> = batch
+    let mut batch: Vec<Queued> = batch
         .into_iter()
         .filter_map(|item| match item {
             ToWriter::Plan(begin, end) => {
@@ -566,34 +579,14 @@ async fn commit_batch(
                 None
             }
             ToWriter::Page(q) => Some(q),
+            // Last in its batch (`write_queued`): after the pages the window read before it
+            // stopped.
             ToWriter::Split(begin, pieces) => {
                 splits.push((begin, pieces));
                 None
             }
         })
         .collect();
-    commit_pages(cx, shop, stream, &planned, batch, progress, counts).await?;
-    // Last in its batch (`write_queued`): after the pages the window read before it stopped.
-    for (begin, pieces) in splits {
-        cx.store.split_window(shop, stream, begin, &pieces).await?;
-    }
-    Ok(())
-}
-
-/// Records the windows `planned` and commits the pages in one transaction (see
-/// [`commit_batch`]).
-async fn commit_pages(
-    cx: &SyncContext,
-    shop: &str,
-    stream: Stream,
-    planned: &[(i64, i64)],
-    mut batch: Vec<Queued>,
-    progress: &dyn SyncProgress,
-    counts: &mut Counts,
-) -> Result<(), SyncError> {
-    if planned.is_empty() && batch.is_empty() {
-        return Ok(());
-    }
     let now = batch
         .iter()
         .map(|q| q.now)
@@ -602,7 +595,7 @@ async fn commit_pages(
     let pages: Vec<_> = batch.iter().map(Queued::as_page).collect();
     let commit = || {
         cx.store
-            .commit_window_pages(shop, stream, planned, &pages, now)
+            .commit_window_pages(shop, stream, &planned, &pages, &splits, now)
     };
     let mut committed = commit().await;
     for attempt in 1..=COMMIT_RETRIES {
@@ -630,7 +623,7 @@ async fn commit_pages(
             drop(pages);
             warn!(shop, stream = stream.as_str(), pages = batch.len(), error = %e, "the database refused a batch of pages; committing them one by one");
             if !planned.is_empty() {
-                cx.store.plan_windows(shop, stream, planned).await?;
+                cx.store.plan_windows(shop, stream, &planned).await?;
             }
             for q in std::mem::take(&mut batch) {
                 let mut sink = WindowSink {
@@ -643,6 +636,9 @@ async fn commit_pages(
                     commit_page(cx, shop, stream, &mut sink, q.page, next, q.window, q.now).await?;
                 counts.add(1, outcome);
                 progress.page(shop, stream, page.rows, 0, None);
+            }
+            for (begin, pieces) in &splits {
+                cx.store.split_window(shop, stream, *begin, pieces).await?;
             }
             Ok(())
         }
