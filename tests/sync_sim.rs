@@ -288,18 +288,25 @@ async fn tie_group(sim: &SimHandle, count: usize, update_time: i64) -> Vec<i64> 
 
 /// The (beginTime, endTime) of every order-list call the simulator answered.
 async fn order_windows_read(sim: &SimHandle) -> BTreeSet<(i64, i64)> {
-    calls(sim)
+    order_pages_read(sim).await.into_keys().collect()
+}
+
+/// How many order-list pages the simulator answered for each (beginTime, endTime).
+async fn order_pages_read(sim: &SimHandle) -> BTreeMap<(i64, i64), usize> {
+    let mut pages = BTreeMap::new();
+    for c in calls(sim)
         .await
         .iter()
         .filter(|c| c.method == Method::OrderCursorList.name() && c.outcome == "ok")
-        .map(|c| {
-            let p = param_of(c);
-            (
-                p["beginTime"].as_i64().expect("b"),
-                p["endTime"].as_i64().expect("e"),
-            )
-        })
-        .collect()
+    {
+        let p = param_of(c);
+        let window = (
+            p["beginTime"].as_i64().expect("b"),
+            p["endTime"].as_i64().expect("e"),
+        );
+        *pages.entry(window).or_default() += 1;
+    }
+    pages
 }
 
 async fn assert_all_mirrored(app: &App, groups: &[(&str, &[i64])]) {
@@ -826,19 +833,7 @@ async fn a_window_denser_than_planned_is_shared_out(store: Store) {
     let app = app_for(&sim, store, |c| c.sync.concurrency = 8).await;
     assert_caught_up(&sync_all(&app).await);
     assert_mirror_equals_truth(&app.store, &sim, 0).await;
-    let mut pages: BTreeMap<(i64, i64), usize> = BTreeMap::new();
-    for c in calls(&sim)
-        .await
-        .iter()
-        .filter(|c| c.method == Method::OrderCursorList.name() && c.outcome == "ok")
-    {
-        let p = param_of(c);
-        let window = (
-            p["beginTime"].as_i64().expect("b"),
-            p["endTime"].as_i64().expect("e"),
-        );
-        *pages.entry(window).or_default() += 1;
-    }
+    let pages = order_pages_read(&sim).await;
     let shared: Vec<_> = pages
         .iter()
         .filter(|((begin, end), n)| **n == 1 && pages.keys().any(|(b, e)| b == begin && e < end))
