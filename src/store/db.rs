@@ -398,6 +398,34 @@ impl Tx {
         rows.map_err(|e| StoreError::query(op, e))
     }
 
+    /// Reads every row of a Postgres statement whose parameters are whole columns (arrays), as
+    /// `INSERT … SELECT * FROM UNNEST($1::int8[], …)`: one statement and 70 parameters for a
+    /// batch of any size, where a `VALUES` list binds every value of every row on its own.
+    pub(crate) async fn fetch_all_columns<T: AnyRow>(
+        &mut self,
+        op: &'static str,
+        stmt: impl Into<Stmt>,
+        columns: &[Column<'_>],
+    ) -> Result<Vec<T>, StoreError> {
+        let Tx::Postgres(tx) = self else {
+            return Err(StoreError::query(
+                op,
+                sqlx::Error::Protocol("column arrays are bound on Postgres only".into()),
+            ));
+        };
+        let mut query = sqlx::query_as::<_, T>(stmt.into().text());
+        for column in columns {
+            query = match column {
+                Column::Int(v) => query.bind(v.as_slice()),
+                Column::Text(v) => query.bind(v.iter().map(|t| t.as_deref()).collect::<Vec<_>>()),
+            };
+        }
+        query
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(|e| StoreError::query(op, e))
+    }
+
     /// Commits; on error nothing of the transaction is kept.
     pub(crate) async fn commit(self, op: &'static str) -> Result<(), StoreError> {
         let done = match self {
@@ -406,6 +434,47 @@ impl Tx {
             Tx::Postgres(tx) => tx.commit().await,
         };
         done.map_err(|e| StoreError::query(op, e))
+    }
+}
+
+/// One column of a batch, bound as one Postgres array (see [`Tx::fetch_all_columns`]).
+pub(crate) enum Column<'a> {
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<Cow<'a, str>>>),
+}
+
+impl<'a> Column<'a> {
+    /// The batch's rows (each one value per column, all rows alike) as its columns; `None`
+    /// when a row's value has another type than the first row's in the same column.
+    pub(crate) fn of_rows(rows: Vec<Vec<Val<'a>>>) -> Option<Vec<Column<'a>>> {
+        let mut columns: Vec<Column<'a>> = match rows.first() {
+            None => return Some(Vec::new()),
+            Some(first) => first
+                .iter()
+                .map(|v| match v {
+                    Val::Int(_) => Column::Int(Vec::with_capacity(rows.len())),
+                    Val::Text(_) => Column::Text(Vec::with_capacity(rows.len())),
+                })
+                .collect(),
+        };
+        for row in rows {
+            for (column, val) in columns.iter_mut().zip(row) {
+                match (column, val) {
+                    (Column::Int(c), Val::Int(v)) => c.push(v),
+                    (Column::Text(c), Val::Text(v)) => c.push(v),
+                    _ => return None,
+                }
+            }
+        }
+        Some(columns)
+    }
+
+    /// The array type of the column, as a statement casts its parameter.
+    pub(crate) fn sql_type(&self) -> &'static str {
+        match self {
+            Column::Int(_) => "int8[]",
+            Column::Text(_) => "text[]",
+        }
     }
 }
 
@@ -423,6 +492,26 @@ pub(crate) const MAX_BINDS: usize = 30_000;
 
 #[cfg(test)]
 mod tests {
+    use super::{Column, Val};
+
+    #[test]
+    fn rows_become_typed_columns_and_a_stray_type_is_refused() {
+        let rows = vec![
+            vec![Val::from(1), Val::from("a"), Val::Int(None)],
+            vec![Val::from(2), Val::Text(None), Val::from(3)],
+        ];
+        let columns = Column::of_rows(rows).expect("alike rows");
+        let types: Vec<&str> = columns.iter().map(Column::sql_type).collect();
+        assert_eq!(types, ["int8[]", "text[]", "int8[]"]);
+        match &columns[1] {
+            Column::Text(v) => assert_eq!(v, &[Some("a".into()), None]),
+            Column::Int(_) => panic!("text column read as integers"),
+        }
+        let stray = vec![vec![Val::from(1)], vec![Val::from("1")]];
+        assert!(Column::of_rows(stray).is_none());
+        assert!(Column::of_rows(Vec::new()).expect("no rows").is_empty());
+    }
+
     #[test]
     fn built_statements_become_positional_for_sqlite() {
         assert_eq!(
