@@ -227,7 +227,12 @@ impl Store {
     /// mode 0600, if missing) or `postgres://…` / `postgresql://…`. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
-            Pool::Sqlite(sqlite::connect(url).await?, Writers::default())
+            let pool = sqlite::connect(url).await?;
+            let writer = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(pool.options().get_acquire_timeout())
+                .connect_lazy_with((*pool.connect_options()).clone());
+            Pool::Sqlite(pool, Writers::on(writer))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Pool::Postgres(postgres::connect(url).await?)
         } else {
@@ -292,7 +297,12 @@ impl Store {
     /// [`StoreError::Unavailable`].
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite(pool, _) => pool.close().await,
+            Pool::Sqlite(pool, writers) => {
+                if let Some(writer) = writers.pool() {
+                    writer.close().await;
+                }
+                pool.close().await;
+            }
             Pool::Postgres(pool) => pool.close().await,
         }
     }
