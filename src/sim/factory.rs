@@ -15,13 +15,16 @@ use rand::{Rng, SeedableRng};
 use super::catalog::{self, PRODUCTS, Product};
 use super::docs::{ItemDoc, SkuDoc, SkuProp};
 use super::model::ShopIdentity;
+use super::variants::OrderIds;
 
 mod orders;
 
 pub use orders::{OrderLine, new_order, new_refund, payment, return_waybill, waybill};
 
-/// 16-digit ids (oid, refundId), below 2^53 so JavaScript clients keep them exact.
+/// 16-digit ids (refundId; oids, [`IdPool::oid`]), below 2^53 so JavaScript clients keep them exact.
 pub const LONG_IDS: Range<i64> = 1_000_000_000_000_000..9_000_000_000_000_000;
+/// How many oids one day's prefix leaves room for (eleven digits).
+const DATED_OID_SPAN: i64 = 100_000_000_000;
 /// 11–13 digit ids (kwaiItemId, kwaiSkuId).
 pub const ITEM_IDS: Range<i64> = 10_000_000_000..10_000_000_000_000;
 /// 10-digit Kuaishou user ids (sellerId, distributors).
@@ -34,12 +37,40 @@ const CDN: &str = "https://sim.kwaixiaodian.invalid";
 #[derive(Debug, Default)]
 pub struct IdPool {
     used: HashSet<i64>,
+    oids: OrderIds,
 }
 
 impl IdPool {
+    /// An empty pool that makes oids as `oids` says.
+    pub fn new(oids: OrderIds) -> Self {
+        Self {
+            used: HashSet::new(),
+            oids,
+        }
+    }
+
     /// Marks an existing id as taken.
     pub fn reserve(&mut self, id: i64) {
         self.used.insert(id);
+    }
+
+    /// A new order id for an order placed at `t_ms`. [`OrderIds::Dated`]: the order's date in
+    /// Beijing time, two digits of the year and three of the day of the year (the reference's
+    /// observed oid `2607602240240301` was created on 2026-03-17, day 76), then eleven random
+    /// digits; oids of one day are near each other, later days' larger.
+    /// [`OrderIds::Random`]: any 16-digit id. Never one used before.
+    pub fn oid(&mut self, rng: &mut impl Rng, t_ms: i64) -> i64 {
+        use chrono::Datelike;
+        if self.oids == OrderIds::Random {
+            return self.fresh(rng, LONG_IDS);
+        }
+        let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+        let day = chrono::DateTime::from_timestamp_millis(t_ms)
+            .unwrap_or_default()
+            .with_timezone(&beijing);
+        let prefix = i64::from(day.year().rem_euclid(100)) * 1_000 + i64::from(day.ordinal());
+        let base = prefix * DATED_OID_SPAN;
+        self.fresh(rng, base..base + DATED_OID_SPAN)
     }
 
     /// A random id from `range` not used before.
@@ -288,4 +319,32 @@ fn spec_combinations(product: &Product) -> Vec<Vec<SkuProp>> {
             .collect();
     }
     combos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oid_begins_with_its_order_date_in_beijing() {
+        let mut ids = IdPool::new(OrderIds::Dated);
+        let mut rng = StdRng::seed_from_u64(1);
+        // 2026-03-17 02:35:42 UTC: 10:35 in Beijing, day 76 of 2026, as the observed oid.
+        let oid = ids.oid(&mut rng, 1_773_714_942_425);
+        assert_eq!(oid / DATED_OID_SPAN, 26_076, "{oid}");
+        assert_eq!(oid.to_string().len(), 16);
+        // 2026-12-31 17:00 UTC is already 2027-01-01 in Beijing.
+        let oid = ids.oid(&mut rng, 1_798_736_400_000);
+        assert_eq!(oid / DATED_OID_SPAN, 27_001, "{oid}");
+        // Never the same id twice within a day.
+        let same_day: HashSet<i64> = (0..1_000)
+            .map(|_| ids.oid(&mut rng, 1_773_714_942_425))
+            .collect();
+        assert_eq!(same_day.len(), 1_000);
+        let mut random = IdPool::new(OrderIds::Random);
+        let days: HashSet<i64> = (0..100)
+            .map(|_| random.oid(&mut rng, 1_773_714_942_425) / DATED_OID_SPAN)
+            .collect();
+        assert!(days.len() > 50, "{days:?}");
+    }
 }

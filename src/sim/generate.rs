@@ -15,6 +15,7 @@ use super::docs::{self, ItemDoc};
 use super::factory::{self, IdPool, OrderLine, ShopContext};
 use super::lifecycle::{self, HOUR_MS, OrderStep, Stage};
 use super::model::{Doc, ShopData};
+use super::variants::OrderIds;
 use crate::clock::DAY_MS;
 
 /// What to generate.
@@ -35,6 +36,8 @@ pub struct GenParams {
     pub gift_rate: f64,
     /// The simulator clock's "now" at generation.
     pub now_ms: i64,
+    /// How order ids are made.
+    pub oids: OrderIds,
 }
 
 impl GenParams {
@@ -49,6 +52,7 @@ impl GenParams {
             refund_rate: 0.12,
             gift_rate: 0.03,
             now_ms,
+            oids: OrderIds::default(),
         }
     }
 
@@ -79,7 +83,7 @@ type Plan = Vec<(i64, Event)>;
 /// Generates the shops. Deterministic for the same parameters.
 pub fn generate(params: &GenParams) -> Vec<ShopData> {
     let mut rng = StdRng::seed_from_u64(params.seed);
-    let mut ids = IdPool::default();
+    let mut ids = IdPool::new(params.oids);
     (0..params.shops)
         .map(|_| generate_shop(params, &mut rng, &mut ids))
         .collect()

@@ -315,6 +315,7 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
     if let Some(rate) = config.refund_rate {
         params.refund_rate = rate.clamp(0.0, 1.0);
     }
+    params.oids = config.variants.order_ids;
     let mut shops = generate::generate(&params);
     let mutation = MutationParams {
         orders_per_day: config
@@ -324,6 +325,7 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
         gift_rate: params.gift_rate,
         item_changes_per_day: 20.0,
         item_takedowns_per_day: 2.0,
+        oids: params.oids,
     };
     let mut mutator = Mutator::new(config.seed.wrapping_add(1), mutation, &shops, origin);
     if origin < now {

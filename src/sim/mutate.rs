@@ -18,6 +18,7 @@ use super::generate::GenParams;
 use super::lifecycle::{self, HOUR_MS, OrderStep, Stage};
 use super::messages;
 use super::model::{Change, Doc, ShopData};
+use super::variants::OrderIds;
 use crate::clock::DAY_MS;
 
 /// How busy the simulated shops are.
@@ -33,6 +34,8 @@ pub struct MutationParams {
     pub item_changes_per_day: f64,
     /// Items removed upstream per shop per day.
     pub item_takedowns_per_day: f64,
+    /// How order ids are made.
+    pub oids: OrderIds,
 }
 
 impl MutationParams {
@@ -45,6 +48,7 @@ impl MutationParams {
             gift_rate: params.gift_rate,
             item_changes_per_day: 20.0,
             item_takedowns_per_day: 2.0,
+            oids: params.oids,
         }
     }
 }
@@ -106,7 +110,7 @@ impl Mutator {
             now_ms,
             next_seq: 0,
             queue: BTreeMap::new(),
-            ids: IdPool::default(),
+            ids: IdPool::new(params.oids),
             contexts: Vec::with_capacity(shops.len()),
             params,
         };

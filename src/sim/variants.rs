@@ -91,6 +91,18 @@ pub enum BadWindowCodes {
     Business2001,
 }
 
+/// How order ids (oids) are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OrderIds {
+    /// The order's date in Beijing time (two digits of the year, three of the day of the year)
+    /// and eleven more digits: the reference's observed oid `2607602240240301` was created on
+    /// 2026-03-17, day 76 of 2026.
+    #[default]
+    Dated,
+    /// Uniformly random 16-digit ids.
+    Random,
+}
+
 /// One answer for each open point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PlatformVariants {
@@ -102,6 +114,7 @@ pub struct PlatformVariants {
     pub express_code: ExpressCode,
     pub packages: Packages,
     pub bad_window: BadWindowCodes,
+    pub order_ids: OrderIds,
 }
 
 impl PlatformVariants {
@@ -131,6 +144,7 @@ impl PlatformVariants {
             express_code: [ExpressCode::Number, ExpressCode::Text][pick(5, 2)],
             packages: [Packages::One, Packages::Several][pick(6, 2)],
             bad_window: [BadWindowCodes::RefundCodes, BadWindowCodes::Business2001][pick(7, 2)],
+            order_ids: [OrderIds::Dated, OrderIds::Random][pick(8, 2)],
         }
     }
 }
@@ -211,5 +225,6 @@ mod tests {
         assert_eq!(count(&|v| format!("{:?}", v.express_code)), 2);
         assert_eq!(count(&|v| format!("{:?}", v.packages)), 2);
         assert_eq!(count(&|v| format!("{:?}", v.bad_window)), 2);
+        assert_eq!(count(&|v| format!("{:?}", v.order_ids)), 2);
     }
 }

@@ -102,12 +102,12 @@ pub fn new_order(
             _ => Vec::new(),
         }
     };
-    let oid = ids.fresh(rng, LONG_IDS);
+    let oid = ids.oid(rng, t);
     let sub_order_info = line
         .gift
         .map(|(item, sku)| SubOrder {
             sub_order_base_info: SubOrderBaseInfo {
-                oid: ids.fresh(rng, LONG_IDS),
+                oid: ids.oid(rng, t),
                 status: lifecycle::UNPAID,
                 send_time: 0,
                 update_time: t,
