@@ -9,7 +9,8 @@
 #   CONCURRENCY            `[sync] concurrency`: windows of a stream at once (default: the config's)
 # Prints the sync's summary, then: wall time; the time the rate limit allows (per method, its
 # minimum number of calls divided by its QPS; the largest); their ratio; calls made ÷ the minimum;
-# throttled answers; CPU and bytes written per record; peak RSS.
+# throttled answers; CPU and bytes written per record; peak RSS; and the CPU the simulator and
+# (with DB) the local Postgres server used meanwhile, since all of them share this machine's cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 orders="${1:-200000}"
@@ -40,13 +41,40 @@ fi
 base_url=$(awk -F'"' '/^base_url/ {print $2; exit}' "$work/bench.toml")
 # The generated history reaches the simulator's start; let the settle delay pass.
 sleep 61
+# CPU seconds so far of the simulator, and of the local Postgres server (its live processes plus
+# what its postmaster reaped), from /proc.
+cpu_of() {
+  python3 - "$sim_pid" <<'PY'
+import os, sys
+tick = os.sysconf("SC_CLK_TCK")
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return fields[1], [int(x) for x in fields[11:15]]  # ppid; utime stime cutime cstime
+sim = sum(stat(sys.argv[1])[1][:2])
+pg = 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        comm = open(f"/proc/{pid}/comm").read().strip()
+        if comm != "postgres":
+            continue
+        ppid, t = stat(pid)
+        pg += t[0] + t[1] + (t[2] + t[3] if open(f"/proc/{ppid}/comm").read().strip() != "postgres" else 0)
+    except OSError:
+        pass
+print(sim / tick, pg / tick)
+PY
+}
+read -r sim_cpu0 pg_cpu0 < <(cpu_of)
 /usr/bin/time -v "$bin" sync --once --config "$work/bench.toml" --log warn \
   >"$work/sync.out" 2>"$work/time.txt" || { cat "$work/sync.out" "$work/time.txt"; exit 1; }
+read -r sim_cpu1 pg_cpu1 < <(cpu_of)
+echo "$sim_cpu0 $sim_cpu1 $pg_cpu0 $pg_cpu1" >"$work/cpu.txt"
 cat "$work/sync.out"
 curl -s "$base_url/__sim/calls" >"$work/calls.json"
 
 python3 - "$work" "$orders" "$days" "$latency" "$faults" "${DB:-sqlite}" <<'EOF'
-import json, math, re, sys
+import json, math, os, re, sys
 work, orders, days, latency, faults, db = sys.argv[1:]
 time = open(f"{work}/time.txt").read()
 def field(name):
@@ -111,4 +139,10 @@ print(f"written by this process {written_blocks * 512 / 1e6:.0f} MB = "
       f"{written_blocks * 512 / max(mirrored_orders, 1) / 1e3:.1f} KB per order "
       f"(SQLite; Postgres writes in its own server)")
 print(f"peak RSS {rss_mib:.0f} MiB")
+sim0, sim1, pg0, pg1 = (float(x) for x in open(f"{work}/cpu.txt").read().split())
+others = (sim1 - sim0) + ((pg1 - pg0) if db != "sqlite" else 0)
+print(f"meanwhile: the simulator {sim1 - sim0:.1f} s of CPU"
+      + (f", the Postgres server {pg1 - pg0:.1f} s" if db != "sqlite" else "")
+      + f"; with this process {cpu + others:.1f} s on {os.cpu_count()} cores: at least "
+      f"{(cpu + others) / os.cpu_count():.1f} s of wall time")
 EOF
