@@ -902,6 +902,161 @@ async fn eight_concurrent_expired_calls_cause_one_refresh_stored_before_use() {
     assert_eq!(stored.refresh_token.expose(), saves[0].1);
 }
 
+/// A simulator that refuses a rotated refresh token at once, and shop 0's tokens as it issued
+/// them.
+async fn sim_without_grace() -> (kwaishop_sync::sim::SimHandle, TokenSet) {
+    let sim = start_sim(SimConfig {
+        lifetimes: kwaishop_sync::sim::auth::Lifetimes {
+            rotation_grace_ms: 0,
+            ..Default::default()
+        },
+        ..still(100)
+    })
+    .await;
+    let seeded = token_store(&sim)
+        .load(&shop_id(0))
+        .await
+        .expect("load")
+        .expect("tokens");
+    (sim, seeded)
+}
+
+/// A token store that takes half a second to store a token.
+#[derive(Debug, Default)]
+struct SlowStore {
+    inner: MemoryTokenStore,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for SlowStore {
+    async fn load(&self, shop: &str) -> Result<Option<TokenSet>, TokenStoreError> {
+        self.inner.load(shop).await
+    }
+    async fn save(&self, shop: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.inner.save(shop, tokens).await
+    }
+}
+
+/// A caller that gives up on a refresh (a hedged call whose other request answered first, a
+/// timeout) after the platform rotated the pair and before it was stored: the pair is stored all
+/// the same, and the next refresh uses it. Abandoned with it, the stored refresh token would be
+/// the discarded one, refused at once (no grace here): the shop lost.
+#[tokio::test]
+async fn a_refresh_abandoned_by_its_caller_still_stores_the_rotated_pair() {
+    let (sim, seeded) = sim_without_grace().await;
+    let store = Arc::new(SlowStore::default());
+    store.inner.save(&shop_id(0), &seeded).await.expect("seed");
+    let client = client_with(&sim, fast_options(&sim), store.clone());
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(250), client.refresh_now(&shop_id(0))).await;
+    assert!(
+        abandoned.is_err(),
+        "the caller gave up while the pair was being stored"
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "the rotated pair stored",
+        || async {
+            let stored = store
+                .load(&shop_id(0))
+                .await
+                .expect("load")
+                .expect("tokens");
+            stored.refresh_token != seeded.refresh_token
+        },
+    )
+    .await;
+    client
+        .refresh_now(&shop_id(0))
+        .await
+        .expect("the next refresh uses the stored pair");
+    let refused: Vec<_> = calls(&sim)
+        .await
+        .into_iter()
+        .filter(|c| c.method == "oauth2/refresh_token" && c.outcome != "ok")
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+/// A token store whose first `failures` attempts to store a refreshed token fail, as a database
+/// briefly unreachable (a restart, a full pool) would make them.
+#[derive(Debug, Default)]
+struct BrieflyFailingStore {
+    inner: MemoryTokenStore,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for BrieflyFailingStore {
+    async fn load(&self, shop: &str) -> Result<Option<TokenSet>, TokenStoreError> {
+        self.inner.load(shop).await
+    }
+    async fn save(&self, shop: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
+        self.inner.save(shop, tokens).await
+    }
+    async fn end_refresh(
+        &self,
+        shop: &str,
+        holder: &str,
+        replaced: &TokenSet,
+        fresh: Option<&TokenSet>,
+    ) -> Result<bool, TokenStoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let failing = || {
+            self.failures
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if fresh.is_some() && failing() {
+            return Err(TokenStoreError("the database is unreachable".into()));
+        }
+        self.inner.end_refresh(shop, holder, replaced, fresh).await
+    }
+}
+
+/// The platform rotated the refresh token, then storing the new pair failed twice: the pair is
+/// stored on a later attempt and used, not lost. Losing it would leave only the discarded
+/// refresh token, refused once the platform's grace is over (none here): the shop would need
+/// its merchant to authorize again.
+#[tokio::test]
+async fn a_rotated_token_is_stored_even_when_the_first_attempts_to_store_it_fail() {
+    let (sim, seeded) = sim_without_grace().await;
+    let store = Arc::new(BrieflyFailingStore {
+        failures: std::sync::atomic::AtomicU32::new(2),
+        ..BrieflyFailingStore::default()
+    });
+    store.inner.save(&shop_id(0), &seeded).await.expect("seed");
+    let client = client_with(&sim, fast_options(&sim), store.clone());
+    admin(&sim, "expire?shop=0").await;
+    client
+        .item_page(&shop_id(0), 1, 10)
+        .await
+        .expect("the call succeeds with the rotated token");
+    let log = calls(&sim).await;
+    let refreshes: Vec<_> = log
+        .iter()
+        .filter(|c| c.method == "oauth2/refresh_token")
+        .collect();
+    assert_eq!(refreshes.len(), 1, "one refresh: {refreshes:?}");
+    assert_eq!(refreshes[0].outcome, "ok");
+    let stored = store
+        .load(&shop_id(0))
+        .await
+        .expect("load")
+        .expect("tokens");
+    assert_ne!(
+        stored.refresh_token, seeded.refresh_token,
+        "the rotated pair is stored"
+    );
+    // The stored refresh token is the live one: refreshing with it now works.
+    let again = client
+        .refresh_now(&shop_id(0))
+        .await
+        .expect("a refresh with the stored token");
+    assert_ne!(again.refresh_token, stored.refresh_token);
+}
+
 /// Two processes' clients over one database (a second daemon, or `sync --once` beside the
 /// daemon): A refreshes the shop's token; B, whose cache still holds the first token, does not
 /// send its discarded refresh token when it wants a fresh one: it takes A's from the database,

@@ -254,6 +254,10 @@ pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(
 /// exchange can take with its timeout; a holder that died loses it after this.
 const REFRESH_RIGHT_MS: i64 = 60_000;
 
+/// How long storing a rotated token pair is tried before its error is returned: the old
+/// refresh token is already discarded, so the pair is the shop's authorization.
+const STORE_ROTATED_FOR: Duration = Duration::from_secs(20);
+
 /// How often a process waiting for another's refresh looks at the store again.
 const REFRESH_WAIT_POLL: Duration = Duration::from_millis(100);
 
@@ -883,11 +887,31 @@ impl ApiClient {
     /// store (the right to refresh, [`TokenStore::begin_refresh`]): whoever waits reads the
     /// store again and uses the token the other one stored. The rotated pair is stored before it
     /// is returned for use, and only in place of the token it replaces.
+    ///
+    /// The refresh runs as a task of its own, to its end even when the caller is dropped (a
+    /// hedged call whose other request answered first, a timeout): once the platform has
+    /// rotated the pair, the old refresh token is discarded, and a refresh abandoned before its
+    /// pair is stored would leave the shop only a dead one.
     pub async fn refresh_replacing(
         &self,
         shop: &str,
         stale: &TokenSet,
     ) -> Result<TokenSet, ApiError> {
+        let client = self.clone();
+        let (shop, stale) = (shop.to_string(), stale.clone());
+        tokio::spawn(async move { client.refresh_to_the_end(&shop, &stale).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(ApiError::local(
+                    ErrorClass::Transient,
+                    "oauth2/refresh_token",
+                    format!("the refresh task ended early: {e}"),
+                ))
+            })
+    }
+
+    /// [`Self::refresh_replacing`]'s work, in its own task.
+    async fn refresh_to_the_end(&self, shop: &str, stale: &TokenSet) -> Result<TokenSet, ApiError> {
         const WHAT: &str = "oauth2/refresh_token";
         let lock = self.refresh_lock(shop);
         let _one_at_a_time = lock.lock().await;
@@ -936,8 +960,8 @@ impl ApiClient {
             tokio::time::sleep(REFRESH_WAIT_POLL).await;
         };
         let refreshed = self.refresh_held(shop, &current).await;
-        let stored = tokens
-            .end_refresh(shop, holder, &current, refreshed.as_ref().ok())
+        let stored = self
+            .end_refresh_storing(shop, &current, refreshed.as_ref().ok())
             .await;
         match (refreshed, stored) {
             (Ok(fresh), Ok(true)) => {
@@ -961,6 +985,43 @@ impl ApiClient {
             }
             (Err(e), _) => Err(e),
         }
+    }
+
+    /// Gives up this client's right to refresh the shop's token, first storing `fresh` in
+    /// place of `current`. The platform has already discarded `current`'s refresh token (at
+    /// once, or within 5 minutes): a rotated pair that is not stored is the shop's authorization
+    /// lost. So a failure to store it (a database restarting, a full pool) is tried again for up
+    /// to [`STORE_ROTATED_FOR`], well within the right's [`REFRESH_RIGHT_MS`], before the error
+    /// is returned.
+    async fn end_refresh_storing(
+        &self,
+        shop: &str,
+        current: &TokenSet,
+        fresh: Option<&TokenSet>,
+    ) -> Result<bool, oauth::TokenStoreError> {
+        let tokens = &self.inner.tokens;
+        let holder = self.inner.refresh_holder.as_str();
+        if fresh.is_none() {
+            return tokens.end_refresh(shop, holder, current, None).await;
+        }
+        let store = || tokens.end_refresh(shop, holder, current, fresh);
+        store
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(5))
+                    .without_max_times()
+                    .with_total_delay(Some(STORE_ROTATED_FOR)),
+            )
+            .notify(|e, after| {
+                warn!(
+                    shop,
+                    error = %e,
+                    retry_in = ?after,
+                    "the platform rotated the shop's token but storing it failed; trying again"
+                );
+            })
+            .await
     }
 
     /// The refresh itself, once this client holds the right: refused locally when the refresh
