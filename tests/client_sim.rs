@@ -800,7 +800,13 @@ async fn fifty_qps_on_both_sides_is_used_without_throttling() {
         .into_iter()
         .filter(|c| c.method == "open.item.list.get")
         .collect();
-    assert_eq!(log.len(), 2_000);
+    // 2,000 calls; a list request left without an answer for a while is sent a second time (a
+    // hedge, under a loaded machine's stalls), through the same limiter as any other.
+    assert!(
+        (2_000..=2_040).contains(&log.len()),
+        "{} requests for 2,000 calls",
+        log.len()
+    );
     assert_eq!(log.iter().filter(|c| c.outcome == "throttled").count(), 0);
     let first = log.iter().map(|c| c.wall_ms).min().expect("calls");
     let last = log.iter().map(|c| c.wall_ms).max().expect("calls");
