@@ -222,16 +222,21 @@ static SQLITE_MIGRATIONS: std::sync::LazyLock<sqlx::migrate::Migrator> =
 static POSTGRES_MIGRATIONS: std::sync::LazyLock<sqlx::migrate::Migrator> =
     std::sync::LazyLock::new(|| migrator(embedded::POSTGRES));
 
+/// A pool of `connections` on the same SQLite file with `pool`'s options, opened as needed.
+fn sqlite_pool_beside(pool: &sqlx::SqlitePool, connections: u32) -> sqlx::SqlitePool {
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with((*pool.connect_options()).clone())
+}
+
 impl Store {
     /// Opens the database named by `url`: `sqlite://path` or `sqlite:path` (the file is created,
     /// mode 0600, if missing) or `postgres://…` / `postgresql://…`. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
             let pool = sqlite::connect(url).await?;
-            let writer = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(pool.options().get_acquire_timeout())
-                .connect_lazy_with((*pool.connect_options()).clone());
+            let writer = sqlite_pool_beside(&pool, 1);
             Pool::Sqlite(pool, Writers::on(writer))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Pool::Postgres(postgres::connect(url).await?)
@@ -251,13 +256,9 @@ impl Store {
     pub fn for_reading(&self) -> Store {
         const READERS: u32 = 2;
         let pool = match &self.pool {
-            Pool::Sqlite(pool, _) => Pool::Sqlite(
-                sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(READERS)
-                    .acquire_timeout(pool.options().get_acquire_timeout())
-                    .connect_lazy_with((*pool.connect_options()).clone()),
-                Writers::default(),
-            ),
+            Pool::Sqlite(pool, _) => {
+                Pool::Sqlite(sqlite_pool_beside(pool, READERS), Writers::default())
+            }
             Pool::Postgres(pool) => Pool::Postgres(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(READERS)
