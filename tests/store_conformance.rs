@@ -71,6 +71,7 @@ conformance!(
     windows_move_the_checkpoint_over_the_finished_ones_from_the_first,
     pages_of_several_windows_commit_together,
     a_window_shared_out_is_read_again_as_its_pieces,
+    a_batch_written_while_the_one_before_commits_waits_for_it,
 );
 
 async fn migrating_twice_is_fine(store: Store) {
@@ -1413,6 +1414,137 @@ async fn pages_of_several_windows_commit_together(store: Store) {
             .await
             .is_err()
     );
+    let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
+    assert_eq!(rows[0].cursor.as_deref(), Some("b-1"), "nothing moved");
+}
+
+/// The writer writes a batch's records while the batch before it commits: on Postgres the
+/// second transaction writes side by side with the first (even a record the first also wrote,
+/// once the first commits), on SQLite it waits its turn; its cursors are moved after the first
+/// has committed, and the checkpoint over both batches' finished windows. A batch written and
+/// dropped before it finished commits nothing.
+async fn a_batch_written_while_the_one_before_commits_waits_for_it(store: Store) {
+    use kwaishop_sync::api::records::Order;
+    use kwaishop_sync::store::{Backend, OpenPages, WindowPage};
+    use std::time::Duration;
+    fn page<'a>(
+        begin_ms: i64,
+        orders: &'a [Order],
+        next_cursor: Option<&'a str>,
+    ) -> WindowPage<'a> {
+        WindowPage {
+            begin_ms,
+            orders,
+            refunds: &[],
+            rejected: &[],
+            next_cursor,
+        }
+    }
+    // The second batch: the first window's last page (order 2 again, newer) and the second
+    // window's first page, written in a task of its own.
+    let write_second = |store: Store, open: OpenPages| {
+        tokio::spawn(async move {
+            let (end_of_a, b) = (vec![order(2, 60, 0)], vec![order(3, 150, 0)]);
+            let pages = [page(0, &end_of_a[..], None), page(100, &b[..], Some("b-1"))];
+            let written = store
+                .write_window_pages(open, SHOP, Stream::Orders, &[], &pages, NOW)
+                .await
+                .expect("write the second batch");
+            (written, end_of_a, b)
+        })
+    };
+    add_shop(&store, SHOP).await;
+    let first = [order(1, 50, 0), order(2, 55, 0)];
+    let planned = [(0, 100), (100, 200)];
+    let pages_a = [page(0, &first[..], Some("a-1"))];
+    let open = store
+        .begin_window_pages(SHOP, Stream::Orders)
+        .await
+        .expect("begin the first batch");
+    let written_a = store
+        .write_window_pages(open, SHOP, Stream::Orders, &planned, &pages_a, NOW)
+        .await
+        .expect("write the first batch");
+    let finish_a =
+        |written| store.finish_window_pages(written, SHOP, Stream::Orders, &pages_a, &[], NOW);
+    let second = if store.backend() == Backend::Postgres {
+        // Side by side; order 2 is the first batch's until it commits, and the second
+        // waits for that row.
+        let open = store
+            .begin_window_pages(SHOP, Stream::Orders)
+            .await
+            .expect("begin the second batch beside the first");
+        let second = write_second(store.clone(), open);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !second.is_finished(),
+            "a row of the open first batch was written over"
+        );
+        finish_a(written_a).await.expect("commit the first batch");
+        tokio::time::timeout(Duration::from_secs(30), second)
+            .await
+            .expect("the second batch went on once the first committed")
+            .expect("second task")
+    } else {
+        // SQLite: the second transaction begins once the first has committed.
+        let second = tokio::spawn({
+            let store = store.clone();
+            async move { store.begin_window_pages(SHOP, Stream::Orders).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !second.is_finished(),
+            "two write transactions at once on SQLite"
+        );
+        finish_a(written_a).await.expect("commit the first batch");
+        let open = second.await.expect("task").expect("begin the second batch");
+        write_second(store.clone(), open)
+            .await
+            .expect("second task")
+    };
+    let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
+    assert_eq!(
+        rows[0].cursor.as_deref(),
+        Some("a-1"),
+        "only the first batch is committed"
+    );
+    let (written_b, end_of_a, b) = second;
+    let pages_b = [page(0, &end_of_a[..], None), page(100, &b[..], Some("b-1"))];
+    let (outcome, moved) = store
+        .finish_window_pages(written_b, SHOP, Stream::Orders, &pages_b, &[], NOW)
+        .await
+        .expect("commit the second batch");
+    assert_eq!((outcome.received, outcome.written), (2, 2));
+    assert_eq!(moved, Some(100), "the first window finished");
+    let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].begin_ms, rows[0].cursor.as_deref()),
+        (100, Some("b-1"))
+    );
+    let stored = store.order_rows(SHOP).await.expect("rows");
+    let versions: Vec<_> = stored.iter().map(|r| (r.oid, r.update_time)).collect();
+    assert_eq!(versions, [(1, 50), (2, 60), (3, 150)]);
+
+    // Written, then dropped unfinished: nothing of it stays.
+    let c = [order(4, 170, 0)];
+    let open = store
+        .begin_window_pages(SHOP, Stream::Orders)
+        .await
+        .expect("begin a third batch");
+    let written_c = store
+        .write_window_pages(
+            open,
+            SHOP,
+            Stream::Orders,
+            &[],
+            &[page(100, &c[..], None)],
+            NOW,
+        )
+        .await
+        .expect("write a third batch");
+    drop(written_c);
+    assert_eq!(store.count_rows("orders", SHOP).await.expect("count"), 3);
     let rows = store.windows(SHOP, Stream::Orders).await.expect("windows");
     assert_eq!(rows[0].cursor.as_deref(), Some("b-1"), "nothing moved");
 }

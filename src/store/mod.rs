@@ -49,7 +49,7 @@ pub use shops::{ShopRow, ShopStatus};
 pub(crate) use sqlite::make_private;
 pub(crate) use sqlite::path_of as sqlite_file;
 pub use state::{RunRow, StreamState};
-pub use windows::{WindowPage, WindowRow};
+pub use windows::{OpenPages, WindowPage, WindowRow, WrittenPages};
 
 use db::{Pool, Val, Writers};
 

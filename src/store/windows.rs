@@ -165,11 +165,47 @@ impl Store {
         splits: &[(i64, Vec<(i64, i64)>)],
         now_ms: i64,
     ) -> Result<(PageOutcome, Option<i64>), StoreError> {
-        const CURSOR: &str = "UPDATE sync_windows SET cursor = $4, done = $5 \
-             WHERE shop_id = $1 AND stream = $2 AND begin_ms = $3";
-        let op = "committing windows' pages";
-        let mut tx = self.pool.write_tx(op).await?;
+        let open = self.begin_window_pages(shop_id, stream).await?;
+        let written = self
+            .write_window_pages(open, shop_id, stream, planned, pages, now_ms)
+            .await?;
+        self.finish_window_pages(written, shop_id, stream, pages, splits, now_ms)
+            .await
+    }
+
+    /// Opens the transaction of a batch of the stream's window pages (see
+    /// [`Store::write_window_pages`]) and checks the stream's lease. A writer opens its
+    /// batches' transactions one after the other, in order: a batch then never waits for a
+    /// connection a later batch of the same writer holds.
+    pub async fn begin_window_pages(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+    ) -> Result<OpenPages, StoreError> {
+        let mut tx = self.pool.write_tx(COMMITTING_PAGES).await?;
         self.check_fence(&mut tx, shop_id, stream).await?;
+        Ok(OpenPages(tx))
+    }
+
+    /// The first half of [`Store::commit_window_pages`]: in the transaction `open` (from
+    /// [`Store::begin_window_pages`]), left open, records the windows `planned` and writes the
+    /// pages' records and unreadable elements. Nothing is committed until
+    /// [`Store::finish_window_pages`] has moved the windows' cursors in the same transaction;
+    /// dropped, it rolls back. A writer may write several batches' records side by side and
+    /// finish each once the one before it has committed (the cursors of a window's later pages
+    /// must never be committed before its earlier pages' rows). On Postgres the transactions
+    /// then run side by side, and two that write the same row wait for each other: a writer
+    /// keeps such batches apart. On SQLite each transaction waits for the one before to commit.
+    pub async fn write_window_pages(
+        &self,
+        open: OpenPages,
+        shop_id: &str,
+        stream: Stream,
+        planned: &[(i64, i64)],
+        pages: &[WindowPage<'_>],
+        now_ms: i64,
+    ) -> Result<WrittenPages, StoreError> {
+        let OpenPages(mut tx) = open;
         plan_in(&mut tx, shop_id, stream, planned).await?;
         let orders: Vec<&[Order]> = pages.iter().map(|p| p.orders).collect();
         let refunds: Vec<&[Refund]> = pages.iter().map(|p| p.refunds).collect();
@@ -188,6 +224,25 @@ impl Store {
                 release_in(&mut tx, shop_id, stream, ids).await?;
             }
         }
+        Ok(WrittenPages { tx, outcome })
+    }
+
+    /// The second half of [`Store::commit_window_pages`]: moves each window's cursor to after
+    /// its last page in `pages` (the same pages `written` wrote), the checkpoint over finished
+    /// windows, applies the `splits`, and commits.
+    pub async fn finish_window_pages(
+        &self,
+        written: WrittenPages,
+        shop_id: &str,
+        stream: Stream,
+        pages: &[WindowPage<'_>],
+        splits: &[(i64, Vec<(i64, i64)>)],
+        now_ms: i64,
+    ) -> Result<(PageOutcome, Option<i64>), StoreError> {
+        const CURSOR: &str = "UPDATE sync_windows SET cursor = $4, done = $5 \
+             WHERE shop_id = $1 AND stream = $2 AND begin_ms = $3";
+        let op = COMMITTING_PAGES;
+        let WrittenPages { mut tx, outcome } = written;
         // Each window's position after its last page here.
         let mut last_of_window: Vec<&WindowPage<'_>> = Vec::new();
         for page in pages {
@@ -227,6 +282,18 @@ impl Store {
         tx.commit(op).await?;
         Ok((outcome, moved))
     }
+}
+
+const COMMITTING_PAGES: &str = "committing windows' pages";
+
+/// The open transaction of a batch of window pages ([`Store::begin_window_pages`]).
+pub struct OpenPages(Tx);
+
+/// Pages whose records [`Store::write_window_pages`] wrote in a transaction still open, waiting
+/// for [`Store::finish_window_pages`].
+pub struct WrittenPages {
+    tx: Tx,
+    outcome: PageOutcome,
 }
 
 /// Inside `tx`: shares out the unfinished window starting at `begin_ms` into `pieces` (see
