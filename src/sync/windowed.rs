@@ -590,11 +590,10 @@ async fn write_queued(
 const BATCHES_AT_ONCE: usize = 3;
 
 /// The batches a writer has in flight, oldest first, each committing after the one before.
+/// None in flight: every batch before has committed (or been committed again, one by one).
 #[derive(Default)]
 struct InFlight {
     batches: std::collections::VecDeque<Committing>,
-    /// Told whether the newest batch committed: what the next one waits for.
-    newest: Option<tokio::sync::oneshot::Receiver<bool>>,
 }
 
 impl InFlight {
@@ -621,9 +620,8 @@ impl InFlight {
         keys: Option<HashSet<i64>>,
     ) {
         let (store, shop) = (cx.store.clone(), shop.to_string());
-        let before = self.newest.take();
-        let (told, newest) = tokio::sync::oneshot::channel();
-        self.newest = Some(newest);
+        let before = self.batches.back_mut().and_then(|c| c.told.take());
+        let (told, told_next) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let pages = batch.pages();
             let written = store
@@ -646,7 +644,11 @@ impl InFlight {
             drop(pages);
             (batch, finished)
         });
-        self.batches.push_back(Committing { task, keys });
+        self.batches.push_back(Committing {
+            task,
+            keys,
+            told: Some(told_next),
+        });
     }
 
     /// Waits for the oldest batch to commit. When it did not, every later one was rolled
@@ -671,7 +673,6 @@ impl InFlight {
                 again.push(batch);
             }
         }
-        self.newest = None;
         for batch in again {
             commit_batch(cx, shop, stream, batch, progress, counts).await?;
         }
@@ -705,6 +706,8 @@ struct Committing {
     task: tokio::task::JoinHandle<(Batch, Finished)>,
     /// The records it writes (see [`InFlight::must_wait`]).
     keys: Option<HashSet<i64>>,
+    /// Told whether it committed: what the batch after it waits for (taken by that batch).
+    told: Option<tokio::sync::oneshot::Receiver<bool>>,
 }
 
 impl Committing {
@@ -1411,6 +1414,7 @@ mod tests {
         let committing = |keys| Committing {
             task: tokio::spawn(std::future::pending()),
             keys,
+            told: None,
         };
         let mut in_flight = InFlight::default();
         in_flight.batches.push_back(committing(keys(&[1, 2])));
