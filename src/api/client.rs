@@ -899,15 +899,16 @@ impl ApiClient {
     ) -> Result<TokenSet, ApiError> {
         let client = self.clone();
         let (shop, stale) = (shop.to_string(), stale.clone());
-        tokio::spawn(async move { client.refresh_to_the_end(&shop, &stale).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(ApiError::local(
-                    ErrorClass::Transient,
-                    "oauth2/refresh_token",
-                    format!("the refresh task ended early: {e}"),
-                ))
-            })
+        match tokio::spawn(async move { client.refresh_to_the_end(&shop, &stale).await }).await {
+            Ok(refreshed) => refreshed,
+            // A panic in the refresh is the caller's, as it was before the refresh had a task.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(ApiError::local(
+                ErrorClass::Transient,
+                "oauth2/refresh_token",
+                format!("the refresh task ended early: {e}"),
+            )),
+        }
     }
 
     /// [`Self::refresh_replacing`]'s work, in its own task.
