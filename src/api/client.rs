@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{ConstantBuilder, ExponentialBuilder, Retryable};
+
+use super::retry::Delays;
+pub use super::retry::RetryPolicy;
 use tracing::{debug, info, warn};
 
 use super::envelope::{self, Success};
@@ -29,30 +32,6 @@ pub struct AppCredentials {
     pub app_secret: Secret,
     /// For signing only.
     pub sign_secret: Secret,
-}
-
-/// How failed calls are retried.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// First delay after a throttled answer (the reference suggests about 10 s).
-    pub throttled_delay: Duration,
-    /// First delay after a transient failure (about 5 s).
-    pub transient_delay: Duration,
-    /// No single delay is longer than this.
-    pub max_delay: Duration,
-    /// Attempts in all, the first one included.
-    pub max_attempts: usize,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            throttled_delay: Duration::from_secs(10),
-            transient_delay: Duration::from_secs(5),
-            max_delay: Duration::from_secs(120),
-            max_attempts: 5,
-        }
-    }
 }
 
 /// The platform's default QPS per API (reference §12.1): 100, and 300 for the order list.
@@ -430,14 +409,11 @@ impl ApiClient {
     pub async fn call(&self, shop: &str, method: Method, param: &str) -> Result<Success, ApiError> {
         let settings = self.settings();
         let policy = &settings.opts.retry;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(policy.transient_delay)
-            .with_max_delay(policy.max_delay)
-            .with_max_times(policy.max_attempts.saturating_sub(1))
-            .with_jitter();
-        let throttle_factor =
-            policy.throttled_delay.as_secs_f64() / policy.transient_delay.as_secs_f64().max(1e-6);
-        let max_delay = policy.max_delay;
+        // The builder counts the attempts; each delay is the failure's own (see `Delays`).
+        let attempts = ConstantBuilder::default()
+            .with_delay(policy.transient_delay)
+            .with_max_times(policy.max_attempts.saturating_sub(1));
+        let mut delays = Delays::new(policy);
         // After an attempt timed out under the quick timeout, the next ones wait the
         // configured timeout: a platform slower than it was is not failed for that.
         let patient = std::sync::atomic::AtomicBool::new(false);
@@ -445,13 +421,10 @@ impl ApiClient {
             let patient = patient.load(std::sync::atomic::Ordering::Relaxed);
             self.hedged(shop, method, param, patient)
         })
-        .retry(backoff)
+        .retry(attempts)
             .sleep(tokio::time::sleep)
             .when(|e: &ApiError| e.class.is_retryable())
-            .adjust(move |e: &ApiError, delay| match e.class {
-                ErrorClass::Throttled => delay.map(|d| d.mul_f64(throttle_factor).min(max_delay)),
-                _ => delay,
-            })
+            .adjust(|e: &ApiError, delay| delay.map(|_| delays.after(e.class)))
             .notify(|e: &ApiError, delay| {
                 if e.timed_out {
                     patient.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -10,6 +10,7 @@ pub mod hourly;
 pub mod limits;
 pub mod oauth;
 pub mod records;
+pub mod retry;
 pub mod sign;
 
 pub use client::{ApiClient, AppCredentials, ClientOptions, RetryPolicy};
