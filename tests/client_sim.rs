@@ -1194,6 +1194,78 @@ async fn garbage_answers_give_classified_errors() {
     assert!(err.message.contains("larger than"), "{err}");
 }
 
+/// A server whose item list answers well four times, then holds one request without answering, then
+/// fails one with a 502, then answers well again; it notes when each request came.
+async fn holding_server() -> (String, Arc<Mutex<Vec<Instant>>>) {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let seen = arrivals.clone();
+    let items = move || {
+        let seen = seen.clone();
+        async move {
+            let n = {
+                let mut seen = seen.lock().expect("arrivals");
+                seen.push(Instant::now());
+                seen.len()
+            };
+            let page = r#"{"result":1,"data":{"totalPage":1,"items":[]}}"#;
+            match n {
+                5 => {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    (StatusCode::OK, page)
+                }
+                6 => (StatusCode::BAD_GATEWAY, "<html>502 Bad Gateway</html>"),
+                _ => (StatusCode::OK, page),
+            }
+        }
+    };
+    let app = axum::Router::new().route("/open/item/list/get", get(items));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    (format!("http://{addr}"), arrivals)
+}
+
+/// A list page held by the platform is sent again beside it; when that second request fails,
+/// the call is tried again after its short delay, not after waiting out the held one's timeout
+/// (a held request followed by a cut one once held a backfill's last window for two seconds).
+#[tokio::test]
+async fn a_held_request_is_not_waited_for_once_the_one_beside_it_failed() {
+    let sim = start_sim(still(10)).await;
+    let (base, arrivals) = holding_server().await;
+    let opts = ClientOptions {
+        base_url: base,
+        timeout: Duration::from_secs(20),
+        ..fast_options(&sim)
+    };
+    let client = client_with(&sim, opts, token_store(&sim));
+    // Four answers: enough to know when to send a request a second time.
+    for _ in 0..4 {
+        client
+            .item_page(&shop_id(0), 1, 10)
+            .await
+            .expect("a good page");
+    }
+    client
+        .item_page(&shop_id(0), 1, 10)
+        .await
+        .expect("answered by the third request");
+    let arrivals = arrivals.lock().expect("arrivals").clone();
+    assert_eq!(
+        arrivals.len(),
+        7,
+        "held, sent again and failed, tried again"
+    );
+    let waited = arrivals[6] - arrivals[4];
+    assert!(
+        waited < Duration::from_secs(10),
+        "tried again {waited:?} after the held request, not after its 20 s timeout"
+    );
+}
+
 /// A reload reconfigures the client in place: every clone (the worker's, the pollers') signs
 /// with the new secret and paces at the new QPS at once, and keeps the instance's share.
 #[tokio::test]

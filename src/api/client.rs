@@ -439,8 +439,9 @@ impl ApiClient {
     /// nothing but the quota, so details, which hold up no window, are sent once). A
     /// request the platform holds (a hung connection, an answer delayed by seconds) then costs
     /// its window half a second, not the quick timeout and a retry. The first answer that is
-    /// not a failure wins; the other request is dropped. A patient attempt (after a timeout)
-    /// is not hedged: the platform may simply be slower now.
+    /// not a failure wins; the other request is dropped. When the first fails, the second is
+    /// waited for; when the second fails, the attempt has failed (the first is overdue). A
+    /// patient attempt (after a timeout) is not hedged: the platform may simply be slower now.
     async fn hedged(
         &self,
         shop: &str,
@@ -472,10 +473,9 @@ impl ApiClient {
                 Ok(ok) => Ok(ok),
                 Err(_) => second.await,
             },
-            answer = &mut second => match answer {
-                Ok(ok) => Ok(ok),
-                Err(_) => first.await,
-            },
+            // The first is long overdue: waiting for it could take its whole timeout, and a
+            // retry costs a short delay and one call.
+            answer = &mut second => answer,
         }
     }
 
