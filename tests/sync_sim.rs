@@ -763,12 +763,21 @@ async fn quota_pauses_and_resumes_from_the_cursor(store: Store) {
             "{} answered before the pause",
             method.name()
         );
+        // A window shared out by its first page (see the next test) is read as pieces from
+        // its start instead, each with a cursor of its own.
+        let shared_out = |w: &(i64, i64)| {
+            log.iter()
+                .filter(|c| c.method == method.name())
+                .map(window_of)
+                .any(|(begin, end)| begin == w.0 && end < w.1)
+        };
         let mut resumed = 0;
         for (window, cursor) in &served {
             let first_after = log[resumed_from..]
                 .iter()
                 .find(|c| c.method == method.name() && window_of(c) == *window);
             match first_after {
+                None if shared_out(window) => {}
                 None => assert_eq!(
                     cursor,
                     "nomore",

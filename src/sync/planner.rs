@@ -12,14 +12,15 @@
 //! lookback and last partial page would cost too many calls, nor more than [`MOST_PAGES`].
 //!
 //! A window tells its density twice: by its first page (the span of update times it holds, long
-//! before the window ends) and by its end. The density nearest the next window counts. Where the
-//! range was found dense, a window is planned only once the one before it has told, so each is
-//! sized from the part of the range just before it: planned ahead from older, sparser windows,
-//! the last ones of a growing shop were read alone, 80 pages one after the other, for half of a
-//! 50 ms backfill (see `must_wait`).
+//! before the window ends) and by its end. The density nearest the next window counts. No more
+//! windows wait to tell than the blind ones (see `must_wait`), and one that its first page shows
+//! to hold far more than planned is shared out (see [`Planner::split`]): planned ahead from
+//! older, sparser windows, the last ones of a growing shop were once read alone, 80 pages one
+//! after the other, for half of a 50 ms backfill; planned one per round trip instead, the
+//! readers of a small shop's backfill took a second to fill.
 
 /// The fewest pages a window is sized for, once the density is known.
-pub(super) const FEWEST_PAGES: i64 = 16;
+pub(super) const FEWEST_PAGES: i64 = 8;
 /// The most pages a window is sized for.
 pub(super) const MOST_PAGES: i64 = 60;
 /// About how many pages each piece of a window shared out holds (see [`Planner::split`]).
@@ -148,27 +149,42 @@ impl Planner {
     /// (as [`Planner::glimpsed`]): a window planned before the density was known (a blind one,
     /// or one widened four times by the empty ones before it) can hold hundreds of pages where a
     /// growing shop is dense, read one after the other at the end while the other readers have
-    /// nothing left. One that holds more than twice [`MOST_PAGES`] is shared out into pieces of
-    /// about [`PIECE_PAGES`] (at most as many as are read at once, none narrower than the
+    /// nothing left. One that holds more than twice [`MOST_PAGES`] is shared out, and so is one
+    /// that holds more than twice the pages a window planned at its density would (see
+    /// [`Planner::dense`]) when, read page after page at `pace` (an answer time and calls a
+    /// second), it would take longer than the calls left in the whole range at that density:
+    /// where the rate limit, not the distance, sets the pace, sharing it out saves no time
+    /// and costs calls. It is shared out into pieces of about that many pages, or of
+    /// [`PIECE_PAGES`] if fewer (at most as many as are read at once, none narrower than the
     /// narrowest window), each starting a lookback before the one before it ends, the first at
     /// the window's start and the last ending at its end. Reading it again from its start
-    /// costs the one page read.
+    /// costs the one page read. (A small shop's 49 pages at 50 ms, under twice [`MOST_PAGES`]
+    /// but three times what its windows held, were once the longest chain of a backfill, and
+    /// where a page failed, its tail.)
     pub(super) fn split(
         &self,
         (begin, end): (i64, i64),
         rows: usize,
-        first_ms: i64,
-        last_ms: i64,
+        (first_ms, last_ms): (i64, i64),
+        pace: Option<(std::time::Duration, f64)>,
     ) -> Option<Vec<(i64, i64)>> {
         if rows < 2 || end <= begin {
             return None;
         }
         let per_ms = (rows - 1) as f64 / (last_ms - first_ms).abs().max(1) as f64;
         let pages = per_ms * (end - begin) as f64 / self.page_size as f64;
-        if pages <= (2 * MOST_PAGES) as f64 {
+        let frontier = self.last.map_or(self.first_begin, |(_, end)| end);
+        let left = (self.last_end - frontier).max(0) + (end - begin);
+        let planned = self.rows_wanted(per_ms, left) / self.page_size as f64;
+        let chain_too_long = pace.is_some_and(|(answer, per_second)| {
+            let pages_left = per_ms * left as f64 / self.page_size as f64;
+            pages * answer.as_secs_f64() > pages_left / per_second.max(1e-9)
+        });
+        let too_many = pages > (2 * MOST_PAGES) as f64 || (chain_too_long && pages > 2.0 * planned);
+        if !too_many {
             return None;
         }
-        let wanted = (pages / PIECE_PAGES as f64).ceil() as i64;
+        let wanted = (pages / planned.min(PIECE_PAGES as f64)).ceil() as i64;
         let fit = (end - begin) / (self.narrowest + self.lookback).max(1);
         let n = wanted.min(self.at_once).min(fit);
         if n < 2 {
@@ -193,21 +209,18 @@ impl Planner {
         self.untold.retain(|b| *b != begin);
     }
 
-    /// Whether the next window waits for those planned to tell what they hold. Before anything
-    /// is known, and where the range was last found empty, as many as the blind windows may be
-    /// in flight (empty windows end at once, and each widens the next four times: unchecked, a
-    /// few would plan the whole dense end of a growing shop in windows far too wide, read page
-    /// after page while the rest of the limit goes unused). Where the range was last found dense, the last one planned must have (one window per round trip
-    /// while they ramp up, each sized from the one before). Where a window holds a page or
-    /// less, none is waited for (the next could not be narrower).
+    /// Whether the next window waits for those planned to tell what they hold: no more than
+    /// the blind windows may be in flight untold (empty windows end at once, and each widens the
+    /// next four times: unchecked, a few would plan the whole dense end of a growing shop in
+    /// windows far too wide, read page after page while the rest of the limit goes unused; one
+    /// planned too wide all the same is shared out by its first page). Where a window holds a
+    /// page or less, none is waited for (the next could not be narrower).
     fn must_wait(&self) -> bool {
         let pages = self.per_ms * self.width as f64 / self.page_size as f64;
-        let limit = if self.per_ms == 0.0 {
-            (self.at_once / 4).max(1) as usize
-        } else if pages <= 1.0 {
+        let limit = if pages <= 1.0 && self.per_ms > 0.0 {
             usize::MAX
         } else {
-            1
+            (self.at_once / 4).max(1) as usize
         };
         self.untold.len() >= limit
     }
@@ -223,22 +236,26 @@ impl Planner {
         self.per_ms = per_ms;
         let grown = self.width.saturating_mul(4).min(self.widest);
         let frontier = self.last.map_or(self.first_begin, |(_, end)| end);
-        let left = (self.last_end - frontier).max(0) as f64;
-        // About a share of what is left at this density, so the windows in flight at the end
-        // are small enough to finish together.
-        let share = per_ms * left / (2 * self.at_once) as f64;
-        let rows_wanted = share.clamp(
+        let width = (self.rows_wanted(per_ms, self.last_end - frontier) / per_ms) as i64;
+        self.width = width.clamp(self.narrowest, grown.max(self.narrowest));
+    }
+
+    /// How many records a window should hold where a millisecond holds `per_ms` and `left`
+    /// milliseconds are left to read: about a share of them, so the windows in flight at the
+    /// end are small enough to finish together, within [`FEWEST_PAGES`] and [`MOST_PAGES`].
+    fn rows_wanted(&self, per_ms: f64, left: i64) -> f64 {
+        let share = per_ms * left.max(0) as f64 / (2 * self.at_once) as f64;
+        share.clamp(
             (FEWEST_PAGES * self.page_size) as f64,
             (MOST_PAGES * self.page_size) as f64,
-        );
-        let width = (rows_wanted / per_ms) as i64;
-        self.width = width.clamp(self.narrowest, grown.max(self.narrowest));
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const MIN: i64 = 60_000;
     const DAY: i64 = 86_400_000;
@@ -273,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn where_the_range_is_dense_each_window_waits_for_the_first_page_of_the_last() {
+    fn no_more_windows_wait_to_tell_what_they_hold_than_the_blind_ones() {
         let mut p = planner();
         let blind: Vec<_> = std::iter::from_fn(|| p.next_window()).collect();
         assert_eq!(blind.len(), 4);
@@ -299,18 +316,21 @@ mod tests {
             (3_000.0 / (49.0 / (10 * MIN) as f64)) as i64,
             "{b:?}"
         );
-        assert_eq!(p.next_window(), None, "waits for b's first page");
-        p.glimpsed(b.0, 50, b.0, b.0 + 10 * MIN);
-        let c = p.next_window().expect("b told");
-        assert_eq!(c.0, b.1 - 10 * MIN);
-        assert_eq!(p.next_window(), None, "waits for c's first page");
+        // Dense: three more planned ahead of what b holds, sized from a's density; b and
+        // they wait to tell, as many as the blind windows.
+        let ahead: Vec<_> = std::iter::from_fn(|| p.next_window()).collect();
+        assert_eq!(ahead.len(), 3, "{ahead:?}");
+        assert_eq!(ahead[0].0, b.1 - 10 * MIN);
+        assert_eq!(ahead[2].1 - ahead[2].0, b.1 - b.0);
         // An older window's glimpse does not unblock, nor size the next from its density.
         p.glimpsed(blind[3].0, 2, 0, DAY);
         assert_eq!(p.next_window(), None);
-        p.glimpsed(c.0, 50, c.0, c.0 + 10 * MIN);
+        p.glimpsed(b.0, 50, b.0, b.0 + 10 * MIN);
+        let c = p.next_window().expect("b told");
+        assert_eq!(c.0, ahead[2].1 - 10 * MIN);
+        assert_eq!(p.next_window(), None, "four untold again");
         // Sparse: a window holds a page or less, and none is waited for.
-        let d = p.next_window().expect("c told");
-        p.learned(d.0, d.1, 3);
+        p.learned(c.0, c.1, 3);
         let (e, f) = (p.next_window().expect("e"), p.next_window().expect("f"));
         assert_eq!(f.0, e.1 - 10 * MIN);
     }
@@ -336,19 +356,30 @@ mod tests {
         // Very dense: never narrower than four lookbacks and a minute.
         p.learned(b, e, 1_000_000);
         assert_eq!(p.width, 41 * MIN);
-        // Sparse near the end: at least sixteen pages' worth.
+        // Near the end: a share of what is left (two days, 16,000 records: 500, ten pages) …
         let mut p = planner().after(60 * DAY - 2 * DAY);
         p.learned(0, DAY, 8_000);
-        assert_eq!(p.width, (800.0 / (8_000.0 / DAY as f64)) as i64);
+        assert_eq!(p.width, (500.0 / (8_000.0 / DAY as f64)) as i64);
+        // … and at least eight pages' worth.
+        let mut p = planner().after(60 * DAY - DAY);
+        p.learned(0, DAY, 8_000);
+        assert_eq!(p.width, (400.0 / (8_000.0 / DAY as f64)) as i64);
     }
 
     #[test]
     fn a_window_far_denser_than_planned_is_shared_out() {
         let p = planner();
-        // A week read blind; its first page: 50 orders in 20 minutes, about 504 pages a week.
+        // Answered in 55 ms, 270 calls a second; in 1 ms; in 1 ms at 20 calls a second.
+        let far = Some((Duration::from_millis(55), 270.0));
+        let near = Some((Duration::from_millis(1), 270.0));
+        let slow_limit = Some((Duration::from_millis(55), 20.0));
+        // A week read blind; its first page: 50 orders in 20 minutes, about 504 pages a week:
+        // more than twice the most a window is planned for, whatever the pace.
         let week = (DAY, 8 * DAY);
-        let pieces = p.split(week, 50, DAY, DAY + 20 * MIN).expect("shared out");
-        assert_eq!(pieces.len(), 13, "about 38 pages each: {pieces:?}");
+        let pieces = p
+            .split(week, 50, (DAY, DAY + 20 * MIN), None)
+            .expect("shared out");
+        assert_eq!(pieces.len(), 15, "about 34 pages each: {pieces:?}");
         assert_eq!(pieces[0].0, DAY);
         assert_eq!(pieces.last().expect("pieces").1, 8 * DAY);
         for pair in pieces.windows(2) {
@@ -356,15 +387,33 @@ mod tests {
             assert!(pair[1].1 > pair[1].0);
         }
         // Denser still: no more pieces than windows read at once.
-        let many = p.split(week, 50, DAY, DAY + MIN).expect("shared out");
+        let many = p
+            .split(week, 50, (DAY, DAY + MIN), near)
+            .expect("shared out");
         assert_eq!(many.len(), 16);
-        // Up to twice the most pages planned: read as it is.
-        assert_eq!(p.split(week, 50, DAY, DAY + 2 * 60 * MIN), None);
+        // 82 pages, where a window planned at that density would hold 25, read in 4.5 s while
+        // the range's 790 pages take 2.9 s at the limit: four pieces. Answered in a
+        // millisecond, or at 20 calls a second, it is read as it is.
+        let two_hours = (DAY, DAY + 2 * 60 * MIN);
+        let four = p.split(week, 50, two_hours, far).expect("shared out");
+        assert_eq!(four.len(), 4, "{four:?}");
+        assert_eq!(p.split(week, 50, two_hours, near), None);
+        assert_eq!(p.split(week, 50, two_hours, slow_limit), None);
+        assert_eq!(p.split(week, 50, two_hours, None), None, "pace unknown");
         // A page with one record, or an empty window, tells nothing.
-        assert_eq!(p.split(week, 1, DAY, DAY), None);
+        assert_eq!(p.split(week, 1, (DAY, DAY), far), None);
+        // A small shop: 49 pages in a week, three times the fifteen a window planned at its
+        // density would hold (a 32nd of the 470 pages the range would hold at that density).
+        let small = p
+            .split(week, 50, (DAY, DAY + 7 * DAY / 50), far)
+            .expect("shared out");
+        assert_eq!(small.len(), 4, "about 12 pages each: {small:?}");
+        // 16 pages: twice what a window would hold (the fewest, 8), or less: read as it is.
+        let sixteen = (DAY, DAY + 7 * DAY * 49 / 800);
+        assert_eq!(p.split(week, 50, sixteen, far), None);
         // Pieces are never narrower than the narrowest window.
         let narrow = (0, 120 * MIN);
-        let few = p.split(narrow, 50, 0, 1).expect("shared out");
+        let few = p.split(narrow, 50, (0, 1), None).expect("shared out");
         assert_eq!(few.len(), 2, "{few:?}");
     }
 

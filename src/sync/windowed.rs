@@ -244,6 +244,12 @@ async fn side_by_side(
     let (glimpse, mut glimpses) = tokio::sync::mpsc::unbounded_channel::<Glimpse>();
     // Each fresh window being read, by start (see `Planner::split`).
     let mut fresh_windows: HashMap<i64, FreshWindow> = HashMap::new();
+    // How fast one reader reads a page, and all of them together (see `Planner::split`).
+    let method = super::stream_method(stream);
+    let pace = || {
+        let answer = cx.client.answer_time(method)?;
+        Some((answer, cx.client.limits().effective_qps(method)))
+    };
     let fetchers = async {
         let mut running = futures_util::stream::FuturesUnordered::new();
         let (mut failure, mut stopped) = (None, false);
@@ -339,7 +345,7 @@ async fn side_by_side(
                     if let Some(p) = planner.as_mut() {
                         if let Some(fresh) = fresh_windows.get_mut(&g.begin_ms)
                             && let Some(pieces) =
-                                p.split((g.begin_ms, fresh.end_ms), g.rows, g.first_ms, g.last_ms)
+                                p.split((g.begin_ms, fresh.end_ms), g.rows, (g.first_ms, g.last_ms), pace())
                         {
                             debug!(shop, stream = stream.as_str(), begin = %format_ms(g.begin_ms), pieces = pieces.len(), "a window holds far more than planned; sharing it out");
                             fresh.pieces = Some(pieces);
