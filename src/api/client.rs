@@ -415,10 +415,9 @@ impl ApiClient {
     pub async fn call(&self, shop: &str, method: Method, param: &str) -> Result<Success, ApiError> {
         let settings = self.settings();
         let policy = &settings.opts.retry;
-        // The builder counts the attempts; each delay is the failure's own (see `Delays`).
-        let attempts = ConstantBuilder::default()
-            .with_delay(policy.transient_delay)
-            .with_max_times(policy.max_attempts.saturating_sub(1));
+        // The builder only counts the attempts; each delay is the failure's own (see `Delays`).
+        let attempts =
+            ConstantBuilder::default().with_max_times(policy.max_attempts.saturating_sub(1));
         let mut delays = Delays::new(policy);
         // After an attempt timed out under the quick timeout, the next ones wait the
         // configured timeout: a platform slower than it was is not failed for that.

@@ -86,26 +86,10 @@ mod tests {
     fn a_throttled_answer_after_transient_failures_waits_the_throttled_delay() {
         let policy = policy();
         let mut delays = Delays::new(&policy);
-        assert_eq!(
-            delays.base_after(ErrorClass::Transient),
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            delays.base_after(ErrorClass::Transient),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            delays.base_after(ErrorClass::Throttled),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            delays.base_after(ErrorClass::Throttled),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            delays.base_after(ErrorClass::Transient),
-            Duration::from_secs(1)
-        );
+        let (transient, throttled) = (ErrorClass::Transient, ErrorClass::Throttled);
+        let bases = [transient, transient, throttled, throttled, transient]
+            .map(|class| delays.base_after(class).as_millis());
+        assert_eq!(bases, [250, 500, 1_000, 2_000, 1_000]);
     }
 
     #[test]
