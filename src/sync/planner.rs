@@ -88,6 +88,11 @@ impl Planner {
         self
     }
 
+    /// Where the windows planned so far end (the range's start before any).
+    fn frontier(&self) -> i64 {
+        self.last.map_or(self.first_begin, |(_, end)| end)
+    }
+
     /// The window [`Planner::next_window`] would plan, without planning it.
     pub(super) fn peek(&self) -> Option<(i64, i64)> {
         self.clone().next_window()
@@ -173,7 +178,7 @@ impl Planner {
         }
         let per_ms = (rows - 1) as f64 / (last_ms - first_ms).abs().max(1) as f64;
         let pages = per_ms * (end - begin) as f64 / self.page_size as f64;
-        let frontier = self.last.map_or(self.first_begin, |(_, end)| end);
+        let frontier = self.frontier();
         let left = (self.last_end - frontier).max(0) + (end - begin);
         let planned = self.rows_wanted(per_ms, left) / self.page_size as f64;
         let chain_too_long = pace.is_some_and(|(answer, per_second)| {
@@ -235,7 +240,7 @@ impl Planner {
         self.density_at = Some(at);
         self.per_ms = per_ms;
         let grown = self.width.saturating_mul(4).min(self.widest);
-        let frontier = self.last.map_or(self.first_begin, |(_, end)| end);
+        let frontier = self.frontier();
         let width = (self.rows_wanted(per_ms, self.last_end - frontier) / per_ms) as i64;
         self.width = width.clamp(self.narrowest, grown.max(self.narrowest));
     }
