@@ -427,7 +427,7 @@ impl ApiClient {
             self.hedged(shop, method, param, patient)
         })
         .retry(attempts)
-            .sleep(tokio::time::sleep)
+            .sleep(super::retry::wait)
             .when(|e: &ApiError| e.class.is_retryable())
             .adjust(|e: &ApiError, delay| delay.map(|_| delays.after(e.class)))
             .notify(|e: &ApiError, delay| {
@@ -440,10 +440,12 @@ impl ApiClient {
     }
 
     /// One attempt, and for a list page a second one beside it when the first is not answered
-    /// in a few times the usual answer time (every method is a read: sending it twice changes
-    /// nothing but the quota, so details, which hold up no window, are sent once). A
-    /// request the platform holds (a hung connection, an answer delayed by seconds) then costs
-    /// its window half a second, not the quick timeout and a retry. The first answer that is
+    /// in a few times the usual answer time after it left (its turn at the limiter does not
+    /// count). Every method is a read: sending it twice changes nothing but the quota, so
+    /// details, which hold up no window, are sent once; while both are out, the call is known
+    /// to be stalled (see `retry::Waiting`). A request the platform holds (a hung connection,
+    /// an answer delayed by seconds) then costs its window half a second, not the quick
+    /// timeout and a retry. The first answer that is
     /// not a failure wins; the other request is dropped. When the first fails, the second is
     /// waited for; when the second fails, the attempt has failed (the first is overdue). A
     /// patient attempt (after a timeout) is not hedged: the platform may simply be slower now.
@@ -457,13 +459,20 @@ impl ApiClient {
         let hedge_after =
             (!patient && method.lists()).then(|| self.inner.answer_times.hedge_after(method));
         let Some(after) = hedge_after.flatten() else {
-            return self.attempt(shop, method, param, patient).await;
+            return self.attempt(shop, method, param, patient, None).await;
         };
-        let first = self.attempt(shop, method, param, patient);
+        // Counted from when the first request leaves: at the limit, calls wait their turn at
+        // the limiter far longer than the platform takes to answer.
+        let sent = tokio::sync::Notify::new();
+        let first = self.attempt(shop, method, param, patient, Some(&sent));
         tokio::pin!(first);
+        let overdue = async {
+            sent.notified().await;
+            tokio::time::sleep(after).await;
+        };
         tokio::select! {
             answer = &mut first => return answer,
-            () = tokio::time::sleep(after) => {}
+            () = overdue => {}
         }
         debug!(
             shop,
@@ -471,8 +480,13 @@ impl ApiClient {
             after_ms = after.as_millis() as u64,
             "no answer yet; sending the request a second time"
         );
-        let second = self.attempt(shop, method, param, patient);
+        let second = self.attempt(shop, method, param, patient, None);
         tokio::pin!(second);
+        // Both held, the call may well wait for the second one's timeout: a window read side
+        // by side can be read again meanwhile (see `retry::Waiting`).
+        let timeout = self.settings().opts.timeout;
+        let timeout = self.inner.answer_times.quick_timeout(method, timeout);
+        let _stalled = super::retry::stalled_until(tokio::time::Instant::now() + timeout);
         tokio::select! {
             answer = &mut first => match answer {
                 Ok(ok) => Ok(ok),
@@ -491,12 +505,13 @@ impl ApiClient {
         method: Method,
         param: &str,
         patient: bool,
+        sent: Option<&tokio::sync::Notify>,
     ) -> Result<Success, ApiError> {
         let token = self.token_for_call(shop, method).await?;
-        match self.send(shop, method, param, &token, patient).await {
+        match self.send(shop, method, param, &token, patient, sent).await {
             Err(e) if e.class == ErrorClass::TokenExpired => {
                 let fresh = self.refresh_replacing(shop, &token).await?;
-                self.send(shop, method, param, &fresh, patient)
+                self.send(shop, method, param, &fresh, patient, sent)
                     .await
                     .map_err(|e| {
                         if e.class == ErrorClass::TokenExpired {
@@ -517,7 +532,7 @@ impl ApiClient {
             Err(e) if e.class == ErrorClass::AuthorizationRevoked => {
                 match self.read_token(shop, method.name()).await {
                     Ok(stored) if stored.access_token != token.access_token => {
-                        self.send(shop, method, param, &stored, patient).await
+                        self.send(shop, method, param, &stored, patient, sent).await
                     }
                     _ => Err(e),
                 }
@@ -542,7 +557,7 @@ impl ApiClient {
         }
     }
 
-    /// One signed request, paced and counted.
+    /// One signed request, paced and counted; `sent` is told when it leaves.
     async fn send(
         &self,
         shop: &str,
@@ -550,12 +565,16 @@ impl ApiClient {
         param: &str,
         token: &TokenSet,
         patient: bool,
+        sent: Option<&tokio::sync::Notify>,
     ) -> Result<Success, ApiError> {
         let inner = &self.inner;
         // The quota is counted (a database write) before pacing, so its latency cannot bunch
         // paced requests together on their way to the platform.
         self.count_call(shop, method).await?;
         self.pace(method).await;
+        if let Some(sent) = sent {
+            sent.notify_one();
+        }
         let result = self.wire(shop, method, param, token, patient).await;
         let outcome = match &result {
             Ok(_) => "ok",

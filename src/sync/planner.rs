@@ -143,11 +143,9 @@ impl Planner {
     /// run from `first_ms` to `last_ms` (in either order), the window starting at `begin`.
     pub(super) fn glimpsed(&mut self, begin: i64, rows: usize, first_ms: i64, last_ms: i64) {
         self.told(begin);
-        if rows < 2 {
-            return;
+        if let Some(per_ms) = density(rows, first_ms, last_ms) {
+            self.dense(begin, per_ms);
         }
-        let span = (last_ms - first_ms).abs().max(1);
-        self.dense(begin, (rows - 1) as f64 / span as f64);
     }
 
     /// Whether a window being read should be read as several instead, told by its first page
@@ -173,10 +171,10 @@ impl Planner {
         (first_ms, last_ms): (i64, i64),
         pace: Option<(std::time::Duration, f64)>,
     ) -> Option<Vec<(i64, i64)>> {
-        if rows < 2 || end <= begin {
+        let per_ms = density(rows, first_ms, last_ms)?;
+        if end <= begin {
             return None;
         }
-        let per_ms = (rows - 1) as f64 / (last_ms - first_ms).abs().max(1) as f64;
         let pages = per_ms * (end - begin) as f64 / self.page_size as f64;
         let frontier = self.frontier();
         let left = (self.last_end - frontier).max(0) + (end - begin);
@@ -195,6 +193,40 @@ impl Planner {
         if n < 2 {
             return None;
         }
+        Some(self.pieces((begin, end), n))
+    }
+
+    /// Whether a window whose reader waits on the platform (out a retry's delay, or for held
+    /// requests) `wait` more, while no other window can start, is read again from its start
+    /// instead, in pieces by up to `idle` readers that have nothing else to read: when reading
+    /// its pages again (as many as `per_ms` records a millisecond, or the density known, fill;
+    /// at least one), shared among them at `answer` a page, takes less than the wait. With 5 %
+    /// faults, the last window of a run once waited out two throttled answers and a timeout in
+    /// a row, 3 s after every other was read.
+    pub(super) fn reread(
+        &self,
+        (begin, end): (i64, i64),
+        per_ms: Option<f64>,
+        idle: usize,
+        wait: std::time::Duration,
+        answer: std::time::Duration,
+    ) -> Option<Vec<(i64, i64)>> {
+        if end <= begin || idle == 0 {
+            return None;
+        }
+        let per_ms = per_ms.unwrap_or(self.per_ms);
+        let pages = (per_ms * (end - begin) as f64 / self.page_size as f64)
+            .ceil()
+            .max(1.0);
+        let fit = ((end - begin) / (self.narrowest + self.lookback).max(1)).max(1);
+        let n = (idle as i64).min(fit).min(pages as i64).max(1);
+        let chain = answer.mul_f64((pages / n as f64).ceil());
+        (chain < wait).then(|| self.pieces((begin, end), n))
+    }
+
+    /// `[begin, end]` in `n` pieces of equal width, each starting a lookback before the one
+    /// before it ends, the first at `begin` and the last ending at `end`.
+    fn pieces(&self, (begin, end): (i64, i64), n: i64) -> Vec<(i64, i64)> {
         let mut pieces = Vec::with_capacity(n as usize);
         let mut from = begin;
         for k in 1..=n {
@@ -206,7 +238,7 @@ impl Planner {
             pieces.push((from, to));
             from = to - self.lookback;
         }
-        Some(pieces)
+        pieces
     }
 
     /// The window starting at `begin` has told what it holds (see `must_wait`).
@@ -255,6 +287,12 @@ impl Planner {
             (MOST_PAGES * self.page_size) as f64,
         )
     }
+}
+
+/// Records a millisecond on a first page of `rows` records whose update times run from
+/// `first_ms` to `last_ms` (in either order); unknown from fewer than two.
+pub(super) fn density(rows: usize, first_ms: i64, last_ms: i64) -> Option<f64> {
+    (rows >= 2).then(|| (rows - 1) as f64 / (last_ms - first_ms).abs().max(1) as f64)
 }
 
 #[cfg(test)]
@@ -369,6 +407,52 @@ mod tests {
         let mut p = planner().after(60 * DAY - DAY);
         p.learned(0, DAY, 8_000);
         assert_eq!(p.width, (400.0 / (8_000.0 / DAY as f64)) as i64);
+    }
+
+    #[test]
+    fn a_window_waiting_longer_than_reading_it_again_takes_is_read_again() {
+        let p = planner();
+        let (wait, answer) = (Duration::from_millis(1_500), Duration::from_millis(60));
+        // Six hours holding 12 pages: four idle readers read three pages each in 180 ms.
+        let six_hours = (DAY, DAY + 360 * MIN);
+        let per_ms = Some(600.0 / (360 * MIN) as f64);
+        let pieces = p
+            .reread(six_hours, per_ms, 4, wait, answer)
+            .expect("read again");
+        assert_eq!(pieces.len(), 4, "{pieces:?}");
+        assert_eq!(pieces[0].0, six_hours.0);
+        assert_eq!(pieces.last().expect("pieces").1, six_hours.1);
+        for pair in pieces.windows(2) {
+            assert_eq!(pair[1].0, pair[0].1 - 10 * MIN, "{pair:?}");
+        }
+        // A wait shorter than those three pages, or no reader idle: it waits.
+        let short = Duration::from_millis(150);
+        assert_eq!(p.reread(six_hours, per_ms, 4, short, answer), None);
+        assert_eq!(p.reread(six_hours, per_ms, 0, wait, answer), None);
+        // No more pieces than pages, nor narrower than the narrowest window (41 minutes and a
+        // lookback): a window too narrow to share is read again whole, if that is quicker.
+        let two_pages = Some(100.0 / (360 * MIN) as f64);
+        assert_eq!(
+            p.reread(six_hours, two_pages, 8, wait, answer)
+                .map(|v| v.len()),
+            Some(2)
+        );
+        let half_hour = (DAY, DAY + 30 * MIN);
+        assert_eq!(
+            p.reread(half_hour, per_ms, 8, wait, answer),
+            Some(vec![half_hour])
+        );
+        let dense = Some(2_000.0 / (30 * MIN) as f64);
+        assert_eq!(
+            p.reread(half_hour, dense, 8, wait, answer),
+            None,
+            "40 pages: 2.4 s"
+        );
+        // The density unknown (none learned yet): read again as one page would be.
+        assert_eq!(
+            p.reread(half_hour, None, 8, wait, answer),
+            Some(vec![half_hour])
+        );
     }
 
     #[test]

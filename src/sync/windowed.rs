@@ -242,19 +242,22 @@ async fn side_by_side(
     let mut todo: std::collections::VecDeque<_> = windows.into_iter().filter(|w| !w.done).collect();
     // The first page of each fresh window, for the planner (see `Planner::glimpsed`).
     let (glimpse, mut glimpses) = tokio::sync::mpsc::unbounded_channel::<Glimpse>();
-    // Each fresh window being read, by start (see `Planner::split`).
-    let mut fresh_windows: HashMap<i64, FreshWindow> = HashMap::new();
+    // Each window being read, by start (see `Planner::split` and `Planner::reread`).
+    let mut reading: HashMap<i64, Reading> = HashMap::new();
     // How fast one reader reads a page, and all of them together (see `Planner::split`).
     let method = super::stream_method(stream);
     let pace = || {
         let answer = cx.client.answer_time(method)?;
         Some((answer, cx.client.limits().effective_qps(method)))
     };
+    // A window whose call waits out a retry's delay lets another start in its place (up to
+    // `at_once` more): the limiter paces them all, and the readers keep the pace.
+    let waiting = std::sync::Arc::new(crate::api::retry::Waiting::default());
     let fetchers = async {
         let mut running = futures_util::stream::FuturesUnordered::new();
         let (mut failure, mut stopped) = (None, false);
         loop {
-            while running.len() < at_once && !stop.is_cancelled() {
+            while running.len() < at_once + waiting.now().min(at_once) && !stop.is_cancelled() {
                 let w = match todo.pop_front() {
                     Some(w) => w,
                     // A window planned now is recorded by the writer, ahead of its pages
@@ -298,15 +301,14 @@ async fn side_by_side(
                 let fresh = w.cursor.is_none();
                 let glimpse = (fresh && planner.is_some()).then(|| glimpse.clone());
                 let split = CancellationToken::new();
-                if glimpse.is_some() {
-                    let fresh = FreshWindow {
-                        end_ms: w.end_ms,
-                        split: split.clone(),
-                        pieces: None,
-                    };
-                    fresh_windows.insert(w.begin_ms, fresh);
-                }
-                running.push(async move {
+                let read = Reading {
+                    end_ms: w.end_ms,
+                    per_ms: None,
+                    split: split.clone(),
+                    pieces: None,
+                };
+                reading.insert(w.begin_ms, read);
+                running.push(waiting.watch(w.begin_ms, async move {
                     let window = Window {
                         begin_ms: w.begin_ms,
                         end_ms: w.end_ms,
@@ -336,21 +338,35 @@ async fn side_by_side(
                         () = split.cancelled() => Ok(false),
                     };
                     (done, window, fresh.then_some(sink.rows))
-                });
+                }));
+            }
+            if todo.is_empty()
+                && let Some(p) = planner.as_ref().filter(|p| p.peek().is_none())
+            {
+                // Until a few answers are timed, as long as the configured timeout.
+                let answer = cx.client.answer_time(method);
+                let answer = answer.unwrap_or(cx.config.platform.timeout);
+                let busy = running.len().saturating_sub(waiting.now());
+                let idle = at_once.saturating_sub(busy);
+                reread_waiting((shop, stream), p, &mut reading, &waiting, (idle, answer));
             }
             progress.windows(shop, stream, done_ms, running.len(), from, to);
             let next = tokio::select! {
                 next = running.next() => next,
+                () = waiting.changed() => continue,
                 Some(g) = glimpses.recv() => {
-                    if let Some(p) = planner.as_mut() {
-                        if let Some(fresh) = fresh_windows.get_mut(&g.begin_ms)
-                            && let Some(pieces) =
-                                p.split((g.begin_ms, fresh.end_ms), g.rows, (g.first_ms, g.last_ms), pace())
-                        {
+                    // Only fresh windows tell their first page, and only to a planner.
+                    let read = reading.get_mut(&g.begin_ms).filter(|r| r.pieces.is_none());
+                    if let (Some(p), Some(read)) = (planner.as_mut(), read) {
+                        read.per_ms = super::planner::density(g.rows, g.first_ms, g.last_ms);
+                        let first = (g.first_ms, g.last_ms);
+                        if let Some(pieces) = p.split((g.begin_ms, read.end_ms), g.rows, first, pace()) {
                             debug!(shop, stream = stream.as_str(), begin = %format_ms(g.begin_ms), pieces = pieces.len(), "a window holds far more than planned; sharing it out");
-                            fresh.pieces = Some(pieces);
-                            fresh.split.cancel();
+                            read.pieces = Some(pieces);
+                            read.split.cancel();
                         }
+                    }
+                    if let Some(p) = planner.as_mut() {
                         p.glimpsed(g.begin_ms, g.rows, g.first_ms, g.last_ms);
                     }
                     continue;
@@ -359,7 +375,7 @@ async fn side_by_side(
             let Some((done, window, rows)) = next else {
                 break;
             };
-            let pieces = fresh_windows
+            let pieces = reading
                 .remove(&window.begin_ms)
                 .and_then(|fresh| fresh.pieces);
             match done {
@@ -471,12 +487,49 @@ struct QueueSink {
     glimpse: Option<tokio::sync::mpsc::UnboundedSender<Glimpse>>,
 }
 
-/// A fresh window being read side by side: its end, and, once its first page has shown it far
-/// denser than planned, the pieces it is shared out into and what stops its reader.
-struct FreshWindow {
+/// A window being read side by side: its end, the density its first page showed (a fresh
+/// one's), and once it is to be shared out (its first page showed it far denser than planned,
+/// or at the end of the range it waits longer than reading it again would take), the pieces
+/// and what stops its reader.
+struct Reading {
     end_ms: i64,
+    per_ms: Option<f64>,
     split: CancellationToken,
     pieces: Option<Vec<(i64, i64)>>,
+}
+
+/// With no other window to start (the range is all planned, or the next window waits for one
+/// being read to tell its density, perhaps the one waiting) and `idle` readers: each window
+/// whose reader waits out a retry's delay longer than reading it again in pieces would take
+/// (see `Planner::reread`; `answer`: a page's answer time), the longest wait first, is
+/// stopped to be read again in pieces.
+fn reread_waiting(
+    (shop, stream): (&str, Stream),
+    planner: &Planner,
+    reading: &mut HashMap<i64, Reading>,
+    waiting: &crate::api::retry::Waiting,
+    (mut idle, answer): (usize, std::time::Duration),
+) {
+    let now = tokio::time::Instant::now();
+    let mut waits: Vec<_> = reading
+        .iter()
+        .filter(|(_, r)| r.pieces.is_none())
+        .filter_map(|(begin, _)| Some((waiting.until(*begin)?, *begin)))
+        .collect();
+    waits.sort_unstable_by(|a, b| b.cmp(a));
+    for (until, begin) in waits {
+        let Some(r) = reading.get_mut(&begin) else {
+            continue;
+        };
+        let wait = until.saturating_duration_since(now);
+        let Some(pieces) = planner.reread((begin, r.end_ms), r.per_ms, idle, wait, answer) else {
+            continue;
+        };
+        debug!(shop, stream = stream.as_str(), begin = %format_ms(begin), pieces = pieces.len(), wait_ms = wait.as_millis() as u64, "a window waits longer than reading it again takes; reading it again in pieces");
+        idle = idle.saturating_sub(pieces.len());
+        r.pieces = Some(pieces);
+        r.split.cancel();
+    }
 }
 
 /// What the first page of a window that goes on says of its density.
