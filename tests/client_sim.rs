@@ -645,6 +645,60 @@ async fn a_hung_request_is_given_up_in_seconds_and_sent_again() {
     assert_eq!(outcomes[20..], ["timeout", "timeout", "ok"]);
 }
 
+/// A list whose answers are not timed yet is timed by the other lists': an item page that
+/// hangs after twenty order pages (and one item page) were answered is given up in seconds
+/// and sent again, not held for the configured two minutes. In a backfill's first second, an
+/// item page that hung held the items stream for the whole configured timeout while the
+/// orders were already timed.
+#[tokio::test]
+async fn a_list_not_yet_timed_is_timed_by_the_others() {
+    let sim = start_sim(still(100)).await;
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(120),
+        ..fast_options(&sim)
+    };
+    let client = client_with(&sim, opts, token_store(&sim));
+    let now = sim.state.clock.now_ms();
+    for _ in 0..20 {
+        let q = order_query(now - 86_400_000, now, "", 1);
+        client
+            .order_page(&shop_id(0), &q)
+            .await
+            .expect("an order page");
+    }
+    client
+        .item_page(&shop_id(0), 1, 20)
+        .await
+        .expect("an item page");
+    let hang = FaultConfig {
+        timeout: 1.0,
+        timeout_ms: 600_000,
+        ..Default::default()
+    };
+    admin_faults(&sim, hang).await;
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.item_page(&shop_id(0), 2, 20).await }
+    });
+    while calls(&sim)
+        .await
+        .iter()
+        .filter(|c| c.outcome == "timeout")
+        .count()
+        < 2
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin_faults(&sim, FaultConfig::default()).await;
+    let page = tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("given up long before the configured two minutes")
+        .expect("joined");
+    page.expect("the next attempt is answered");
+    let outcomes: Vec<String> = calls(&sim).await.into_iter().map(|c| c.outcome).collect();
+    assert_eq!(outcomes[21..], ["timeout", "timeout", "ok"]);
+}
+
 /// A client with a two-minute timeout that has seen 20 answers in milliseconds: enough to know
 /// what to expect (the quick timeout and the second request beside a slow one need 16).
 async fn taught_client(sim: &kwaishop_sync::sim::SimHandle) -> ApiClient {

@@ -138,7 +138,8 @@ struct Inner {
 /// as long as nine in ten of them took, at least [`QUICK_TIMEOUT_FLOOR`] and at most the
 /// configured timeout: a request that hangs (a lost connection, a gateway that swallowed it)
 /// is given up and sent again in seconds, not held for the whole timeout while every other
-/// window finishes. Until enough answers are known, the configured timeout holds.
+/// window finishes. Until enough answers are known (of the method, or for a list, of all
+/// lists), the configured timeout holds.
 #[derive(Debug, Default)]
 struct AnswerTimes(Mutex<HashMap<Method, std::collections::VecDeque<Duration>>>);
 
@@ -165,10 +166,23 @@ impl AnswerTimes {
     }
 
     /// The ninth decile of the method's recent answer times; `None` until `needed` are known.
+    /// A list with fewer stands in the others' answers: the platform is as far away for each
+    /// (an item page that hung in a backfill's first second, its list answered three times,
+    /// once held its stream for the whole configured timeout while the orders were timed).
     fn p90(&self, method: Method, needed: usize) -> Option<Duration> {
         let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let times = all.get(&method).filter(|t| t.len() >= needed)?;
-        let mut sorted: Vec<Duration> = times.iter().copied().collect();
+        let mut sorted: Vec<Duration> = match all.get(&method).filter(|t| t.len() >= needed) {
+            Some(times) => times.iter().copied().collect(),
+            None if method.lists() => all
+                .iter()
+                .filter(|(m, _)| m.lists())
+                .flat_map(|(_, times)| times.iter().copied())
+                .collect(),
+            None => return None,
+        };
+        if sorted.len() < needed {
+            return None;
+        }
         sorted.sort_unstable();
         Some(sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)])
     }
@@ -1289,8 +1303,13 @@ mod answer_time_tests {
         );
         assert_eq!(
             times.quick_timeout(Method::OrderCursorList, configured),
+            Duration::from_secs(7),
+            "a list not timed yet: the other lists' answers"
+        );
+        assert_eq!(
+            times.quick_timeout(Method::OrderDetail, configured),
             configured,
-            "per method"
+            "a detail: its own answers only"
         );
     }
 
