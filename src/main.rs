@@ -223,6 +223,9 @@ enum QuarantineCommand {
     },
 }
 
+/// The config file read when none is named.
+const DEFAULT_CONFIG: &str = "kwaishop-sync.toml";
+
 #[derive(Args, Debug)]
 struct ConfigArg {
     /// The config file.
@@ -230,7 +233,7 @@ struct ConfigArg {
         long,
         short,
         env = "KWAISHOP_SYNC_CONFIG",
-        default_value = "kwaishop-sync.toml"
+        default_value = DEFAULT_CONFIG
     )]
     config: PathBuf,
 }
@@ -307,7 +310,7 @@ struct ReportArgs {
 struct DemoArgs {
     /// The SQLite file to mirror into (reused when an earlier demo made it with the same seed
     /// and size; a file the demo did not make is left alone).
-    #[arg(long, default_value = "kwaishop-demo.db")]
+    #[arg(long, default_value = commands::demo::DEFAULT_DB)]
     db: PathBuf,
     /// Seed of the simulated shop.
     #[arg(long, default_value_t = 1)]
@@ -639,7 +642,10 @@ async fn run_report(args: ReportArgs) -> anyhow::Result<()> {
             );
             format!("sqlite://{path}")
         }
-        None => load_config(&args.config)?.database_url,
+        None => match commands::report::demo_database(&args.config.config, DEFAULT_CONFIG) {
+            Some(url) => url,
+            None => load_config(&args.config)?.database_url,
+        },
     };
     let store = Store::connect(&url).await?;
     store.migrate().await?;

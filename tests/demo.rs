@@ -436,5 +436,25 @@ async fn report_matches_the_views(dir: &Path, db: &Path) {
     let out = run(dir, "report-missing", &["report", "--db", "nowhere.db"]);
     assert!(!out.status.success());
     assert!(stdout(&out).is_empty());
+
+    // After the demo, in a folder with no config, a plain `report` reads the demo's database
+    // (`kwaishop-demo.db`) and says so; it once failed on the missing config.
+    let copy = dir.join("kwaishop-demo.db");
+    let vacuum = format!("VACUUM INTO '{}'", copy.display());
+    sqlx::query(sqlx::AssertSqlSafe(vacuum))
+        .execute(&pool)
+        .await
+        .expect("a copy under the demo's default name");
+    let plain = Command::new(BIN)
+        .current_dir(dir)
+        .env_remove("KWAISHOP_SYNC_CONFIG")
+        .args(["report", "--shop", "shop-0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary");
+    let said = String::from_utf8_lossy(&plain.stderr);
+    assert!(plain.status.success(), "{said}");
+    assert_eq!(stdout(&plain), table);
+    assert!(said.contains("reading the demo's database"), "{said}");
     pool.close().await;
 }

@@ -76,6 +76,9 @@ pub struct DemoReport {
     pub failures: Vec<String>,
 }
 
+/// The database the demo mirrors into when none is named.
+pub const DEFAULT_DB: &str = "kwaishop-demo.db";
+
 /// Kept beside the database (`<db>.demo.json`): enough to rebuild the same world.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Meta {

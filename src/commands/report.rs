@@ -283,6 +283,23 @@ pub fn render(report: &Report, format: Format) -> Result<String, String> {
     }
 }
 
+/// After `demo`, in a folder with no config: the demo's database, said on stderr. Only when the
+/// config is the default one (`default_config`, not named by `--config` or
+/// `KWAISHOP_SYNC_CONFIG`) and missing.
+pub fn demo_database(config: &std::path::Path, default_config: &str) -> Option<String> {
+    use super::demo::DEFAULT_DB;
+    let unnamed = config == std::path::Path::new(default_config)
+        && std::env::var_os("KWAISHOP_SYNC_CONFIG").is_none();
+    if !unnamed || config.exists() || !std::path::Path::new(DEFAULT_DB).exists() {
+        return None;
+    }
+    eprintln!(
+        "no {default_config} here: reading the demo's database, {DEFAULT_DB} \
+         (--db or --config reads another)"
+    );
+    Some(format!("sqlite://{DEFAULT_DB}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
