@@ -611,22 +611,29 @@ async fn timeouts_and_cut_answers_are_transient_and_retried() {
 async fn a_hung_request_is_given_up_in_seconds_and_sent_again() {
     let sim = start_sim(still(100)).await;
     let client = taught_client(&sim).await;
-    admin_faults(
-        &sim,
-        FaultConfig {
-            timeout: 1.0,
-            timeout_ms: 600_000,
-            ..Default::default()
-        },
-    )
-    .await;
+    hang_then_recover(&sim, &client, 1, 20).await;
+}
+
+/// The platform holds every request until two are held (the item page `page` and the one sent
+/// beside it); then it recovers. The call is given up within a minute (the configured timeout
+/// is two minutes) and answered by its next attempt, after the `before` calls made earlier.
+async fn hang_then_recover(
+    sim: &kwaishop_sync::sim::SimHandle,
+    client: &ApiClient,
+    page: i64,
+    before: usize,
+) {
+    let hang = FaultConfig {
+        timeout: 1.0,
+        timeout_ms: 600_000,
+        ..Default::default()
+    };
+    admin_faults(sim, hang).await;
     let call = tokio::spawn({
         let client = client.clone();
-        async move { client.item_page(&shop_id(0), 1, 20).await }
+        async move { client.item_page(&shop_id(0), page, 20).await }
     });
-    // The first request hangs, and so does the one sent beside it half a second later; the
-    // gateway recovers while they do.
-    while calls(&sim)
+    while calls(sim)
         .await
         .iter()
         .filter(|c| c.outcome == "timeout")
@@ -635,14 +642,14 @@ async fn a_hung_request_is_given_up_in_seconds_and_sent_again() {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    admin_faults(&sim, FaultConfig::default()).await;
-    let page = tokio::time::timeout(Duration::from_secs(60), call)
+    admin_faults(sim, FaultConfig::default()).await;
+    let answer = tokio::time::timeout(Duration::from_secs(60), call)
         .await
         .expect("given up long before the configured two minutes")
         .expect("joined");
-    page.expect("the second attempt is answered");
-    let outcomes: Vec<String> = calls(&sim).await.into_iter().map(|c| c.outcome).collect();
-    assert_eq!(outcomes[20..], ["timeout", "timeout", "ok"]);
+    answer.expect("the next attempt is answered");
+    let outcomes: Vec<String> = calls(sim).await.into_iter().map(|c| c.outcome).collect();
+    assert_eq!(outcomes[before..], ["timeout", "timeout", "ok"]);
 }
 
 /// A list whose answers are not timed yet is timed by the other lists': an item page that
@@ -670,33 +677,7 @@ async fn a_list_not_yet_timed_is_timed_by_the_others() {
         .item_page(&shop_id(0), 1, 20)
         .await
         .expect("an item page");
-    let hang = FaultConfig {
-        timeout: 1.0,
-        timeout_ms: 600_000,
-        ..Default::default()
-    };
-    admin_faults(&sim, hang).await;
-    let call = tokio::spawn({
-        let client = client.clone();
-        async move { client.item_page(&shop_id(0), 2, 20).await }
-    });
-    while calls(&sim)
-        .await
-        .iter()
-        .filter(|c| c.outcome == "timeout")
-        .count()
-        < 2
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    admin_faults(&sim, FaultConfig::default()).await;
-    let page = tokio::time::timeout(Duration::from_secs(60), call)
-        .await
-        .expect("given up long before the configured two minutes")
-        .expect("joined");
-    page.expect("the next attempt is answered");
-    let outcomes: Vec<String> = calls(&sim).await.into_iter().map(|c| c.outcome).collect();
-    assert_eq!(outcomes[21..], ["timeout", "timeout", "ok"]);
+    hang_then_recover(&sim, &client, 2, 21).await;
 }
 
 /// A client with a two-minute timeout that has seen 20 answers in milliseconds: enough to know
