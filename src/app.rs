@@ -10,11 +10,12 @@ use tracing::{info, warn};
 
 use crate::api::oauth::TokenSet;
 use crate::api::{ApiClient, ApiError, AppCredentials, ClientOptions, HourlyCalls, RetryPolicy};
-use crate::clock::{ScaledClock, SharedClock, SystemClock};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::secret::Secret;
 use crate::store::{ShopRow, ShopStatus, Store, StoreError};
 use crate::sync::SyncContext;
+use kwaishop_sim::ScaledClock;
 
 /// Errors of putting the application together.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,6 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds in one day.
@@ -42,73 +41,11 @@ pub fn wall_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A clock that runs `speed` times faster than the wall clock from a fixed origin, and can be
-/// moved forward by hand. Two processes given the same origin and speed read the same time, which
-/// is how a daemon follows a fast simulator it does not share memory with.
-#[derive(Debug)]
-pub struct ScaledClock {
-    /// Wall-clock ms at which this clock read `origin_ms`.
-    wall_origin_ms: i64,
-    origin_ms: i64,
-    speed: f64,
-    offset_ms: AtomicI64,
-}
-
-impl ScaledClock {
-    /// A clock reading `origin_ms` at wall time `wall_origin_ms`, running `speed` times as fast.
-    pub fn new(wall_origin_ms: i64, origin_ms: i64, speed: f64) -> Self {
-        Self {
-            wall_origin_ms,
-            origin_ms,
-            speed: if speed.is_finite() && speed > 0.0 {
-                speed
-            } else {
-                1.0
-            },
-            offset_ms: AtomicI64::new(0),
-        }
-    }
-
-    /// A clock that reads `origin_ms` and moves only when [`advance`](Self::advance)d: tests
-    /// that must know the instant a run plans from (to put records on a window's edge) use it.
-    pub fn stopped_at(origin_ms: i64) -> Self {
-        Self {
-            wall_origin_ms: wall_ms(),
-            origin_ms,
-            speed: 0.0,
-            offset_ms: AtomicI64::new(0),
-        }
-    }
-
-    /// A clock that starts at the wall time now and runs `speed` times as fast.
-    pub fn starting_now(speed: f64) -> Self {
-        let now = wall_ms();
-        Self::new(now, now, speed)
-    }
-
-    /// Jumps the clock forward (or back, with a negative value) by `ms`.
-    pub fn advance(&self, ms: i64) {
-        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
-    }
-
-    /// How many times faster than the wall clock this clock runs (0 for a stopped clock).
-    pub fn speed(&self) -> f64 {
-        self.speed
-    }
-
-    /// The (wall origin, origin) pair that another process needs to read the same time.
-    pub fn origin(&self) -> (i64, i64) {
-        (
-            self.wall_origin_ms,
-            self.origin_ms + self.offset_ms.load(Ordering::SeqCst),
-        )
-    }
-}
-
-impl Clock for ScaledClock {
+/// The simulator's clock, which runs faster than the wall clock and can be moved by hand: the
+/// demo, the tests and a daemon following a fast simulator (`[sim_clock]`) read time from it.
+impl Clock for kwaishop_sim::ScaledClock {
     fn now_ms(&self) -> i64 {
-        let elapsed = (wall_ms() - self.wall_origin_ms) as f64 * self.speed;
-        self.origin_ms + elapsed as i64 + self.offset_ms.load(Ordering::SeqCst)
+        kwaishop_sim::ScaledClock::now_ms(self)
     }
 }
 
@@ -165,14 +102,5 @@ mod tests {
         assert_eq!(hour_start(1_704_124_799_999), 1_704_121_200_000);
         assert_eq!(hour_start(1_704_121_200_000), 1_704_121_200_000);
         assert_eq!(hour_start(-1), -HOUR_MS);
-    }
-
-    #[test]
-    fn scaled_clock_runs_fast_and_advances() {
-        let c = ScaledClock::new(wall_ms() - 1_000, 0, 100.0);
-        let now = c.now_ms();
-        assert!((99_000..200_000).contains(&now), "{now}");
-        c.advance(DAY_MS);
-        assert!(c.now_ms() >= now + DAY_MS);
     }
 }

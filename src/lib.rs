@@ -14,7 +14,6 @@ pub mod identity;
 pub mod push;
 pub mod queue;
 pub mod secret;
-pub mod sim;
 pub mod store;
 pub mod sync;
 

@@ -34,7 +34,7 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
 
 /// The made-up secrets these tests give the binary, for the suite's leak check.
 fn record_secrets() {
-    kwaishop_sync::sim::ledger::record([
+    kwaishop_sim::ledger::record([
         "test-app-secret-value",
         "test-sign-secret-value",
         "pasted-access-token-1234",

@@ -8,16 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use kwaishop_sim::SimConfig;
+use kwaishop_sim::faults::FaultConfig;
+use kwaishop_sim::variants::{BadWindowCodes, PlatformVariants, RefreshVerbs};
 use kwaishop_sync::Secret;
 use kwaishop_sync::api::calls::{OrderQuery, QueryType, RefundQuery};
 use kwaishop_sync::api::limits::QPS_HEADROOM;
 use kwaishop_sync::api::oauth::{MemoryTokenStore, TokenSet, TokenStore, TokenStoreError};
 use kwaishop_sync::api::{ApiClient, ClientOptions, ErrorClass, Method};
 use kwaishop_sync::clock::next_beijing_midnight;
-use kwaishop_sync::clock::{Clock, DAY_MS, wall_ms};
-use kwaishop_sync::sim::SimConfig;
-use kwaishop_sync::sim::faults::FaultConfig;
-use kwaishop_sync::sim::variants::{BadWindowCodes, PlatformVariants, RefreshVerbs};
+use kwaishop_sync::clock::{DAY_MS, wall_ms};
 use serde_json::Value;
 
 fn still(orders: usize) -> SimConfig {
@@ -326,7 +326,7 @@ async fn a_refresh_refused_by_one_verb_goes_by_the_other_and_keeps_to_it() {
 #[tokio::test]
 async fn a_per_api_quota_pauses_that_api_only() {
     let sim = start_sim(SimConfig {
-        api_quota: Some((Method::OrderDetail, 3)),
+        api_quota: Some((kwaishop_sim::Method::OrderDetail, 3)),
         ..still(100)
     })
     .await;
@@ -618,7 +618,7 @@ async fn a_hung_request_is_given_up_in_seconds_and_sent_again() {
 /// beside it); then it recovers. The call is given up within a minute (the configured timeout
 /// is two minutes) and answered by its next attempt, after the `before` calls made earlier.
 async fn hang_then_recover(
-    sim: &kwaishop_sync::sim::SimHandle,
+    sim: &kwaishop_sim::SimHandle,
     client: &ApiClient,
     page: i64,
     before: usize,
@@ -682,7 +682,7 @@ async fn a_list_not_yet_timed_is_timed_by_the_others() {
 
 /// A client with a two-minute timeout that has seen 20 answers in milliseconds: enough to know
 /// what to expect (the quick timeout and the second request beside a slow one need 16).
-async fn taught_client(sim: &kwaishop_sync::sim::SimHandle) -> ApiClient {
+async fn taught_client(sim: &kwaishop_sim::SimHandle) -> ApiClient {
     let opts = ClientOptions {
         timeout: Duration::from_secs(120),
         ..fast_options(sim)
@@ -792,7 +792,7 @@ async fn a_held_detail_is_not_sent_again_beside_itself() {
     );
 }
 
-async fn admin_faults(sim: &kwaishop_sync::sim::SimHandle, faults: FaultConfig) {
+async fn admin_faults(sim: &kwaishop_sim::SimHandle, faults: FaultConfig) {
     reqwest::Client::new()
         .post(format!("{}/__sim/faults", sim.base_url()))
         .json(&faults)
@@ -945,9 +945,9 @@ async fn eight_concurrent_expired_calls_cause_one_refresh_stored_before_use() {
 
 /// A simulator that refuses a rotated refresh token at once, and shop 0's tokens as it issued
 /// them.
-async fn sim_without_grace() -> (kwaishop_sync::sim::SimHandle, TokenSet) {
+async fn sim_without_grace() -> (kwaishop_sim::SimHandle, TokenSet) {
     let sim = start_sim(SimConfig {
-        lifetimes: kwaishop_sync::sim::auth::Lifetimes {
+        lifetimes: kwaishop_sim::auth::Lifetimes {
             rotation_grace_ms: 0,
             ..Default::default()
         },

@@ -21,9 +21,10 @@ use std::time::Duration;
 use common::mirror::assert_mirror_equals_truth;
 use common::*;
 use common_db::{on_postgres_with_url, sqlite_store};
+use kwaishop_sim::{SimConfig, SimHandle};
 use kwaishop_sync::api::Method;
 use kwaishop_sync::clock::wall_ms;
-use kwaishop_sync::sim::{SimConfig, SimHandle};
+use kwaishop_sync::commands::sim::Limits;
 use kwaishop_sync::store::{Store, Stream};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -39,8 +40,16 @@ fn write_config(sim: &SimHandle, dir: &Path, db_url: &str, concurrency: u32) -> 
     let path = dir.join("kill.toml");
     // The client at the simulator's own limit (25 calls a second): the backfill is slow
     // enough for the kills to land in its middle, and never throttled.
-    kwaishop_sync::sim::run::write_config(sim, &path, Some(db_url), Some(SIM_QPS), None)
-        .expect("config written");
+    kwaishop_sync::commands::sim::write_config(
+        sim,
+        &path,
+        Some(db_url),
+        Limits {
+            qps: Some(SIM_QPS),
+            ..Limits::default()
+        },
+    )
+    .expect("config written");
     let now = wall_ms();
     let clock = format!(
         "\n[clock]\nspeed = 1.0\nwall_origin_ms = {now}\norigin_ms = {}\n",
@@ -270,7 +279,7 @@ async fn kill_and_restart(store: Store, db_url: String, concurrency: u32, latenc
         orders: 20_000,
         qps: Some(SIM_QPS),
         mutate: false,
-        latency: kwaishop_sync::sim::Latency {
+        latency: kwaishop_sim::Latency {
             base: Duration::from_millis(latency_ms),
             jitter: Duration::ZERO,
         },

@@ -12,18 +12,19 @@ use std::time::Duration;
 
 use common::{app, fast_options, start_sim, wait_until};
 use common_db::{add_shop, item, on_postgres, on_sqlite, order, sqlite_store};
+use kwaishop_sim::ScaledClock;
+use kwaishop_sim::SimConfig;
 use kwaishop_sync::api::client::install_crypto_provider;
 use kwaishop_sync::api::limits::MemoryUsage;
 use kwaishop_sync::api::oauth::{MemoryTokenStore, TokenSet};
 use kwaishop_sync::api::{ApiClient, AppCredentials, ClientOptions, Method};
-use kwaishop_sync::clock::{ScaledClock, beijing_day};
+use kwaishop_sync::clock::beijing_day;
 use kwaishop_sync::daemon::observe::{Liveness, ObserveSources, render_metrics, routes};
 use kwaishop_sync::push::receiver::ReceiverStats;
 use kwaishop_sync::queue::WorkerStats;
-use kwaishop_sync::sim::SimConfig;
 use kwaishop_sync::store::{EventKind, NewEvent, ShopStatus, Source, Store, Stream, StreamState};
 use kwaishop_sync::sync::{NoProgress, RunOutcome, StallLimits};
-use kwaishop_sync::{Clock, Secret, SharedClock};
+use kwaishop_sync::{Secret, SharedClock};
 
 // ---------------------------------------------------------------------------------------------
 // A small parser of the text format, strict enough to catch what Prometheus would refuse.

@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use common::*;
 use common_db::{PG_URL_VAR, on_postgres_with_url, sqlite_store};
+use kwaishop_sim::{SimConfig, SimHandle};
 use kwaishop_sync::app::App;
 use kwaishop_sync::clock::wall_ms;
 use kwaishop_sync::commands::demo::{config_for_sim, import_sim_tokens};
+use kwaishop_sync::commands::sim::Limits;
 use kwaishop_sync::daemon;
 use kwaishop_sync::push::MessageKey;
 use kwaishop_sync::queue::WorkerSettings;
-use kwaishop_sync::sim::{SimConfig, SimHandle};
 use kwaishop_sync::store::Store;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -42,7 +43,8 @@ fn envelope(sim: &SimHandle, key: &MessageKey, event_id: &str, oid: i64) -> Stri
 /// Writes a config for the binary: the simulator, the database, push on port 0, polling off.
 fn write_config(sim: &SimHandle, dir: &Path, db_url: &str) -> std::path::PathBuf {
     let path = dir.join("push.toml");
-    kwaishop_sync::sim::run::write_config(sim, &path, Some(db_url), None, None).expect("config");
+    kwaishop_sync::commands::sim::write_config(sim, &path, Some(db_url), Limits::default())
+        .expect("config");
     let mut text = std::fs::read_to_string(&path).expect("read");
     text.push_str("\n[push]\nenabled = true\n\n[http]\nlisten = \"127.0.0.1:0\"\n");
     for stream in ["orders", "refunds", "items"] {

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use common::*;
 use common_db::{on_postgres_with_url, sqlite_store};
-use kwaishop_sync::sim::push::PushConfig;
-use kwaishop_sync::sim::variants::{PlatformVariants, PushOpenId};
-use kwaishop_sync::sim::{SimConfig, SimHandle};
+use kwaishop_sim::push::PushConfig;
+use kwaishop_sim::variants::{PlatformVariants, PushOpenId};
+use kwaishop_sim::{SimConfig, SimHandle};
+use kwaishop_sync::commands::sim::Limits;
 use kwaishop_sync::store::{EventStatus, Store};
 use serde_json::json;
 
@@ -34,7 +35,8 @@ fn free_port() -> u16 {
 /// known by its `id` alone (no `open_id`, `seller_id` or token file).
 fn readme_config(sim: &SimHandle, dir: &Path, db_url: &str, port: u16) -> std::path::PathBuf {
     let path = dir.join("kwaishop-sync.toml");
-    kwaishop_sync::sim::run::write_config(sim, &path, Some(db_url), None, None).expect("config");
+    kwaishop_sync::commands::sim::write_config(sim, &path, Some(db_url), Limits::default())
+        .expect("config");
     let written = std::fs::read_to_string(&path).expect("read");
     let (head, _shops) = written.split_once("\n[[shops]]").expect("a shop");
     let text = format!(

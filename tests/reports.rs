@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use common::*;
 use common_db::{on_postgres, on_sqlite};
+use kwaishop_sim::SimConfig;
 use kwaishop_sync::commands::sync::sync_once;
-use kwaishop_sync::sim::SimConfig;
 use kwaishop_sync::store::{
     DailySales, ItemSales, RefundSummary, ReportFilter, ShopTotals, Store, Stream,
 };

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use common::mirror::diff_mirror;
 use common::*;
 use common_db::{on_postgres_with_url, sqlite_store};
+use kwaishop_sim::{SimConfig, SimHandle};
 use kwaishop_sync::clock::wall_ms;
+use kwaishop_sync::commands::sim::Limits;
 use kwaishop_sync::push::MessageKey;
-use kwaishop_sync::sim::{SimConfig, SimHandle};
 use kwaishop_sync::store::{ShopStatus, Source, Store, Stream};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -57,7 +58,16 @@ fn service_config(
     s: &Settings,
 ) -> (PathBuf, String) {
     let path = dir.join(format!("{name}.toml"));
-    kwaishop_sync::sim::run::write_config(sim, &path, Some(db_url), qps, None).expect("config");
+    kwaishop_sync::commands::sim::write_config(
+        sim,
+        &path,
+        Some(db_url),
+        Limits {
+            qps,
+            ..Limits::default()
+        },
+    )
+    .expect("config");
     let mut text = std::fs::read_to_string(&path).expect("read");
     if let Some(n) = s.shops {
         // Keep only the first n [[shops]] tables.
@@ -758,7 +768,7 @@ fn new_config_listen(path: &Path) -> String {
 const QPS: f64 = 20.0;
 
 /// Ok refreshes per shop in the simulator's log.
-fn refreshes(log: &[kwaishop_sync::sim::CallRecord]) -> BTreeMap<usize, usize> {
+fn refreshes(log: &[kwaishop_sim::CallRecord]) -> BTreeMap<usize, usize> {
     let mut per_shop = BTreeMap::new();
     for c in log.iter().filter(|c| c.method == "oauth2/refresh_token") {
         // The one refusal allowed is of the verb (this simulator variant takes the refresh as a
@@ -785,7 +795,7 @@ async fn two_daemons(store: Store, db_url: String) {
         // minutes ahead), and a rotated refresh token refused at once: every shop's token
         // rotates several times while both daemons call for it, and a refresh with a
         // discarded token would put the shop in needs_reauth.
-        lifetimes: kwaishop_sync::sim::auth::Lifetimes {
+        lifetimes: kwaishop_sim::auth::Lifetimes {
             access_ms: 310_000,
             rotation_grace_ms: 0,
             ..Default::default()
@@ -901,7 +911,7 @@ async fn two_daemons(store: Store, db_url: String) {
     no_stream_polled_twice_at_once(&log);
     // The streams the killed daemon was reading when it died are taken over within the lease
     // (5 s) plus a tick (2 s), with a little slack.
-    let from_killed = |c: &&kwaishop_sync::sim::CallRecord| {
+    let from_killed = |c: &&kwaishop_sim::CallRecord| {
         c.agent
             .as_deref()
             .is_some_and(|a| a.contains(&killed_agent))
@@ -944,7 +954,7 @@ async fn two_daemons_share_one_postgres() {
 }
 
 /// No method got more than the app's limit in any sliding second of the simulator's call log.
-fn within_qps(log: &[kwaishop_sync::sim::CallRecord]) {
+fn within_qps(log: &[kwaishop_sim::CallRecord]) {
     let mut by_method: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for c in log.iter().filter(|c| c.method.starts_with("open.")) {
         by_method
@@ -969,7 +979,7 @@ fn within_qps(log: &[kwaishop_sync::sim::CallRecord]) {
 /// No (shop, stream) was polled by two instances at once: between two calls of one instance's
 /// run (less than a second apart: a run calls every ~100 ms at its share) no other instance
 /// called for the same shop and list. Handing a stream over between runs is fine.
-fn no_stream_polled_twice_at_once(log: &[kwaishop_sync::sim::CallRecord]) {
+fn no_stream_polled_twice_at_once(log: &[kwaishop_sim::CallRecord]) {
     let mut by_stream: BTreeMap<(usize, &str), Vec<(i64, &str)>> = BTreeMap::new();
     for c in log.iter().filter(|c| c.method.contains("list")) {
         if let (Some(shop), Some(agent)) = (c.shop, c.agent.as_deref()) {

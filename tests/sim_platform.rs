@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use kwaishop_sim::SimConfig;
+use kwaishop_sim::push::PushConfig;
 use kwaishop_sync::api::sign::{SignInput, SignMethod, sign};
 use kwaishop_sync::api::{ErrorClass, Method};
-use kwaishop_sync::clock::{Clock, DAY_MS};
+use kwaishop_sync::clock::DAY_MS;
 use kwaishop_sync::push::MessageKey;
-use kwaishop_sync::sim::SimConfig;
-use kwaishop_sync::sim::push::PushConfig;
 use serde_json::{Value, json};
 
 fn still() -> SimConfig {
@@ -147,7 +147,7 @@ async fn a_rotated_refresh_token_dies_after_the_grace_period() {
 
 /// Signs and sends a request by hand, to test what the gateway checks.
 async fn raw_call(
-    sim: &kwaishop_sync::sim::SimHandle,
+    sim: &kwaishop_sim::SimHandle,
     path: &str,
     method: &str,
     version: &str,
@@ -159,7 +159,7 @@ async fn raw_call(
 
 /// Signs and sends `param` to `path` by hand.
 async fn signed_call(
-    sim: &kwaishop_sync::sim::SimHandle,
+    sim: &kwaishop_sim::SimHandle,
     path: &str,
     method: &str,
     version: &str,
@@ -528,7 +528,7 @@ async fn pushes_are_encrypted_retried_and_carry_the_documented_envelope() {
 async fn latency_delays_every_answer_without_holding_the_others() {
     const LATENCY: Duration = Duration::from_millis(200);
     let sim = start_sim(SimConfig {
-        latency: kwaishop_sync::sim::Latency {
+        latency: kwaishop_sim::Latency {
             base: LATENCY,
             jitter: Duration::from_millis(20),
         },

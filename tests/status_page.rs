@@ -17,14 +17,14 @@ use std::time::Duration;
 
 use common::{start_sim, wait_until};
 use common_db::{on_postgres_with_url, on_sqlite_with_url};
+use kwaishop_sim::faults::FaultConfig;
+use kwaishop_sim::{SimConfig, SimHandle};
 use kwaishop_sync::api::Method;
 use kwaishop_sync::app::App;
 use kwaishop_sync::clock::{HOUR_MS, beijing_day, hour_start};
 use kwaishop_sync::commands::sync::sync_once;
 use kwaishop_sync::daemon::{self, DaemonHandle};
 use kwaishop_sync::queue::WorkerSettings;
-use kwaishop_sync::sim::faults::FaultConfig;
-use kwaishop_sync::sim::{SimConfig, SimHandle};
 use kwaishop_sync::store::{EventKind, NewEvent, Store, Stream};
 use kwaishop_sync::sync::{NoProgress, RunOutcome};
 use sqlx::postgres::PgRow;

@@ -12,13 +12,13 @@ use std::time::Duration;
 use common::mirror::{assert_mirror_equals_truth, diff_mirror};
 use common::*;
 use common_db::{on_postgres, on_sqlite};
+use kwaishop_sim::faults::FaultConfig;
+use kwaishop_sim::variants::{EmptyWindow, ExpressCode, Packages, PlatformVariants};
+use kwaishop_sim::{SimConfig, SimHandle};
 use kwaishop_sync::api::Method;
 use kwaishop_sync::app::App;
-use kwaishop_sync::clock::{Clock, DAY_MS, next_beijing_midnight};
+use kwaishop_sync::clock::{DAY_MS, next_beijing_midnight};
 use kwaishop_sync::commands::sync::sync_once;
-use kwaishop_sync::sim::faults::FaultConfig;
-use kwaishop_sync::sim::variants::{EmptyWindow, ExpressCode, Packages, PlatformVariants};
-use kwaishop_sync::sim::{SimConfig, SimHandle};
 use kwaishop_sync::store::{Source, Store, Stream};
 use kwaishop_sync::sync::{NoProgress, RunOutcome, RunSummary, SyncProgress};
 use serde_json::Value;
@@ -239,7 +239,7 @@ async fn items_deleted_only_after_a_complete_scan(store: Store, seed: u64) {
         .filter(|r| gone.contains(&r.kwai_item_id))
         .map(|r| r.item_status)
         .collect();
-    use kwaishop_sync::sim::variants::DeletedItemLookup as Lookup;
+    use kwaishop_sim::variants::DeletedItemLookup as Lookup;
     match sim.state.config.variants.deleted_item {
         Lookup::BusinessError => {
             assert!(
@@ -531,7 +531,7 @@ async fn a_stale_page_never_replaces_newer_rows_postgres() {
 
 // ---------------------------------------------------------------- pacing at the limit
 
-fn param_of(call: &kwaishop_sync::sim::CallRecord) -> Value {
+fn param_of(call: &kwaishop_sim::CallRecord) -> Value {
     serde_json::from_str(call.param.as_deref().unwrap_or("{}")).expect("param JSON")
 }
 
@@ -559,7 +559,7 @@ fn fewest_calls(
 }
 
 /// The calls over wall time of one method, from its first call to its last.
-fn rate_of(log: &[kwaishop_sync::sim::CallRecord], method: Method) -> f64 {
+fn rate_of(log: &[kwaishop_sim::CallRecord], method: Method) -> f64 {
     let times: Vec<i64> = log
         .iter()
         .filter(|c| c.method == method.name())
@@ -657,8 +657,8 @@ async fn pacing_at_the_limit_postgres() {
 /// The distance a real shop is from the platform, as the issue on side-by-side windows asks its
 /// correctness tests to run at (with 8 windows at once): the window-edge ties, the quota pause
 /// and the deep reconcile.
-fn fifty_ms() -> kwaishop_sync::sim::Latency {
-    kwaishop_sync::sim::Latency {
+fn fifty_ms() -> kwaishop_sim::Latency {
+    kwaishop_sim::Latency {
         base: Duration::from_millis(50),
         jitter: Duration::from_millis(10),
     }
@@ -737,7 +737,7 @@ async fn quota_pauses_and_resumes_from_the_cursor(store: Store) {
     for method in [Method::OrderCursorList, Method::RefundList] {
         let is_orders = method == Method::OrderCursorList;
         let cursor_key = if is_orders { "cursor" } else { "pcursor" };
-        let window_of = |c: &kwaishop_sync::sim::CallRecord| {
+        let window_of = |c: &kwaishop_sim::CallRecord| {
             let p = param_of(c);
             (
                 p["beginTime"].as_i64().expect("b"),

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use aho_corasick::AhoCorasick;
 use common::*;
+use kwaishop_sim::{SimConfig, SimHandle, ledger};
+use kwaishop_sync::commands::sim::Limits;
 use kwaishop_sync::push::MessageKey;
-use kwaishop_sync::sim::{SimConfig, SimHandle, ledger};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kwaishop-sync");
@@ -151,7 +152,8 @@ async fn a_traced_session_prints_no_secret() {
     .await;
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("k.toml");
-    kwaishop_sync::sim::run::write_config(&sim, &config, None, None, None).expect("config");
+    kwaishop_sync::commands::sim::write_config(&sim, &config, None, Limits::default())
+        .expect("config");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

@@ -11,12 +11,12 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::clock::ScaledClock;
 use crate::daemon;
 use crate::push::MessageKey;
 use crate::queue::WorkerSettings;
-use crate::sim::{self, SimConfig};
 use crate::store::Store;
+use kwaishop_sim::ScaledClock;
+use kwaishop_sim::{self as sim, SimConfig};
 
 /// The outcome of a push benchmark.
 #[derive(Debug, Clone)]

@@ -19,13 +19,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::oauth::TokenSet;
 use crate::app::App;
-use crate::clock::{Clock, ScaledClock, wall_ms};
+use crate::clock::wall_ms;
 use crate::config::Config;
 use crate::secret::Secret;
-use crate::sim::push::PushConfig;
-use crate::sim::{self, SimConfig, SimHandle};
 use crate::store::{DailySales, ItemSales, ReportFilter, ResyncKind, ShopTotals, Store, Stream};
 use crate::sync::{NoProgress, RunOutcome, SyncProgress};
+use kwaishop_sim::ScaledClock;
+use kwaishop_sim::push::PushConfig;
+use kwaishop_sim::{self as sim, SimConfig, SimHandle};
 
 /// How many times faster than real time the demo's world runs: a few seconds of pushes are an
 /// hour of a busy shop.
@@ -181,7 +182,7 @@ pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::confi
         q(&format!("sqlite://{}", db.display())),
         q(PUSH_PATH),
         speed,
-        crate::sim::run::queue_lease_secs(speed),
+        super::sim::queue_lease_secs(speed),
     );
     for (i, shop) in creds.shops.iter().enumerate() {
         text.push_str(&format!(

@@ -6,5 +6,6 @@ pub mod demo;
 pub mod quarantine;
 pub mod queue;
 pub mod report;
+pub mod sim;
 pub mod status;
 pub mod sync;

@@ -288,7 +288,6 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Clock;
 
     /// A migrated SQLite store in a temporary folder, kept while the folder lives.
     async fn migrated_store() -> (tempfile::TempDir, Store) {
@@ -505,7 +504,7 @@ mod tests {
         let (_dir, store) = migrated_store().await;
         let shop = crate::store::ShopRow::new("s");
         store.ensure_shop(&shop).await.expect("shop");
-        let clock = std::sync::Arc::new(crate::clock::ScaledClock::stopped_at(1_000_000));
+        let clock = std::sync::Arc::new(kwaishop_sim::ScaledClock::stopped_at(1_000_000));
         let shared: SharedClock = clock.clone();
         let runner = Runner::new(Some("a".into()), Duration::from_millis(300), 4);
         let cancel = CancellationToken::new();

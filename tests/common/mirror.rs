@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use kwaishop_sync::sim::SimHandle;
+use kwaishop_sim::SimHandle;
 use kwaishop_sync::store::{Source, Store};
 use serde_json::{Map, Value};
 

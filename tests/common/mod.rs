@@ -7,11 +7,11 @@ pub mod mirror;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kwaishop_sim::ScaledClock;
+use kwaishop_sim::{self as sim, CallRecord, SimConfig, SimHandle};
 use kwaishop_sync::api::limits::MemoryUsage;
 use kwaishop_sync::api::oauth::{MemoryTokenStore, TokenSet, TokenStore};
 use kwaishop_sync::api::{ApiClient, AppCredentials, ClientOptions, RetryPolicy};
-use kwaishop_sync::clock::ScaledClock;
-use kwaishop_sync::sim::{self, CallRecord, SimConfig, SimHandle};
 use kwaishop_sync::{Secret, SharedClock};
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ use serde_json::Value;
 pub fn init_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let Some(dir) = std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR) else {
+        let Some(dir) = std::env::var_os(kwaishop_sim::ledger::LOGS_VAR) else {
             return;
         };
         let _ = std::fs::create_dir_all(&dir);
@@ -43,7 +43,7 @@ pub fn init_logs() {
 
 /// Where a spawned binary's stderr goes: the test-log directory when set, else `fallback`.
 pub fn binary_log(fallback: &std::path::Path, name: &str) -> std::path::PathBuf {
-    match std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR) {
+    match std::env::var_os(kwaishop_sim::ledger::LOGS_VAR) {
         Some(dir) => std::path::Path::new(&dir).join(format!(
             "{name}-{}-{}.log",
             std::process::id(),
@@ -67,7 +67,7 @@ pub fn binary_stdout(fallback: &std::path::Path, name: &str) -> std::fs::File {
 /// Keeps what a finished command printed in the test-log directory, when set, for the secrets
 /// check (the test reads the output itself too).
 pub fn record_output(name: &str, output: &std::process::Output) {
-    if let Some(dir) = std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR) {
+    if let Some(dir) = std::env::var_os(kwaishop_sim::ledger::LOGS_VAR) {
         let _ = std::fs::create_dir_all(&dir);
         let path = binary_log(std::path::Path::new(&dir), &format!("{name}-output"));
         let mut text = output.stdout.clone();
@@ -78,7 +78,7 @@ pub fn record_output(name: &str, output: &std::process::Output) {
 
 /// The log level for spawned binaries: trace when the suite's logs are checked.
 pub fn binary_log_level() -> &'static str {
-    if std::env::var_os(kwaishop_sync::sim::ledger::LOGS_VAR).is_some() {
+    if std::env::var_os(kwaishop_sim::ledger::LOGS_VAR).is_some() {
         "trace"
     } else {
         "info"
@@ -134,8 +134,8 @@ async fn start_sim_on(config: SimConfig, clock: Arc<ScaledClock>) -> SimHandle {
 /// The answers to the platform's open points that variant seed `seed` picks
 /// (docs/platform-variants.md). The suites spread their tests over seeds 0–3, which together
 /// give every answer of every point.
-pub fn variants(seed: u64) -> kwaishop_sync::sim::variants::PlatformVariants {
-    kwaishop_sync::sim::variants::PlatformVariants::from_seed(seed)
+pub fn variants(seed: u64) -> kwaishop_sim::variants::PlatformVariants {
+    kwaishop_sim::variants::PlatformVariants::from_seed(seed)
 }
 
 /// The shop id used for the simulator's shop `i`.

@@ -6,14 +6,14 @@ use super::{
     Buyer, CDN, ITEM_IDS, IdPool, LONG_IDS, ShopContext, pick, random_base64, random_digits,
     random_hex, round_jiao,
 };
-use crate::sim::catalog;
-use crate::sim::docs::{
+use crate::catalog;
+use crate::docs::{
     CategoryInfo, CustomizedInfo, ItemDoc, ItemExtra, Logistics, OrderAddress, OrderBaseInfo,
     OrderBaseInfoExtra, OrderCpsInfo, OrderDeliveryInfo, OrderDetailExtra, OrderDoc, OrderItemInfo,
     OrderNote, RefundDetailExtra, RefundDoc, ReturnFreightInfo, ReturnLogistics, SellerRoleInfo,
     SkuDoc, SubOrder, SubOrderBaseInfo, SubOrderDeliveryInfo,
 };
-use crate::sim::lifecycle::{self, Stage};
+use crate::lifecycle::{self, Stage};
 
 /// What a new order buys and who buys it.
 pub struct OrderLine<'a> {

@@ -17,7 +17,6 @@ use super::SimState;
 use super::apis::shop_truth;
 use super::faults::FaultConfig;
 use super::model::Doc;
-use crate::clock::Clock;
 
 type Q = Query<HashMap<String, String>>;
 

@@ -10,6 +10,7 @@ pub mod auth;
 mod catalog;
 #[cfg(test)]
 mod checks;
+pub mod clock;
 pub mod codes;
 pub mod docs;
 mod factory;
@@ -19,10 +20,12 @@ pub mod generate;
 pub mod ledger;
 mod lifecycle;
 pub mod messages;
+pub mod methods;
 pub mod model;
 pub mod mutate;
 pub mod push;
 pub mod run;
+mod seal;
 pub mod sign;
 pub mod variants;
 
@@ -38,8 +41,9 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::Method;
-use crate::clock::{Clock, DAY_MS, ScaledClock};
+use crate::clock::DAY_MS;
+pub use crate::clock::ScaledClock;
+pub use crate::methods::Method;
 use auth::{AuthState, Grant, Lifetimes};
 use faults::{Fault, FaultConfig};
 use generate::GenParams;
@@ -228,9 +232,7 @@ pub struct SimState {
 impl SimState {
     /// QPS allowed for a method.
     pub fn qps(&self, method: Method) -> f64 {
-        self.config
-            .qps
-            .unwrap_or_else(|| crate::api::client::platform_default_qps(method))
+        self.config.qps.unwrap_or_else(|| method.default_qps())
     }
 
     /// Finds a shop by its open id.
@@ -396,7 +398,7 @@ pub async fn start(
     listener: TcpListener,
     clock: Arc<ScaledClock>,
 ) -> std::io::Result<SimHandle> {
-    crate::api::client::install_crypto_provider();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let addr = listener.local_addr()?;
     let state = build_state(config, clock);
     let shutdown = CancellationToken::new();

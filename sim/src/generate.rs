@@ -369,7 +369,7 @@ impl History<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::checks;
+    use crate::checks;
     use std::collections::HashMap;
 
     const NOW: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
@@ -511,7 +511,7 @@ mod tests {
     #[test]
     #[ignore = "timing; run in release"]
     fn generate_200k_orders_timing() {
-        use crate::sim::mutate::{MutationParams, Mutator};
+        use crate::mutate::{MutationParams, Mutator};
         let params = GenParams::new(9, 1, 60, 200_000, NOW);
         let started = std::time::Instant::now();
         let mut shops = generate(&params);

@@ -6,9 +6,9 @@ use rand::Rng;
 use serde::Deserialize;
 
 use super::{Mutator, RESUME_SPREAD_MS, Step};
-use crate::sim::docs;
-use crate::sim::lifecycle::{self, OrderStep, Stage};
-use crate::sim::model::{ShopData, TimeField};
+use crate::docs;
+use crate::lifecycle::{self, OrderStep, Stage};
+use crate::model::{ShopData, TimeField};
 
 /// The parts of an order document that decide its next steps.
 #[derive(Deserialize)]

@@ -8,8 +8,8 @@ use super::codes::*;
 use super::gateway::Failure;
 use super::model::{Doc, DocSet, ShopData, TimeField};
 use super::variants::{BadWindowCodes, DeletedItemLookup, EmptyWindow, PlatformVariants};
-use crate::api::Method;
-use crate::clock::{Clock, DAY_MS};
+use crate::clock::DAY_MS;
+use crate::methods::Method;
 
 /// The platform's history horizon.
 pub const HORIZON_MS: i64 = 90 * DAY_MS;

@@ -526,9 +526,9 @@ impl Mutator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::checks;
-    use crate::sim::generate::generate;
-    use crate::sim::model::ChangeKind;
+    use crate::checks;
+    use crate::generate::generate;
+    use crate::model::ChangeKind;
     use std::collections::HashMap;
 
     const NOW: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::model::Change;
 use super::variants::PushOpenId;
 use super::{SimCredentials, SimState};
-use crate::push::MessageKey;
+use crate::seal::PushKey;
 
 /// The documented retry schedule after a failed delivery, in minutes.
 pub const RETRY_MINUTES: [u64; 5] = [5, 10, 20, 30, 60];
@@ -90,7 +90,7 @@ struct Delivery {
 #[derive(Debug)]
 pub struct Pusher {
     config: PushConfig,
-    key: MessageKey,
+    key: PushKey,
     app_key: String,
     shops: Vec<(String, i64)>,
     queue: Mutex<BinaryHeap<Reverse<Delivery>>>,
@@ -114,7 +114,7 @@ impl Pusher {
         open_ids: PushOpenId,
     ) -> Self {
         Self {
-            key: MessageKey::from_secret(&credentials.msg_secret)
+            key: PushKey::from_secret(&credentials.msg_secret)
                 .expect("the simulator generates a 16-byte key"),
             app_key: credentials.app_key.clone(),
             shops: credentials
@@ -192,7 +192,7 @@ impl Pusher {
                 stats.dropped_event_ids.push(event_id);
                 continue;
             }
-            let body = self.key.encrypt(envelope.to_string().as_bytes());
+            let body = self.key.seal(envelope.to_string().as_bytes());
             let mut due = now;
             if rng.random::<f64>() < self.config.out_of_order {
                 stats.delayed += 1;
@@ -318,8 +318,17 @@ async fn post(http: &reqwest::Client, url: &str, body: String) -> bool {
     };
     serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
-        .and_then(|v| v.get("result").and_then(crate::api::envelope::lenient_i64))
-        == Some(1)
+        .is_some_and(|v| acknowledged(&v))
+}
+
+/// Whether a receiver's answer acknowledges the message (reference §11.4): `result` 1, which a
+/// receiver may write as a number or a string.
+fn acknowledged(answer: &serde_json::Value) -> bool {
+    match answer.get("result") {
+        Some(serde_json::Value::Number(n)) => n.as_i64() == Some(crate::codes::RESULT_OK),
+        Some(serde_json::Value::String(s)) => s.trim() == "1",
+        _ => false,
+    }
 }
 
 async fn delivery_loop(state: Arc<SimState>, http: reqwest::Client, shutdown: CancellationToken) {
@@ -368,7 +377,7 @@ async fn heartbeat_loop(state: Arc<SimState>, http: reqwest::Client, shutdown: C
         let body = if pusher.config.plaintext_heartbeat {
             plain.to_string()
         } else {
-            pusher.key.encrypt(plain.as_bytes())
+            pusher.key.seal(plain.as_bytes())
         };
         post(&http, &pusher.config.url, body).await;
         if let Ok(mut stats) = pusher.stats.lock() {

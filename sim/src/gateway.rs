@@ -19,8 +19,8 @@ use super::codes::*;
 use super::faults::Fault;
 use super::variants::{ErrorData, RefreshVerbs};
 use super::{CallRecord, SimState, admin, apis, sign};
-use crate::api::Method;
-use crate::clock::{Clock, beijing_day, wall_ms};
+use crate::clock::{beijing_day, wall_ms};
+use crate::methods::Method;
 
 /// The platform's routes plus the simulator's own under `/__sim/`.
 pub fn router(state: Arc<SimState>) -> Router {
