@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::SimState;
 use super::codes::*;
-use super::gateway::Failure;
+use super::failure::Failure;
 use super::model::{Doc, DocSet, ShopData, TimeField};
 use super::variants::{BadWindowCodes, DeletedItemLookup, EmptyWindow, PlatformVariants};
 use crate::clock::DAY_MS;

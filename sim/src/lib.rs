@@ -14,15 +14,18 @@ pub mod clock;
 pub mod codes;
 pub mod docs;
 mod factory;
+pub mod failure;
 pub mod faults;
 pub mod gateway;
 pub mod generate;
+mod http;
 pub mod ledger;
 mod lifecycle;
 pub mod messages;
 pub mod methods;
 pub mod model;
 pub mod mutate;
+mod oauth;
 pub mod push;
 pub mod run;
 mod seal;
@@ -392,6 +395,20 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
     })
 }
 
+/// The platform's routes (OAuth and the APIs, at the configured distance) plus the simulator's
+/// own under `/__sim/`.
+fn router(state: Arc<SimState>) -> axum::Router {
+    axum::Router::new()
+        .merge(oauth::routes())
+        .merge(admin::routes())
+        .fallback(gateway::api)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::distance,
+        ))
+        .with_state(state)
+}
+
 /// Starts the simulator on `listener` with its own clock.
 pub async fn start(
     config: SimConfig,
@@ -402,7 +419,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let state = build_state(config, clock);
     let shutdown = CancellationToken::new();
-    let app = gateway::router(state.clone());
+    let app = router(state.clone());
     let stop = shutdown.clone();
     let mut tasks = vec![tokio::spawn(async move {
         let serve = axum::serve(listener, app)
