@@ -30,8 +30,8 @@ pub enum AppError {
         path: String,
         message: String,
     },
-    #[error("no shop {0:?} in the config")]
-    UnknownShop(String),
+    #[error(transparent)]
+    UnknownShop(#[from] crate::config::UnknownShop),
 }
 
 /// The open application: what every command and the daemon work with.
@@ -98,17 +98,25 @@ impl App {
     /// token files for shops that have no token yet.
     pub async fn open(config: Config) -> Result<App, AppError> {
         let store = Store::connect(&config.database_url).await?;
-        Self::with_store(config, store).await
+        Self::with_store(config, store, None).await
     }
 
-    /// [`App::open`] over an already connected store (migrated here).
-    pub async fn with_store(config: Config, store: Store) -> Result<App, AppError> {
+    /// [`App::open`] over an already connected store (migrated here). A daemon passes its
+    /// `instance` id: the client names it in the User-Agent, so the platform's logs (and the
+    /// simulator's) tell the daemons apart.
+    pub async fn with_store(
+        config: Config,
+        store: Store,
+        instance: Option<&str>,
+    ) -> Result<App, AppError> {
         store.migrate().await?;
         let clock = clock_for(&config);
         let store_arc = Arc::new(store.clone());
+        let mut options = client_options(&config);
+        options.instance = instance.map(str::to_string);
         let client = ApiClient::new(
             app_credentials(&config),
-            client_options(&config),
+            options,
             clock.clone(),
             store_arc.clone(),
             store_arc,
@@ -118,6 +126,24 @@ impl App {
             store,
             client,
             clock,
+        };
+        app.register_shops().await?;
+        Ok(app)
+    }
+
+    /// This application under a reloaded config: the same store, clock and client, the client
+    /// reconfigured in place — so whoever holds it (the worker, the pollers, the keeper) keeps
+    /// one set of rate limiters (at this instance's share), one refresh lock per shop and one
+    /// count buffer. The new config's shops are registered.
+    pub async fn reconfigured(&self, config: Config) -> Result<App, AppError> {
+        let mut options = client_options(&config);
+        options.instance = self.client.instance();
+        self.client.reconfigure(app_credentials(&config), options);
+        let app = App {
+            config: Arc::new(config),
+            store: self.store.clone(),
+            client: self.client.clone(),
+            clock: self.clock.clone(),
         };
         app.register_shops().await?;
         Ok(app)
@@ -195,11 +221,7 @@ impl App {
     /// The configured shops, or just the one named.
     pub fn shops(&self, only: Option<&str>) -> Result<Vec<String>, AppError> {
         match only {
-            Some(id) => self
-                .config
-                .shop(id)
-                .map(|s| vec![s.id.clone()])
-                .ok_or_else(|| AppError::UnknownShop(id.to_string())),
+            Some(id) => Ok(vec![self.config.configured_shop(id)?.id.clone()]),
             None => Ok(self.config.shops.iter().map(|s| s.id.clone()).collect()),
         }
     }

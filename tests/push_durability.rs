@@ -195,7 +195,7 @@ async fn in_process(store: Store, sim: &SimHandle) -> (daemon::DaemonHandle, Str
     );
     let mut config = config_for_sim(sim, Path::new("unused.db")).expect("config");
     config.push.enabled = true;
-    let app = App::with_store(config, store).await.expect("app");
+    let app = App::with_store(config, store, None).await.expect("app");
     import_sim_tokens(&app.store, sim).await.expect("tokens");
     let settings = WorkerSettings {
         idle_wait: Duration::from_millis(50),

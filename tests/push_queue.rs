@@ -79,7 +79,7 @@ async fn rig_with(
     config.retry.transient_delay = Duration::from_millis(20);
     config.retry.throttled_delay = Duration::from_millis(50);
     config.retry.max_delay = Duration::from_millis(300);
-    let mut app = App::with_store(config, store).await.expect("app");
+    let mut app = App::with_store(config, store, None).await.expect("app");
     app.clock = sim.state.clock.clone();
     let store_arc = Arc::new(app.store.clone());
     app.client = kwaishop_sync::api::ApiClient::new(

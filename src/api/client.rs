@@ -333,6 +333,11 @@ impl ApiClient {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
+    /// The instance id the client names in its User-Agent, if any.
+    pub fn instance(&self) -> Option<String> {
+        self.settings().opts.instance.clone()
+    }
+
     /// Applies a reloaded config in place: the gateway, the credentials, QPS (divided by the
     /// current share), quota, retries and timeouts. Token caches, refresh locks, counters and
     /// the instance name stay, so every holder of this client sees the change at once. (The

@@ -3,7 +3,7 @@
 //! pushes over loopback at a fixed rate (open loop: a slow answer does not slow the senders) and
 //! records the time from sending each request to its `{"result":1}`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,48 @@ use crate::queue::WorkerSettings;
 use crate::store::Store;
 use kwaishop_sim::ScaledClock;
 use kwaishop_sim::{self as sim, SimConfig};
+
+/// `bench`'s subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time to acknowledge pushes at a fixed rate (receiver + worker on a SQLite file).
+    Push {
+        /// Pushes per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// How long to send.
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+        /// The SQLite file (replaced); default a temporary file.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+}
+
+/// Runs a `bench` subcommand.
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Push { rate, seconds, db } => {
+            let dir = std::env::temp_dir().join(format!("kwaishop-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let path = db.unwrap_or_else(|| dir.join("bench.db"));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            println!(
+                "sending {rate} pushes/s for {seconds} s to a receiver on {} (SQLite) ...",
+                path.display()
+            );
+            let r = push(rate, seconds, &path).await?;
+            println!(
+                "sent {}, acknowledged {}, failed {}; time to acknowledge: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; applied by the worker: {}",
+                r.sent, r.acked, r.failed, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.applied
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    Ok(())
+}
 
 /// The outcome of a push benchmark.
 #[derive(Debug, Clone)]
@@ -57,7 +99,7 @@ pub async fn push(rate: u32, seconds: u32, db: &Path) -> anyhow::Result<PushBenc
         .map(|m| (*m, 2_000.0))
         .collect();
     let store = Store::connect(&config.database_url).await?;
-    let app = App::with_store(config, store).await?;
+    let app = App::with_store(config, store, None).await?;
     super::demo::import_sim_tokens(&app.store, &sim).await?;
     let receiver = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}{}", receiver.local_addr()?, app.config.push.path);

@@ -39,15 +39,26 @@ const PUSH_PATH: &str = "/kwaishop/push";
 const MAX_AGE_MS: i64 = 60 * crate::clock::DAY_MS;
 
 /// What the demo is asked to do.
-#[derive(Debug, Clone)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct DemoOptions {
+    /// The SQLite file to mirror into (reused when an earlier demo made it with the same seed
+    /// and size; a file the demo did not make is left alone).
+    #[arg(long, default_value = DEFAULT_DB)]
     pub db: PathBuf,
+    /// Seed of the simulated shop.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Days of order history.
+    #[arg(long, default_value_t = 30)]
     pub days: u32,
+    /// Orders in the history.
+    #[arg(long, default_value_t = 20_000)]
     pub orders: usize,
-    /// How long pushes flow after the backfill (real seconds).
+    /// Seconds of pushes after the backfill.
+    #[arg(long, default_value_t = 5)]
     pub push_secs: u64,
     /// Recreate the database even when it could be reused.
+    #[arg(long)]
     pub fresh: bool,
 }
 
@@ -292,8 +303,27 @@ async fn wait_for_quiet(sim: &SimHandle, store: &Store, within: Duration) -> boo
     false
 }
 
-/// Runs the demo: simulator, daemon, backfill, pushes, report.
-pub async fn run(
+/// `kwaishop-sync demo`: runs the demo, prints its report, and fails when the mirror is not
+/// the simulator's truth.
+pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    println!(
+        "Starting a simulated shop ({} orders over {} days) and syncing it into {} ...",
+        opts.orders,
+        opts.days,
+        opts.db.display()
+    );
+    let report = mirror_a_shop(&opts, super::progress::progress_for_terminal()).await?;
+    print!("{}", render(&report));
+    anyhow::ensure!(report.failures.is_empty(), "the demo sync did not complete");
+    anyhow::ensure!(
+        report.mirror == report.truth,
+        "the mirror's totals differ from the simulator's"
+    );
+    Ok(())
+}
+
+/// The demo: simulator, daemon, backfill, pushes, report.
+pub async fn mirror_a_shop(
     opts: &DemoOptions,
     progress: Arc<dyn SyncProgress>,
 ) -> anyhow::Result<DemoReport> {
@@ -359,7 +389,7 @@ async fn drive(
 ) -> anyhow::Result<DemoReport> {
     let config = config_for_sim(sim, &opts.db)?;
     let store = Store::connect(&config.database_url).await?;
-    let app = App::with_store(config, store).await?;
+    let app = App::with_store(config, store, None).await?;
     import_sim_tokens(&app.store, sim).await?;
     let shops = app.shops(None)?;
     let daemon = crate::daemon::start(

@@ -2,10 +2,127 @@
 //! not be read or stored. `retry` fetches each again by id (the order, refund or item detail)
 //! and stores it; one still unreadable stays, with its new error.
 
+use super::{ConfigArg, StreamArg};
 use crate::api::records::Rejected;
 use crate::app::App;
 use crate::clock::format_ms;
+use crate::daemon::instance::Presence;
 use crate::store::{QuarantineRow, Source, Store, StoreError, Stream};
+
+/// `quarantine`'s subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum QuarantineCommand {
+    /// List the quarantined records with their errors (the JSON of each with --json).
+    Ls {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this shop's.
+        #[arg(long)]
+        shop: Option<String>,
+        /// Everything, raw JSON included, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch quarantined records again by id and store them; those still unreadable stay.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this shop's.
+        #[arg(long)]
+        shop: Option<String>,
+        /// Only these keys (second column of `quarantine ls`); all when none.
+        keys: Vec<String>,
+    },
+    /// Remove a record from quarantine without storing it (one whose id cannot be read, after
+    /// a resync of its range).
+    Drop {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        shop: String,
+        #[arg(long, value_enum)]
+        stream: StreamArg,
+        key: String,
+    },
+}
+
+/// Runs a `quarantine` subcommand.
+pub async fn run(cmd: QuarantineCommand) -> anyhow::Result<()> {
+    match cmd {
+        QuarantineCommand::Ls { config, shop, json } => {
+            let (_, store) = config.open_store().await?;
+            let rows = store.quarantined(shop.as_deref()).await?;
+            if json {
+                let list: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "shop": r.shop_id, "stream": r.stream.as_str(), "key": r.record_key,
+                            "has_id": r.has_id, "error": r.error, "raw": r.raw,
+                            "first_seen_ms": r.first_seen_ms, "last_seen_ms": r.last_seen_ms,
+                            "times_seen": r.times_seen,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", render(&rows));
+            }
+        }
+        QuarantineCommand::Retry { config, shop, keys } => {
+            let (app, presence) = Presence::open(config.load()?, "quarantine retry").await?;
+            let rows: Vec<_> = app
+                .store
+                .quarantined(shop.as_deref())
+                .await?
+                .into_iter()
+                .filter(|r| keys.is_empty() || keys.contains(&r.record_key))
+                .collect();
+            let (mut stored, mut kept) = (0, 0);
+            for row in &rows {
+                let what = format!("{} {} {}", row.shop_id, row.stream.as_str(), row.record_key);
+                match retry_one(&app, row).await {
+                    Ok(RetryOutcome::Stored) => {
+                        stored += 1;
+                        println!("{what}: stored");
+                    }
+                    Ok(RetryOutcome::Gone) => {
+                        stored += 1;
+                        println!("{what}: the platform no longer lists it; removed");
+                    }
+                    Ok(RetryOutcome::Kept(why)) => {
+                        kept += 1;
+                        println!("{what}: still in quarantine: {why}");
+                    }
+                    Err(e) => {
+                        kept += 1;
+                        println!("{what}: not retried: {e}");
+                    }
+                }
+            }
+            app.finish_calls().await;
+            presence.leave().await;
+            println!("{stored} out of quarantine, {kept} still in it");
+            anyhow::ensure!(kept == 0, "{kept} record(s) still in quarantine");
+        }
+        QuarantineCommand::Drop {
+            config,
+            shop,
+            stream,
+            key,
+        } => {
+            let (_, store) = config.open_store().await?;
+            let stream: Stream = stream.into();
+            anyhow::ensure!(
+                store.release_quarantined(&shop, stream, &key).await?,
+                "no record {key} of {shop} {} in quarantine",
+                stream.as_str()
+            );
+            println!("{shop} {} {key}: removed from quarantine", stream.as_str());
+        }
+    }
+    Ok(())
+}
 
 /// What a retry did with one record.
 #[derive(Debug, Clone, PartialEq, Eq)]

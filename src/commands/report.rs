@@ -6,7 +6,68 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
+use super::ConfigArg;
 use crate::store::{DailySales, ItemSales, RefundSummary, ReportFilter, Store, StoreError};
+
+/// What `report` is told.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Read this database instead of the config's (a SQLite path, `sqlite://…` or
+    /// `postgres://…`), e.g. `--db kwaishop-demo.db` after the demo.
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Only this shop (its id in the config).
+    #[arg(long)]
+    pub shop: Option<String>,
+    /// First China-time day to include (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_day)]
+    pub from: Option<String>,
+    /// Last China-time day to include (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_day)]
+    pub to: Option<String>,
+    /// Only these views (repeatable; default: all three).
+    #[arg(long, value_enum)]
+    pub view: Vec<View>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// Prints the chosen views.
+pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let url = match &args.db {
+        Some(db) if db.contains("://") => db.clone(),
+        Some(path) => {
+            anyhow::ensure!(
+                std::path::Path::new(path).exists(),
+                "no database at {path}: run `kwaishop-sync demo` or `kwaishop-sync sync --once` first"
+            );
+            format!("sqlite://{path}")
+        }
+        None => match demo_database(&args.config.config, super::DEFAULT_CONFIG) {
+            Some(url) => url,
+            None => args.config.load()?.database_url,
+        },
+    };
+    let store = Store::connect(&url).await?;
+    store.migrate().await?;
+    let filter = ReportFilter {
+        shop_id: args.shop,
+        from: args.from,
+        to: args.to,
+    };
+    if let (Some(from), Some(to)) = (&filter.from, &filter.to) {
+        anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+    }
+    let report = read(&store, &filter, &args.view).await?;
+    store.close().await;
+    print!(
+        "{}",
+        render(&report, args.format).map_err(anyhow::Error::msg)?
+    );
+    Ok(())
+}
 
 /// The reporting views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -1,9 +1,36 @@
 //! `kwaishop-sync status`: per shop and stream, the checkpoint, lag, last run, rows and last
 //! error, read from the database whether or not the daemon runs.
 
+use super::ConfigArg;
 use crate::clock::format_ms;
 use crate::store::{Store, StoreError, Stream};
 use crate::sync::StallLimits;
+
+/// What `status` is told.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the status of every (shop, stream) the database knows.
+pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let (config, store) = args.config.open_store().await?;
+    let clock = crate::app::clock_for(&config);
+    let stalls = StallLimits::from_config(&config);
+    let lines = status_lines(&store, clock.now_ms(), &stalls).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+    } else if lines.is_empty() {
+        println!("no shops in the database yet: run `kwaishop-sync sync --once` first");
+    } else {
+        print!("{}", render(&lines));
+    }
+    Ok(())
+}
 
 /// One line of the status table.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -298,6 +298,30 @@ impl Config {
     pub fn shop(&self, id: &str) -> Option<&ShopConfig> {
         self.shops.iter().find(|s| s.id == id)
     }
+
+    /// The configured shop `id`, or an error that says which shops the config has.
+    pub fn configured_shop(&self, id: &str) -> Result<&ShopConfig, UnknownShop> {
+        self.shop(id).ok_or_else(|| UnknownShop {
+            id: id.to_string(),
+            known: if self.shops.is_empty() {
+                "none".into()
+            } else {
+                self.shops
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+    }
+}
+
+/// A shop named on the command line that the config does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no shop {id:?} in the config (its shops: {known})")]
+pub struct UnknownShop {
+    pub id: String,
+    known: String,
 }
 
 /// Deserializes one section, recording its errors under `field` instead of stopping.

@@ -135,15 +135,20 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// Enters `app`'s database as an instance for `command` (named in a refusal). On SQLite,
-    /// refused with a clear message while a daemon (or another one-off command) holds the file. On Postgres, `app`'s client is
-    /// replaced by one naming this instance, with its calls held until the instance has joined.
-    pub async fn enter(app: &mut App, command: &'static str) -> Result<Presence, PresenceError> {
+    /// Opens the application for `config` as an instance for `command` (named in a refusal).
+    /// On SQLite, refused with a clear message while a daemon (or another one-off command)
+    /// holds the file. On Postgres, the client names this instance, with its calls held until
+    /// the instance has joined.
+    pub async fn open(
+        config: crate::config::Config,
+        command: &'static str,
+    ) -> Result<(App, Presence), PresenceError> {
         let (host, id) = new_instance_id();
-        let shared = lock::sqlite_path(&app.config.database_url).is_none();
+        let shared = lock::sqlite_path(&config.database_url).is_none();
         if !shared {
-            let file = lock::lock_sqlite(&app.config.database_url, lock::Holder::OneOff(command))?;
-            return Ok(Presence {
+            let file = lock::lock_sqlite(&config.database_url, lock::Holder::OneOff(command))?;
+            let app = App::open(config).await?;
+            let presence = Presence {
                 runner: Arc::new(Runner::new(
                     None,
                     app.config.daemon.lease,
@@ -154,9 +159,11 @@ impl Presence {
                 heartbeat: None,
                 _lock: file,
                 _pid_file: None,
-            });
+            };
+            return Ok((app, presence));
         }
-        app.client = super::service::instance_client(app, &id)?;
+        let store = crate::store::Store::connect(&config.database_url).await?;
+        let app = App::with_store(config, store, Some(&id)).await?;
         app.client.hold_calls();
         // One-offs of this installation that were killed: their instances go now, or this one
         // would wait for their heartbeats to lapse before it may call.
@@ -190,7 +197,7 @@ impl Presence {
                 }
             })
         };
-        Ok(Presence {
+        let presence = Presence {
             runner: Arc::new(Runner::new(
                 Some(id.clone()),
                 app.config.daemon.lease,
@@ -201,7 +208,8 @@ impl Presence {
             heartbeat: Some((cancel, task)),
             _lock: None,
             _pid_file: pid_file,
-        })
+        };
+        Ok((app, presence))
     }
 
     /// Runs (shop, stream) exclusively: under its lease on Postgres.

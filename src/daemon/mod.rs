@@ -7,8 +7,10 @@ pub mod http;
 pub mod instance;
 mod keeper;
 mod lock;
+mod loops;
 pub mod observe;
 pub mod runner;
+mod schedule;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -47,7 +49,7 @@ pub enum DaemonError {
 /// A running daemon.
 #[derive(Debug)]
 pub struct DaemonHandle {
-    /// Where the HTTP server listens (the push path and, later, health and status).
+    /// Where the HTTP server listens (the push path, health, metrics and the status page).
     pub http_addr: Option<SocketAddr>,
     pub receiver: Option<Arc<ReceiverStats>>,
     pub worker: Arc<WorkerStats>,
@@ -105,18 +107,28 @@ pub async fn start(
 ) -> Result<DaemonHandle, DaemonError> {
     let liveness = Arc::new(Liveness::new());
     let directory = Arc::new(RwLock::new(shop_directory(&app).await?));
-    start_with(app, listener, worker_settings, liveness, directory).await
+    let shutdown = CancellationToken::new();
+    start_with(
+        app,
+        listener,
+        worker_settings,
+        liveness,
+        directory,
+        shutdown,
+    )
+    .await
 }
 
-/// [`start`] with the liveness registry and the shop directory the service shares.
+/// [`start`] with the liveness registry and the shop directory the service shares, stopping
+/// on `shutdown` (the service passes a child of its own token).
 pub(crate) async fn start_with(
     app: App,
     listener: Option<TcpListener>,
     worker_settings: WorkerSettings,
     liveness: Arc<Liveness>,
     directory: Arc<RwLock<ShopDirectory>>,
+    shutdown: CancellationToken,
 ) -> Result<DaemonHandle, DaemonError> {
-    let shutdown = CancellationToken::new();
     let wake = Arc::new(Notify::new());
     let worker = Worker::new(
         app.client.clone(),

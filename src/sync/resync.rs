@@ -13,29 +13,54 @@ use crate::api::ErrorClass;
 use crate::store::{ResyncKind, ResyncRequest, ShopStatus, Stream, StreamState};
 
 impl SyncContext {
+    /// Asks for `[since, now − settle]` of a (shop, stream) to be re-read — the one way a resync
+    /// is requested, whoever asks (`resync`, SIGUSR1, `run --resync`, the deep reconcile, the
+    /// demo). `since` is held to the platform's 90 days (the default); a request merges into
+    /// one already waiting for the stream. Returns the request's id and whether it merged.
+    pub async fn request_resync(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+        kind: ResyncKind,
+        since_ms: Option<i64>,
+    ) -> Result<(i64, bool), SyncError> {
+        let now = self.clock.now_ms();
+        let horizon = now - HORIZON_MS;
+        let since = since_ms.unwrap_or(horizon).max(horizon);
+        let until = now
+            - self
+                .config
+                .stream(stream.as_str())
+                .map_or(60_000, |c| c.settle.as_millis() as i64);
+        Ok(self
+            .store
+            .request_resync(shop_id, stream, kind, since, until, now)
+            .await?)
+    }
+
     /// Asks for the last `days` of orders and refunds of a shop to be re-read (the deep
     /// reconcile: pushes can be lost, and orders keep changing through delivery and after-sales).
     pub async fn request_reconcile(&self, shop_id: &str, days: u32) -> Result<(), SyncError> {
-        let now = self.clock.now_ms();
-        let since = now - i64::from(days) * crate::clock::DAY_MS;
+        let since = self.clock.now_ms() - i64::from(days) * crate::clock::DAY_MS;
         for stream in [Stream::Orders, Stream::Refunds] {
-            let settle = self
-                .config
-                .stream(stream.as_str())
-                .map(|c| c.settle.as_millis() as i64)
-                .unwrap_or(60_000);
-            self.store
-                .request_resync(
-                    shop_id,
-                    stream,
-                    ResyncKind::Reconcile,
-                    since,
-                    now - settle,
-                    now,
-                )
+            self.request_resync(shop_id, stream, ResyncKind::Reconcile, Some(since))
                 .await?;
         }
         Ok(())
+    }
+
+    /// Asks for a resync of every configured shop and stream from `since` (default: the 90
+    /// days); returns how many requests that made.
+    pub async fn request_resync_all(&self, since_ms: Option<i64>) -> Result<usize, SyncError> {
+        let mut n = 0;
+        for shop in &self.config.shops {
+            for stream in Stream::ALL {
+                self.request_resync(&shop.id, stream, ResyncKind::Resync, since_ms)
+                    .await?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Runs every open resync request of `shop_id` (all shops when `None`), oldest first.

@@ -291,7 +291,7 @@ pub async fn app_for(
     config.retry.transient_delay = Duration::from_millis(20);
     config.retry.max_delay = Duration::from_millis(500);
     tweak(&mut config);
-    let mut app = kwaishop_sync::app::App::with_store(config, store)
+    let mut app = kwaishop_sync::app::App::with_store(config, store, None)
         .await
         .expect("app");
     // The simulator's clock is this process's: share it, so fast-forwards reach the client.

@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// A migrated SQLite store in a temporary folder, kept while the folder lives.

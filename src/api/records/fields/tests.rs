@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn raw(json: &str) -> Box<RawValue> {
