@@ -3,13 +3,13 @@
 //! clock (the wall clock, or a simulator's fast clock).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use tracing::{info, warn};
 
+use crate::api::client::DEFAULT_CONNECT_TIMEOUT;
 use crate::api::oauth::TokenSet;
-use crate::api::{ApiClient, ApiError, AppCredentials, ClientOptions, HourlyCalls, RetryPolicy};
+use crate::api::{ApiClient, ApiError, AppCredentials, ClientOptions, HourlyCalls};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::secret::Secret;
@@ -58,14 +58,9 @@ pub fn client_options(config: &Config) -> ClientOptions {
         sign_method: config.platform.sign_method,
         qps: config.limits.qps.clone(),
         daily_quota: config.limits.daily_quota,
-        retry: RetryPolicy {
-            throttled_delay: config.retry.throttled_delay,
-            transient_delay: config.retry.transient_delay,
-            max_delay: config.retry.max_delay,
-            max_attempts: config.retry.max_attempts,
-        },
+        retry: config.retry.clone(),
         timeout: config.platform.timeout,
-        connect_timeout: Duration::from_secs(10).min(config.platform.timeout),
+        connect_timeout: DEFAULT_CONNECT_TIMEOUT.min(config.platform.timeout),
         ..ClientOptions::default()
     }
 }

@@ -42,6 +42,11 @@ pub fn platform_default_qps(method: Method) -> f64 {
     }
 }
 
+/// How long a call may take (`platform.timeout_secs`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take (at most the call's timeout).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Settings of a client.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -72,8 +77,8 @@ impl Default for ClientOptions {
             qps: BTreeMap::new(),
             daily_quota: None,
             retry: RetryPolicy::default(),
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_body_bytes: 8 << 20,
             refresh_margin_ms: 5 * 60_000,
             instance: None,

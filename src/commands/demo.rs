@@ -395,7 +395,7 @@ async fn drive(
     let daemon = crate::daemon::start(
         app.clone(),
         Some(listener),
-        crate::daemon::service::worker_settings(&app.config),
+        crate::queue::WorkerSettings::from(&app.config.queue),
     )
     .await;
     let daemon = match daemon {
@@ -476,7 +476,7 @@ async fn drive(
     }
     let settle = Stream::ALL
         .iter()
-        .filter_map(|s| app.config.stream(s.as_str()).map(|c| c.settle))
+        .map(|s| app.config.stream(*s).settle)
         .max()
         .unwrap_or_default();
     tokio::time::sleep(settle.div_f64(SPEED) + Duration::from_millis(50)).await;

@@ -140,11 +140,7 @@ pub async fn sync_once_as(
     let mut tasks = JoinSet::new();
     for shop in shops {
         for stream in streams {
-            if !app
-                .config
-                .stream(stream.as_str())
-                .is_some_and(|c| c.enabled)
-            {
+            if !app.config.stream(*stream).enabled {
                 continue;
             }
             let (mut cx, shop, stream, progress, cancel, runner) = (

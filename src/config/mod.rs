@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{Method, SignMethod};
 use crate::secret::Secret;
+use crate::store::Stream;
 
 mod raw;
 
@@ -72,14 +73,8 @@ pub struct LimitsConfig {
     pub daily_quota: Option<u64>,
 }
 
-/// How failed calls are retried.
-#[derive(Debug, Clone)]
-pub struct RetryConfig {
-    pub max_attempts: usize,
-    pub throttled_delay: Duration,
-    pub transient_delay: Duration,
-    pub max_delay: Duration,
-}
+/// Retries of one call: `[retry]`, with the client's defaults.
+pub type RetryConfig = crate::api::RetryPolicy;
 
 /// Settings of one stream.
 #[derive(Debug, Clone)]
@@ -154,6 +149,20 @@ impl SyncConfig {
     pub const DEFAULT_RUNS_AT_ONCE: u32 = 16;
 }
 
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            backfill_days: 90,
+            reconcile_days: 7,
+            // 03:30 China time, when shops are quiet.
+            reconcile_schedule: "0 30 19 * * *".into(),
+            max_pages_per_window: 20_000,
+            concurrency: Self::DEFAULT_CONCURRENCY,
+            runs_at_once: Self::DEFAULT_RUNS_AT_ONCE,
+        }
+    }
+}
+
 /// One shop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShopConfig {
@@ -181,10 +190,27 @@ pub struct PushConfig {
     pub path: String,
 }
 
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: "/kwaishop/push".into(),
+        }
+    }
+}
+
 /// The daemon's HTTP server (push path, /healthz, /metrics, the status page).
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8610".into(),
+        }
+    }
 }
 
 /// The service's own settings.
@@ -196,6 +222,18 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     /// How long a (shop, stream) lease lasts without renewal (several instances on Postgres).
     pub lease: Duration,
+}
+
+impl Default for DaemonConfig {
+    /// `state_dir` is where the process runs; a config file puts it under systemd's
+    /// `STATE_DIRECTORY`, else beside itself.
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(20),
+            state_dir: PathBuf::from("."),
+            lease: Duration::from_secs(60),
+        }
+    }
 }
 
 /// The queue worker that applies push messages.
@@ -211,6 +249,18 @@ pub struct QueueConfig {
     pub lease: Duration,
     /// First retry delay (doubled per attempt, with jitter).
     pub retry_base: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            retention: Duration::from_secs(7 * 86_400),
+            concurrency: 8,
+            lease: Duration::from_secs(300),
+            retry_base: Duration::from_secs(5),
+        }
+    }
 }
 
 /// The whole validated configuration. Its `Debug` shows the database URL with its password
@@ -284,13 +334,12 @@ impl Config {
         Ok(config)
     }
 
-    /// The settings of a stream.
-    pub fn stream(&self, stream: &str) -> Option<&StreamConfig> {
+    /// A stream's settings.
+    pub fn stream(&self, stream: Stream) -> &StreamConfig {
         match stream {
-            "orders" => Some(&self.orders),
-            "refunds" => Some(&self.refunds),
-            "items" => Some(&self.items),
-            _ => None,
+            Stream::Orders => &self.orders,
+            Stream::Refunds => &self.refunds,
+            Stream::Items => &self.items,
         }
     }
 

@@ -353,7 +353,9 @@ fn build_platform(cx: &mut Ctx, p: RawPlatform, push_enabled: bool) -> PlatformC
             format!("{base_url:?} is not an http(s) URL"),
         );
     }
-    let timeout = p.timeout_secs.unwrap_or(30);
+    let timeout = p
+        .timeout_secs
+        .unwrap_or(crate::api::client::DEFAULT_TIMEOUT.as_secs());
     if !(1..=600).contains(&timeout) {
         cx.err("platform.timeout_secs", "must be between 1 and 600");
     }
@@ -442,16 +444,17 @@ fn build_limits(cx: &mut Ctx, l: RawLimits) -> LimitsConfig {
 }
 
 fn build_retry(cx: &mut Ctx, r: RawRetry) -> RetryConfig {
-    let max_attempts = r.max_attempts.unwrap_or(8);
+    let d = RetryConfig::default();
+    let max_attempts = r.max_attempts.unwrap_or(d.max_attempts);
     if !(1..=20).contains(&max_attempts) {
         cx.err("retry.max_attempts", "must be between 1 and 20");
     }
-    let ms = |v: Option<u64>, d: u64| Duration::from_millis(v.unwrap_or(d));
+    let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
     RetryConfig {
         max_attempts,
-        throttled_delay: ms(r.throttled_delay_ms, 1_000),
-        transient_delay: ms(r.transient_delay_ms, 250),
-        max_delay: ms(r.max_delay_ms, 120_000),
+        throttled_delay: ms(r.throttled_delay_ms, d.throttled_delay),
+        transient_delay: ms(r.transient_delay_ms, d.transient_delay),
+        max_delay: ms(r.max_delay_ms, d.max_delay),
     }
 }
 
@@ -466,26 +469,25 @@ fn check_cron(cx: &mut Ctx, field: &str, expr: &str) {
 }
 
 fn build_sync(cx: &mut Ctx, s: RawSync) -> SyncConfig {
-    let backfill_days = s.backfill_days.unwrap_or(90);
+    let d = SyncConfig::default();
+    let backfill_days = s.backfill_days.unwrap_or(d.backfill_days);
     if !(1..=90).contains(&backfill_days) {
         cx.err(
             "sync.backfill_days",
             "must be between 1 and 90 (the platform keeps 90 days)",
         );
     }
-    let reconcile_days = s.reconcile_days.unwrap_or(7);
+    let reconcile_days = s.reconcile_days.unwrap_or(d.reconcile_days);
     if !(1..=90).contains(&reconcile_days) {
         cx.err("sync.reconcile_days", "must be between 1 and 90");
     }
-    let reconcile_schedule = s
-        .reconcile_schedule
-        .unwrap_or_else(|| "0 30 19 * * *".into());
+    let reconcile_schedule = s.reconcile_schedule.unwrap_or(d.reconcile_schedule);
     check_cron(cx, "sync.reconcile_schedule", &reconcile_schedule);
-    let concurrency = s.concurrency.unwrap_or(SyncConfig::DEFAULT_CONCURRENCY);
+    let concurrency = s.concurrency.unwrap_or(d.concurrency);
     if !(1..=64).contains(&concurrency) {
         cx.err("sync.concurrency", "must be between 1 and 64");
     }
-    let runs_at_once = s.runs_at_once.unwrap_or(SyncConfig::DEFAULT_RUNS_AT_ONCE);
+    let runs_at_once = s.runs_at_once.unwrap_or(d.runs_at_once);
     if !(1..=1024).contains(&runs_at_once) {
         cx.err("sync.runs_at_once", "must be between 1 and 1024");
     }
@@ -495,7 +497,10 @@ fn build_sync(cx: &mut Ctx, s: RawSync) -> SyncConfig {
         backfill_days,
         reconcile_days,
         reconcile_schedule,
-        max_pages_per_window: s.max_pages_per_window.unwrap_or(20_000).max(1),
+        max_pages_per_window: s
+            .max_pages_per_window
+            .unwrap_or(d.max_pages_per_window)
+            .max(1),
     }
 }
 
@@ -583,14 +588,15 @@ fn build_stream(cx: &mut Ctx, name: &str, s: RawStream, d: StreamDefaults) -> St
 }
 
 fn build_push(p: RawPush) -> PushConfig {
+    let d = PushConfig::default();
     PushConfig {
-        enabled: p.enabled.unwrap_or(false),
-        path: p.path.unwrap_or_else(|| "/kwaishop/push".into()),
+        enabled: p.enabled.unwrap_or(d.enabled),
+        path: p.path.unwrap_or(d.path),
     }
 }
 
 fn build_http(cx: &mut Ctx, h: RawHttp) -> HttpConfig {
-    let listen = h.listen.unwrap_or_else(|| "127.0.0.1:8610".into());
+    let listen = h.listen.unwrap_or(HttpConfig::default().listen);
     if listen.parse::<std::net::SocketAddr>().is_err() {
         cx.err(
             "http.listen",
@@ -601,11 +607,12 @@ fn build_http(cx: &mut Ctx, h: RawHttp) -> HttpConfig {
 }
 
 fn build_daemon(cx: &mut Ctx, d: RawDaemon) -> DaemonConfig {
-    let grace = d.grace_secs.unwrap_or(20);
+    let defaults = DaemonConfig::default();
+    let grace = d.grace_secs.unwrap_or(defaults.grace.as_secs());
     if !(1..=600).contains(&grace) {
         cx.err("daemon.grace_secs", "must be between 1 and 600");
     }
-    let lease = d.lease_secs.unwrap_or(60);
+    let lease = d.lease_secs.unwrap_or(defaults.lease.as_secs());
     if !(5..=3600).contains(&lease) {
         cx.err("daemon.lease_secs", "must be between 5 and 3600");
     }
@@ -626,24 +633,29 @@ fn build_daemon(cx: &mut Ctx, d: RawDaemon) -> DaemonConfig {
 }
 
 fn build_queue(cx: &mut Ctx, q: RawQueue) -> QueueConfig {
-    let max_attempts = q.max_attempts.unwrap_or(8);
+    let d = QueueConfig::default();
+    let max_attempts = q.max_attempts.unwrap_or(d.max_attempts);
     if !(1..=100).contains(&max_attempts) {
         cx.err("queue.max_attempts", "must be between 1 and 100");
     }
-    let concurrency = q.concurrency.unwrap_or(8);
+    let concurrency = q.concurrency.unwrap_or(d.concurrency);
     if !(1..=256).contains(&concurrency) {
         cx.err("queue.concurrency", "must be between 1 and 256");
     }
-    let lease = q.lease_secs.unwrap_or(300);
+    let lease = q.lease_secs.unwrap_or(d.lease.as_secs());
     if lease < 10 {
         cx.err("queue.lease_secs", "must be at least 10");
     }
     QueueConfig {
         max_attempts,
-        retention: Duration::from_secs(q.retention_days.unwrap_or(7) * 86_400),
+        retention: q
+            .retention_days
+            .map_or(d.retention, |days| Duration::from_secs(days * 86_400)),
         concurrency,
         lease: Duration::from_secs(lease),
-        retry_base: Duration::from_secs(q.retry_base_secs.unwrap_or(5).max(1)),
+        retry_base: q
+            .retry_base_secs
+            .map_or(d.retry_base, |s| Duration::from_secs(s.max(1))),
     }
 }
 

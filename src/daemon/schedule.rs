@@ -18,9 +18,10 @@ pub(super) async fn build(shared: &Arc<Shared>, app: &App) -> Result<JobSchedule
     // a thousand shops, a job per shop and stream made the scheduler's every tick walk three
     // thousand jobs).
     for stream in Stream::ALL {
-        let Some(cfg) = app.config.stream(stream.as_str()).filter(|c| c.enabled) else {
+        let cfg = app.config.stream(stream);
+        if !cfg.enabled {
             continue;
-        };
+        }
         let shared = shared.clone();
         let job = Job::new_async(cfg.schedule.as_str(), move |_, _| {
             let shared = shared.clone();

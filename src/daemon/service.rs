@@ -123,11 +123,7 @@ impl Shared {
     /// reload adds it) rather than at its first tick.
     fn start_catch_up(self: &Arc<Self>, app: &App, shop: &str) {
         for stream in Stream::ALL {
-            if app
-                .config
-                .stream(stream.as_str())
-                .is_some_and(|c| c.enabled)
-            {
+            if app.config.stream(stream).enabled {
                 self.start_poll(shop, stream);
             }
         }
@@ -137,12 +133,7 @@ impl Shared {
     /// authorized again, or the run is already going on here or at another daemon.
     async fn poll(self: &Arc<Self>, shop: String, stream: Stream) {
         let app = self.app();
-        if !app
-            .config
-            .stream(stream.as_str())
-            .is_some_and(|c| c.enabled)
-            || app.config.shop(&shop).is_none()
-        {
+        if !app.config.stream(stream).enabled || app.config.shop(&shop).is_none() {
             return;
         }
         if let Ok(Some(ShopStatus::NeedsReauth)) = app.store.shop_status(&shop).await {
@@ -279,7 +270,7 @@ impl Service {
         let daemon = start_with(
             app.clone(),
             opts.listener,
-            worker_settings(&app.config),
+            WorkerSettings::from(&app.config.queue),
             liveness.clone(),
             directory.clone(),
             root.child_token(),
@@ -470,16 +461,4 @@ async fn release_predecessor(app: &App, dead: &str) {
 pub(super) fn notify(states: &[sd_notify::NotifyState<'_>]) {
     // Not under systemd (no NOTIFY_SOCKET): nothing to tell.
     let _ = sd_notify::notify(states);
-}
-
-/// The worker settings a config describes.
-pub fn worker_settings(config: &Config) -> WorkerSettings {
-    WorkerSettings {
-        max_attempts: config.queue.max_attempts,
-        retention: config.queue.retention,
-        concurrency: config.queue.concurrency,
-        lease: config.queue.lease,
-        retry_base: config.queue.retry_base,
-        ..WorkerSettings::default()
-    }
 }

@@ -39,7 +39,7 @@ pub struct ReceiverSettings {
 impl Default for ReceiverSettings {
     fn default() -> Self {
         Self {
-            path: "/kwaishop/push".into(),
+            path: crate::config::PushConfig::default().path,
             body_limit: 1 << 20,
             body_timeout: Duration::from_secs(2),
             max_in_flight: 512,

@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::api::{ApiClient, ApiError, ErrorClass};
 use crate::clock::SharedClock;
+use crate::config::QueueConfig;
 use crate::store::{ClaimedEvent, EventKind, EventOutcome, ShopStatus, Store, StoreError};
 
 /// How the worker behaves.
@@ -54,16 +55,23 @@ impl std::fmt::Debug for BeforeFetch {
 }
 
 impl Default for WorkerSettings {
+    /// `[queue]`'s defaults.
     fn default() -> Self {
+        Self::from(&QueueConfig::default())
+    }
+}
+
+impl From<&QueueConfig> for WorkerSettings {
+    fn from(queue: &QueueConfig) -> Self {
         Self {
             batch: 64,
-            lease: Duration::from_secs(300),
-            max_attempts: 8,
-            retry_base: Duration::from_secs(5),
+            lease: queue.lease,
+            max_attempts: queue.max_attempts,
+            retry_base: queue.retry_base,
             retry_max: Duration::from_secs(1_800),
-            concurrency: 8,
+            concurrency: queue.concurrency,
             idle_wait: Duration::from_secs(1),
-            retention: Duration::from_secs(7 * 86_400),
+            retention: queue.retention,
             before_fetch: None,
         }
     }

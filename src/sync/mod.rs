@@ -109,9 +109,9 @@ impl StallLimits {
     fn limits_of(config: &Config) -> Vec<(Stream, i64)> {
         [Stream::Orders, Stream::Refunds]
             .into_iter()
-            .filter_map(|stream| {
-                let cfg = config.stream(stream.as_str())?;
-                Some((stream, cfg.stall_after().as_millis() as i64))
+            .map(|stream| {
+                let after = config.stream(stream).stall_after();
+                (stream, after.as_millis() as i64)
             })
             .collect()
     }

@@ -27,11 +27,7 @@ impl SyncContext {
         let now = self.clock.now_ms();
         let horizon = now - HORIZON_MS;
         let since = since_ms.unwrap_or(horizon).max(horizon);
-        let until = now
-            - self
-                .config
-                .stream(stream.as_str())
-                .map_or(60_000, |c| c.settle.as_millis() as i64);
+        let until = now - self.config.stream(stream).settle.as_millis() as i64;
         Ok(self
             .store
             .request_resync(shop_id, stream, kind, since, until, now)
@@ -221,12 +217,7 @@ impl SyncContext {
         counts: &mut Counts,
     ) -> Result<RunOutcome, SyncError> {
         let stream = request.stream;
-        let width = self
-            .config
-            .stream(stream.as_str())
-            .map(|c| c.window.as_millis() as i64)
-            .unwrap_or(crate::clock::DAY_MS)
-            .max(60_000);
+        let width = (self.config.stream(stream).window.as_millis() as i64).max(60_000);
         loop {
             if cancel.is_cancelled() {
                 return Ok(RunOutcome::Stopped);

@@ -46,11 +46,7 @@ pub(super) async fn run(
     cancel: &CancellationToken,
     counts: &mut Counts,
 ) -> Result<RunOutcome, SyncError> {
-    let cfg = cx
-        .config
-        .stream(stream.as_str())
-        .cloned()
-        .ok_or_else(|| SyncError::Protocol(format!("no settings for stream {stream:?}")))?;
+    let cfg = cx.config.stream(stream).clone();
     // A run catches up to the moment it started: windows are planned against that instant, so
     // a busy shop cannot keep a run going forever re-reading its last minutes.
     let now = cx.clock.now_ms();
@@ -1180,11 +1176,7 @@ pub(super) async fn read_window(
     cancel: &CancellationToken,
     counts: &mut Counts,
 ) -> Result<bool, SyncError> {
-    let cfg = cx
-        .config
-        .stream(stream.as_str())
-        .cloned()
-        .ok_or_else(|| SyncError::Protocol(format!("no settings for stream {stream:?}")))?;
+    let cfg = cx.config.stream(stream).clone();
     let mut seen_cursors = HashSet::new();
     let mut pages_here = 0u32;
     loop {
