@@ -421,11 +421,10 @@ async fn drive(
     let mut summaries =
         super::sync::sync_once(&app, &shops, &Stream::ALL, progress, cancel.clone()).await;
     if *file == FileUse::Reused {
-        let now = sim.state.clock.now_ms();
+        let cx = app.sync_context();
         for shop in &shops {
             for stream in [Stream::Orders, Stream::Refunds] {
-                app.store
-                    .request_resync(shop, stream, ResyncKind::Resync, resumed_at, now, now)
+                cx.request_resync(shop, stream, ResyncKind::Resync, Some(resumed_at))
                     .await?;
             }
         }
