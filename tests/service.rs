@@ -16,7 +16,7 @@ use kwaishop_sim::{SimConfig, SimHandle};
 use kwaishop_sync::clock::wall_ms;
 use kwaishop_sync::commands::sim::Limits;
 use kwaishop_sync::push::MessageKey;
-use kwaishop_sync::store::{ShopStatus, Source, Store, Stream};
+use kwaishop_sync::store::{RunKind, ShopStatus, Source, Store, Stream};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
@@ -332,7 +332,7 @@ async fn resync_runs(store: &Store, stream: Stream) -> usize {
         .await
         .expect("runs")
         .iter()
-        .filter(|r| r.kind == "resync" && r.stream == stream)
+        .filter(|r| r.kind == RunKind::Resync && r.stream == stream)
         .count()
 }
 
@@ -430,7 +430,7 @@ async fn poll_runs(store: &Store, stream: Stream) -> usize {
         .await
         .expect("runs")
         .iter()
-        .filter(|r| r.kind == "poll" && r.stream == stream)
+        .filter(|r| r.kind == RunKind::Poll && r.stream == stream)
         .count()
 }
 
@@ -1131,7 +1131,10 @@ async fn sync_once_runs_the_waiting_resyncs_and_the_reconcile() {
     assert!(done.iter().all(|l| l.ends_with("caught up")), "{text}");
     assert!(store.open_resyncs().await.expect("open").is_empty());
     let runs = store.recent_runs(None, 1_000).await.expect("runs");
-    assert!(runs.iter().any(|r| r.kind == "reconcile"), "{runs:?}");
+    assert!(
+        runs.iter().any(|r| r.kind == RunKind::Reconcile),
+        "{runs:?}"
+    );
     wait_for_truth(&store, &sim, 0, Duration::from_secs(10)).await;
 }
 

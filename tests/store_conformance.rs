@@ -10,8 +10,9 @@ use kwaishop_sync::api::{HourlyCalls, HourlyCount, Method};
 use kwaishop_sync::app::flush_api_calls;
 use kwaishop_sync::secret::Secret;
 use kwaishop_sync::store::{
-    ApiCallRow, EventKind, EventStatus, NewEvent, PageOutcome, ResyncKind, ShopRow, ShopStatus,
-    Source, Store, StoreError, Stream, StreamState,
+    ApiCallRow, EventKind, EventStatus, FinishedRun, NewEvent, PageOutcome, ResyncKind,
+    ResyncStatus, RunEnd, RunKind, ShopRow, ShopStatus, Source, Store, StoreError, Stream,
+    StreamState,
 };
 
 const SHOP: &str = "shop-1";
@@ -880,7 +881,7 @@ async fn concurrent_resync_requests_leave_one_waiting(store: Store) {
     assert_eq!((open[0].since_ms, open[0].until_ms), (NOW - 9, NOW + 9));
     // Once it runs, the next request waits beside it.
     let mut running = open[0].clone();
-    running.status = "running".into();
+    running.status = ResyncStatus::Running;
     store.save_resync(&running).await.expect("save");
     let (next, was_merged) = store
         .request_resync(
@@ -1142,16 +1143,26 @@ async fn run_log_round_trip(store: Store) {
     add_shop(&store, SHOP).await;
     add_shop(&store, "shop-2").await;
     let first = store
-        .start_run(SHOP, Stream::Orders, "poll", NOW)
+        .start_run(SHOP, Stream::Orders, RunKind::Poll, NOW)
         .await
         .expect("start");
     let second = store
-        .start_run("shop-2", Stream::Items, "scan", NOW + 1)
+        .start_run("shop-2", Stream::Items, RunKind::Reconcile, NOW + 1)
         .await
         .expect("start");
     assert!(second > first);
     store
-        .finish_run(first, NOW + 5, "error", 3, 120, 4, Some("window failed"))
+        .finish_run(
+            first,
+            &FinishedRun {
+                finished_at_ms: NOW + 5,
+                end: RunEnd::Failed,
+                pages: 3,
+                rows: 120,
+                calls: 4,
+                error: Some("window failed".into()),
+            },
+        )
         .await
         .expect("finish");
     let runs = store.recent_runs(None, 10).await.expect("runs");
@@ -1160,8 +1171,8 @@ async fn run_log_round_trip(store: Store) {
     assert_eq!(runs[0].finished_at_ms, None);
     let run = &runs[1];
     assert_eq!(
-        (run.shop_id.as_str(), run.stream, run.kind.as_str()),
-        (SHOP, Stream::Orders, "poll")
+        (run.shop_id.as_str(), run.stream, run.kind),
+        (SHOP, Stream::Orders, RunKind::Poll)
     );
     assert_eq!(
         (run.started_at_ms, run.finished_at_ms),
@@ -1170,14 +1181,24 @@ async fn run_log_round_trip(store: Store) {
     assert_eq!((run.pages, run.rows, run.calls), (3, 120, 4));
     assert_eq!(
         (run.outcome.as_deref(), run.error.as_deref()),
-        (Some("error"), Some("window failed"))
+        (Some("failed"), Some("window failed"))
     );
     let mine = store.recent_runs(Some(SHOP), 10).await.expect("mine");
     assert_eq!(mine.iter().map(|r| r.id).collect::<Vec<_>>(), vec![first]);
     assert_eq!(store.recent_runs(None, 1).await.expect("one").len(), 1);
     assert!(
         store
-            .finish_run(9_999, NOW, "ok", 0, 0, 0, None)
+            .finish_run(
+                9_999,
+                &FinishedRun {
+                    finished_at_ms: NOW,
+                    end: RunEnd::CaughtUp,
+                    pages: 0,
+                    rows: 0,
+                    calls: 0,
+                    error: None,
+                }
+            )
             .await
             .is_err()
     );

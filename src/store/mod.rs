@@ -30,6 +30,7 @@ mod state;
 mod tokens;
 mod usage;
 mod windows;
+pub(crate) mod words;
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,13 +44,14 @@ pub use events::{
 pub use leases::{InstanceRow, LeaseFence, LeaseRow};
 pub use quarantine::QuarantineRow;
 pub use reports::{DailySales, ItemSales, RefundSummary, ReportFilter, ShopTotals};
-pub use resync::{ResyncKind, ResyncRequest};
+pub use resync::ResyncRequest;
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
 pub use shops::{ShopRow, ShopStatus};
 pub(crate) use sqlite::make_private;
 pub(crate) use sqlite::path_of as sqlite_file;
-pub use state::{RunRow, StreamState};
+pub use state::{FinishedRun, RunRow, StreamState};
 pub use windows::{OpenPages, WindowPage, WindowRow, WrittenPages};
+pub use words::{ResyncKind, ResyncStatus, RunEnd, RunKind, UnknownWord};
 
 use db::{Pool, Val, Writers};
 
@@ -429,8 +431,16 @@ mod spawnable {
             let _ = s.load_state(&shop, Stream::Items).await;
             let _ = s.save_state(&state).await;
             let _ = s.all_states().await;
-            let _ = s.start_run(&shop, Stream::Items, "poll", 0).await;
-            let _ = s.finish_run(1, 0, "ok", 0, 0, 0, Some(&shop)).await;
+            let _ = s.start_run(&shop, Stream::Items, RunKind::Poll, 0).await;
+            let end = FinishedRun {
+                finished_at_ms: 0,
+                end: RunEnd::Failed,
+                pages: 0,
+                rows: 0,
+                calls: 0,
+                error: Some(shop.clone()),
+            };
+            let _ = s.finish_run(1, &end).await;
             let _ = s.recent_runs(Some(&shop), 1).await;
             let _ = s.ensure_shop(&ShopRow::new(&shop)).await;
             let _ = s.shops().await;

@@ -7,26 +7,9 @@ use super::db::Val;
 use super::db::from_row;
 use super::quarantine::{quarantine_in, release_in};
 use super::records::{write_orders, write_refunds};
+use super::words::{ResyncKind, ResyncStatus};
 use super::{PageOutcome, Source, Store, StoreError, Stream};
 use crate::api::records::{Order, Refund, Rejected};
-
-/// Why a range is re-read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResyncKind {
-    /// Asked for by an operator.
-    Resync,
-    /// The daily deep reconcile.
-    Reconcile,
-}
-
-impl ResyncKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResyncKind::Resync => "resync",
-            ResyncKind::Reconcile => "reconcile",
-        }
-    }
-}
 
 /// One request and its progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +17,7 @@ pub struct ResyncRequest {
     pub id: i64,
     pub shop_id: String,
     pub stream: Stream,
-    /// `resync` or `reconcile`.
-    pub kind: String,
+    pub kind: ResyncKind,
     /// The range to re-read, epoch ms.
     pub since_ms: i64,
     pub until_ms: i64,
@@ -43,8 +25,7 @@ pub struct ResyncRequest {
     pub window_begin_ms: Option<i64>,
     pub window_end_ms: Option<i64>,
     pub cursor: Option<String>,
-    /// `pending`, `running`, `done` or `failed`.
-    pub status: String,
+    pub status: ResyncStatus,
     pub requested_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
@@ -54,7 +35,7 @@ pub struct ResyncRequest {
 }
 
 from_row!(ResyncRequest {
-    id, shop_id, stream as String, kind, since_ms, until_ms, window_begin_ms, window_end_ms, cursor, status, requested_at_ms, started_at_ms, finished_at_ms, rows, error,
+    id, shop_id, stream as String, kind as String, since_ms, until_ms, window_begin_ms, window_end_ms, cursor, status as String, requested_at_ms, started_at_ms, finished_at_ms, rows, error,
 });
 
 const SELECT: &str = "SELECT id, shop_id, stream, kind, since_ms, until_ms, window_begin_ms, \
@@ -71,7 +52,7 @@ fn update_vals(r: &ResyncRequest) -> [Val<'_>; 9] {
         Val::from(r.window_begin_ms),
         Val::from(r.window_end_ms),
         Val::from(&r.cursor),
-        Val::from(&r.status),
+        Val::from(r.status.as_str()),
         Val::from(r.started_at_ms),
         Val::from(r.finished_at_ms),
         Val::from(r.rows),

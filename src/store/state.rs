@@ -3,6 +3,7 @@
 
 use super::db::from_row;
 use super::db::{Tx, Val};
+use super::words::{RunEnd, RunKind};
 use super::{Store, StoreError, Stream};
 
 /// Where a stream of one shop stands. Saved with each page ([`Store::commit_order_page`] and
@@ -195,16 +196,30 @@ pub(crate) fn check_state(
     Ok(())
 }
 
+/// How a run ended, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedRun {
+    pub finished_at_ms: i64,
+    pub end: RunEnd,
+    /// Pages committed.
+    pub pages: i64,
+    /// Rows written.
+    pub rows: i64,
+    /// Calls made to the platform's list API of the stream.
+    pub calls: i64,
+    pub error: Option<String>,
+}
+
 /// One row of the run log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRow {
     pub id: i64,
     pub shop_id: String,
     pub stream: Stream,
-    /// What ran: the caller's word (`poll`, `backfill`, `reconcile`, `resync`, …).
-    pub kind: String,
+    pub kind: RunKind,
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
+    /// How it ended (`None` while it runs); the log's word, see [`RunEnd`].
     pub outcome: Option<String>,
     pub pages: i64,
     pub rows: i64,
@@ -213,7 +228,7 @@ pub struct RunRow {
 }
 
 from_row!(RunRow {
-    id, shop_id, stream as String, kind, started_at_ms, finished_at_ms, outcome, pages, rows, calls, error,
+    id, shop_id, stream as String, kind as String, started_at_ms, finished_at_ms, outcome, pages, rows, calls, error,
 });
 
 impl Store {
@@ -263,7 +278,7 @@ impl Store {
         &self,
         shop_id: &str,
         stream: Stream,
-        kind: &str,
+        kind: RunKind,
         started_at_ms: i64,
     ) -> Result<i64, StoreError> {
         const SQL: &str = "INSERT INTO sync_runs (shop_id, stream, kind, started_at_ms) \
@@ -272,7 +287,7 @@ impl Store {
         let vals = [
             Val::from(shop_id),
             Val::from(stream.as_str()),
-            Val::from(kind),
+            Val::from(kind.as_str()),
             Val::from(started_at_ms),
         ];
         let mut tx = self.pool.write_tx(op).await?;
@@ -284,28 +299,18 @@ impl Store {
     }
 
     /// Closes a run with its outcome and counts.
-    #[allow(clippy::too_many_arguments)] // the run's columns, in the order of the log
-    pub async fn finish_run(
-        &self,
-        run_id: i64,
-        finished_at_ms: i64,
-        outcome: &str,
-        pages: i64,
-        rows: i64,
-        calls: i64,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    pub async fn finish_run(&self, run_id: i64, run: &FinishedRun) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE sync_runs SET finished_at_ms = $2, outcome = $3, pages = $4, \
              rows = $5, calls = $6, error = $7 WHERE id = $1";
         let op = "finishing a run";
         let vals = [
             Val::from(run_id),
-            Val::from(finished_at_ms),
-            Val::from(outcome),
-            Val::from(pages),
-            Val::from(rows),
-            Val::from(calls),
-            Val::from(error),
+            Val::from(run.finished_at_ms),
+            Val::from(run.end.as_str()),
+            Val::from(run.pages),
+            Val::from(run.rows),
+            Val::from(run.calls),
+            Val::from(run.error.as_deref()),
         ];
         let mut tx = self.pool.write_tx(op).await?;
         if tx.execute(op, SQL, &vals).await? == 0 {

@@ -18,7 +18,9 @@ use tracing::{error, info, warn};
 use crate::api::{ApiClient, ApiError, ErrorClass};
 use crate::clock::{SharedClock, format_ms};
 use crate::config::Config;
-use crate::store::{ShopStatus, Store, StoreError, Stream, StreamState};
+use crate::store::{
+    FinishedRun, RunEnd, RunKind, ShopStatus, Store, StoreError, Stream, StreamState,
+};
 
 pub use progress::{NoProgress, SyncProgress};
 pub use window::{HORIZON_MS, Window, plan_window};
@@ -54,17 +56,32 @@ pub enum RunOutcome {
 }
 
 impl RunOutcome {
-    /// The word stored in the run log.
-    pub fn as_str(&self) -> &'static str {
+    /// How the run log keeps it.
+    pub fn end(&self) -> RunEnd {
         match self {
-            RunOutcome::CaughtUp => "caught_up",
-            RunOutcome::Stopped => "stopped",
-            RunOutcome::Paused { .. } => "paused",
-            RunOutcome::NeedsReauth => "needs_reauth",
-            RunOutcome::Failed { .. } => "failed",
-            RunOutcome::Skipped => "skipped",
+            RunOutcome::CaughtUp => RunEnd::CaughtUp,
+            RunOutcome::Stopped => RunEnd::Stopped,
+            RunOutcome::Paused { .. } => RunEnd::Paused,
+            RunOutcome::NeedsReauth => RunEnd::NeedsReauth,
+            RunOutcome::Failed { .. } => RunEnd::Failed,
+            RunOutcome::Skipped => RunEnd::Skipped,
         }
     }
+
+    /// The word stored in the run log.
+    pub fn as_str(&self) -> &'static str {
+        self.end().as_str()
+    }
+}
+
+/// A run open in the run log, from [`SyncContext::begin_run`] to [`SyncContext::end_run`]: the
+/// one way polls and resyncs are recorded.
+pub(crate) struct OpenRun {
+    id: Option<i64>,
+    shop_id: String,
+    stream: Stream,
+    /// The client's calls of the stream's list API when the run began.
+    sent_before: u64,
 }
 
 /// What one run of one (shop, stream) did.
@@ -190,14 +207,7 @@ impl SyncContext {
         progress: &dyn SyncProgress,
         cancel: &CancellationToken,
     ) -> RunSummary {
-        let started = self.clock.now_ms();
-        let method = stream_method(stream);
-        let sent_before = self.client.sent(shop_id, method);
-        let run_id = self
-            .store
-            .start_run(shop_id, stream, "poll", started)
-            .await
-            .ok();
+        let run = self.begin_run(shop_id, stream, RunKind::Poll).await;
         let mut counts = Counts::default();
         let result = match stream {
             Stream::Orders | Stream::Refunds => {
@@ -207,32 +217,7 @@ impl SyncContext {
         };
         let outcome = self.outcome_of(shop_id, stream, result).await;
         let state = self.store.load_state(shop_id, stream).await.ok().flatten();
-        if let Some(id) = run_id {
-            let error = match &outcome {
-                RunOutcome::Failed { message, .. } => Some(message.as_str()),
-                _ => None,
-            };
-            let finished = self.clock.now_ms();
-            let calls = self
-                .client
-                .sent(shop_id, method)
-                .saturating_sub(sent_before);
-            if let Err(e) = self
-                .store
-                .finish_run(
-                    id,
-                    finished,
-                    outcome.as_str(),
-                    counts.pages as i64,
-                    counts.written as i64,
-                    calls as i64,
-                    error,
-                )
-                .await
-            {
-                warn!(shop = shop_id, stream = stream.as_str(), error = %e, "could not record the run");
-            }
-        }
+        self.end_run(run, &outcome, &counts).await;
         progress.finished(shop_id, stream, &outcome);
         RunSummary {
             shop_id: shop_id.to_string(),
@@ -242,6 +227,49 @@ impl SyncContext {
             received: counts.received,
             written: counts.written,
             checkpoint_ms: state.and_then(|s| s.checkpoint_ms),
+        }
+    }
+
+    /// Opens a run in the log (a failure to is only a warning: the run goes on unrecorded).
+    pub(crate) async fn begin_run(&self, shop_id: &str, stream: Stream, kind: RunKind) -> OpenRun {
+        let started = self.clock.now_ms();
+        let id = match self.store.start_run(shop_id, stream, kind, started).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                warn!(shop = shop_id, stream = stream.as_str(), error = %e, "could not record the run's start");
+                None
+            }
+        };
+        OpenRun {
+            id,
+            shop_id: shop_id.to_string(),
+            stream,
+            sent_before: self.client.sent(shop_id, stream_method(stream)),
+        }
+    }
+
+    /// Closes a run in the log with its outcome, pages, rows and the calls it made.
+    pub(crate) async fn end_run(&self, run: OpenRun, outcome: &RunOutcome, counts: &Counts) {
+        let Some(id) = run.id else {
+            return;
+        };
+        let calls = self
+            .client
+            .sent(&run.shop_id, stream_method(run.stream))
+            .saturating_sub(run.sent_before);
+        let finished = FinishedRun {
+            finished_at_ms: self.clock.now_ms(),
+            end: outcome.end(),
+            pages: counts.pages as i64,
+            rows: counts.written as i64,
+            calls: calls as i64,
+            error: match outcome {
+                RunOutcome::Failed { message, .. } => Some(message.clone()),
+                _ => None,
+            },
+        };
+        if let Err(e) = self.store.finish_run(id, &finished).await {
+            warn!(shop = run.shop_id, stream = run.stream.as_str(), error = %e, "could not record the run");
         }
     }
 

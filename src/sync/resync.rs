@@ -10,7 +10,7 @@ use super::window::{HORIZON_MS, Window};
 use super::windowed::{ResyncSink, read_window};
 use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress, items};
 use crate::api::ErrorClass;
-use crate::store::{ResyncKind, ResyncRequest, ShopStatus, Stream, StreamState};
+use crate::store::{ResyncKind, ResyncRequest, ResyncStatus, ShopStatus, Stream, StreamState};
 
 impl SyncContext {
     /// Asks for `[since, now − settle]` of a (shop, stream) to be re-read — the one way a resync
@@ -88,13 +88,11 @@ impl SyncContext {
         cancel: &CancellationToken,
     ) -> RunOutcome {
         let started = self.clock.now_ms();
-        let run_id = self
-            .store
-            .start_run(&request.shop_id, request.stream, &request.kind, started)
-            .await
-            .ok();
-        if request.status == "pending" {
-            request.status = "running".into();
+        let run = self
+            .begin_run(&request.shop_id, request.stream, request.kind.into())
+            .await;
+        if request.status == ResyncStatus::Pending {
+            request.status = ResyncStatus::Running;
             request.started_at_ms = Some(started);
             if let Err(e) = self.store.save_resync(&request).await {
                 return RunOutcome::Failed {
@@ -153,13 +151,13 @@ impl SyncContext {
         };
         match &outcome {
             RunOutcome::CaughtUp => {
-                request.status = "done".into();
+                request.status = ResyncStatus::Done;
                 request.finished_at_ms = Some(now);
                 request.error = None;
                 info!(
                     shop = request.shop_id,
                     stream = request.stream.as_str(),
-                    kind = request.kind,
+                    kind = request.kind.as_str(),
                     rows = request.rows,
                     "resync done"
                 );
@@ -178,7 +176,7 @@ impl SyncContext {
                     error = message,
                     "resync failed"
                 );
-                request.status = "failed".into();
+                request.status = ResyncStatus::Failed;
                 request.finished_at_ms = Some(now);
                 request.error = Some(message.clone());
             }
@@ -187,24 +185,7 @@ impl SyncContext {
         if !fenced && let Err(e) = self.store.save_resync(&request).await {
             warn!(shop = request.shop_id, error = %e, "could not save the resync's progress");
         }
-        if let Some(id) = run_id {
-            let error = match &outcome {
-                RunOutcome::Failed { message, .. } => Some(message.as_str()),
-                _ => None,
-            };
-            let _ = self
-                .store
-                .finish_run(
-                    id,
-                    now,
-                    outcome.as_str(),
-                    counts.pages as i64,
-                    counts.written as i64,
-                    counts.pages as i64,
-                    error,
-                )
-                .await;
-        }
+        self.end_run(run, &outcome, &counts).await;
         outcome
     }
 

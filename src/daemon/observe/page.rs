@@ -538,7 +538,7 @@ fn run_row(out: &mut String, run: &RunView, now: i64) {
          <td>{outcome}</td><td class=\"n\"{}>{}</td><td class=\"n\"{}>{}</td></tr>",
         escape(&run.shop_id),
         run.stream,
-        escape(&run.kind),
+        escape(run.kind),
         china_time(run.started_at_ms),
         relative(run.started_at_ms, now),
         hook("rows"),

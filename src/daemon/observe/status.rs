@@ -91,7 +91,7 @@ pub struct RunView {
     pub id: i64,
     pub shop_id: String,
     pub stream: &'static str,
-    pub kind: String,
+    pub kind: &'static str,
     pub started_at_ms: i64,
     /// `None` while the run goes on.
     pub duration_ms: Option<i64>,
@@ -250,7 +250,7 @@ fn run_view(r: RunRow) -> RunView {
         stream: r.stream.as_str(),
         duration_ms: r.finished_at_ms.map(|f| (f - r.started_at_ms).max(0)),
         shop_id: r.shop_id,
-        kind: r.kind,
+        kind: r.kind.as_str(),
         started_at_ms: r.started_at_ms,
         outcome: r.outcome,
         pages: r.pages,

@@ -47,7 +47,7 @@ fn report() -> StatusReport {
         id: 7,
         shop_id: HOSTILE.into(),
         stream: "orders",
-        kind: HOSTILE.into(),
+        kind: HOSTILE,
         started_at_ms: NOW - 5_000,
         duration_ms: Some(1_500),
         outcome: Some("failed".into()),
