@@ -19,7 +19,7 @@ use kwaishop_sync::api::Method;
 use kwaishop_sync::app::App;
 use kwaishop_sync::clock::{DAY_MS, next_beijing_midnight};
 use kwaishop_sync::commands::sync::sync_once;
-use kwaishop_sync::store::{Source, Store, Stream};
+use kwaishop_sync::store::{RunKind, Source, Store, Stream};
 use kwaishop_sync::sync::{NoProgress, RunOutcome, RunSummary, SyncProgress};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -1363,6 +1363,12 @@ async fn the_deep_reconcile_heals_a_gap_without_moving_the_checkpoint(store: Sto
         2,
         "one request per stream"
     );
+    // Some answers are internal timeouts, read again: a run makes more calls than it commits
+    // pages.
+    let calls_before = calls(&sim).await.len();
+    if let Ok(mut faults) = sim.state.faults.write() {
+        faults.internal_timeout = 0.2;
+    }
     let done = cx
         .run_open_resyncs(None, &NoProgress, &CancellationToken::new())
         .await
@@ -1372,6 +1378,30 @@ async fn the_deep_reconcile_heals_a_gap_without_moving_the_checkpoint(store: Sto
         "{done:?}"
     );
     assert!(app.store.open_resyncs().await.expect("open").is_empty());
+    if let Ok(mut faults) = sim.state.faults.write() {
+        faults.internal_timeout = 0.0;
+    }
+    // The run log records the list calls the reconcile made, as the platform counted them.
+    let lists = [
+        "open.order.cursor.list",
+        "open.seller.order.refund.pcursor.list",
+    ];
+    let made = calls(&sim).await[calls_before..]
+        .iter()
+        .filter(|c| lists.contains(&c.method.as_str()))
+        .count() as i64;
+    let runs = app
+        .store
+        .recent_runs(Some("shop-0"), 10)
+        .await
+        .expect("runs");
+    let logged: Vec<(i64, i64)> = runs
+        .iter()
+        .filter(|r| r.kind == RunKind::Reconcile)
+        .map(|r| (r.pages, r.calls))
+        .collect();
+    assert_eq!(logged.len(), 2, "{runs:?}");
+    assert_eq!(logged.iter().map(|l| l.1).sum::<i64>(), made, "{logged:?}");
     assert_eq!(
         checkpoints(app.store.clone()).await,
         before,
