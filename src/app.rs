@@ -92,7 +92,7 @@ impl App {
     /// Opens the database (migrating it), builds the client, registers the shops and imports
     /// token files for shops that have no token yet.
     pub async fn open(config: Config) -> Result<App, AppError> {
-        let store = Store::connect(&config.database_url).await?;
+        let store = Store::open(&config.database_url).await?;
         Self::with_store(config, store, None).await
     }
 

@@ -98,7 +98,7 @@ pub async fn push(rate: u32, seconds: u32, db: &Path) -> anyhow::Result<PushBenc
         .iter()
         .map(|m| (*m, 2_000.0))
         .collect();
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::open(&config.database_url).await?;
     let app = App::with_store(config, store, None).await?;
     super::demo::import_sim_tokens(&app.store, &sim).await?;
     let receiver = TcpListener::bind("127.0.0.1:0").await?;

@@ -388,7 +388,7 @@ async fn drive(
     progress: Arc<dyn SyncProgress>,
 ) -> anyhow::Result<DemoReport> {
     let config = config_for_sim(sim, &opts.db)?;
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::open(&config.database_url).await?;
     let app = App::with_store(config, store, None).await?;
     import_sim_tokens(&app.store, sim).await?;
     let shops = app.shops(None)?;

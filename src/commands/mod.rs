@@ -45,7 +45,7 @@ impl ConfigArg {
     /// The config and its database, migrated.
     pub async fn open_store(&self) -> anyhow::Result<(Config, Store)> {
         let config = self.load()?;
-        let store = Store::connect(&config.database_url).await?;
+        let store = Store::open(&config.database_url).await?;
         store.migrate().await?;
         Ok((config, store))
     }

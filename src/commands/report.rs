@@ -7,7 +7,9 @@ use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
 use super::ConfigArg;
-use crate::store::{DailySales, ItemSales, RefundSummary, ReportFilter, Store, StoreError};
+use crate::store::{
+    DailySales, DatabaseUrl, ItemSales, RefundSummary, ReportFilter, Store, StoreError,
+};
 
 /// What `report` is told.
 #[derive(clap::Args, Debug)]
@@ -37,20 +39,23 @@ pub struct ReportArgs {
 /// Prints the chosen views.
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let url = match &args.db {
-        Some(db) if db.contains("://") => db.clone(),
-        Some(path) => {
-            anyhow::ensure!(
-                std::path::Path::new(path).exists(),
-                "no database at {path}: run `kwaishop-sync demo` or `kwaishop-sync sync --once` first"
-            );
-            format!("sqlite://{path}")
+        Some(db) => {
+            let url = DatabaseUrl::from_arg(db)?;
+            if let Some(path) = url.sqlite_file() {
+                anyhow::ensure!(
+                    path.exists(),
+                    "no database at {}: run `kwaishop-sync demo` or `kwaishop-sync sync --once` first",
+                    path.display()
+                );
+            }
+            url
         }
         None => match demo_database(&args.config.config, super::DEFAULT_CONFIG) {
             Some(url) => url,
             None => args.config.load()?.database_url,
         },
     };
-    let store = Store::connect(&url).await?;
+    let store = Store::open(&url).await?;
     store.migrate().await?;
     let filter = ReportFilter {
         shop_id: args.shop,
@@ -347,7 +352,7 @@ pub fn render(report: &Report, format: Format) -> Result<String, String> {
 /// After `demo`, in a folder with no config: the demo's database, said on stderr. Only when the
 /// config is the default one (`default_config`, not named by `--config` or
 /// `KWAISHOP_SYNC_CONFIG`) and missing.
-pub fn demo_database(config: &std::path::Path, default_config: &str) -> Option<String> {
+pub fn demo_database(config: &std::path::Path, default_config: &str) -> Option<DatabaseUrl> {
     use super::demo::DEFAULT_DB;
     let unnamed = config == std::path::Path::new(default_config)
         && std::env::var_os("KWAISHOP_SYNC_CONFIG").is_none();
@@ -358,7 +363,7 @@ pub fn demo_database(config: &std::path::Path, default_config: &str) -> Option<S
         "no {default_config} here: reading the demo's database, {DEFAULT_DB} \
          (--db or --config reads another)"
     );
-    Some(format!("sqlite://{DEFAULT_DB}"))
+    Some(DatabaseUrl::Sqlite(DEFAULT_DB.into()))
 }
 
 #[cfg(test)]

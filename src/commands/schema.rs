@@ -1,18 +1,15 @@
 //! `kwaishop-sync migrate` and `check-config`: the database's schema and the config file.
 
-use crate::store::{Store, redact_url};
+use crate::store::Store;
 
 use super::ConfigArg;
 
 /// Creates or upgrades the database's schema.
 pub async fn migrate(arg: ConfigArg) -> anyhow::Result<()> {
     let config = arg.load()?;
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::open(&config.database_url).await?;
     store.migrate().await?;
-    println!(
-        "the database at {} is up to date",
-        redact_url(&config.database_url)
-    );
+    println!("the database at {} is up to date", config.database_url);
     Ok(())
 }
 
@@ -23,7 +20,7 @@ pub fn check_config(arg: ConfigArg) -> anyhow::Result<()> {
         "{} is valid: {} shop(s), database {}",
         arg.config.display(),
         config.shops.len(),
-        redact_url(&config.database_url)
+        config.database_url
     );
     Ok(())
 }

@@ -270,7 +270,7 @@ pub struct Config {
     /// The file it came from (`None` when built in code).
     pub path: Option<PathBuf>,
     pub platform: PlatformConfig,
-    pub database_url: String,
+    pub database_url: crate::store::DatabaseUrl,
     pub limits: LimitsConfig,
     pub retry: RetryConfig,
     pub sync: SyncConfig,
@@ -290,10 +290,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("path", &self.path)
             .field("platform", &self.platform)
-            .field(
-                "database_url",
-                &crate::store::redact_url(&self.database_url),
-            )
+            .field("database_url", &self.database_url)
             .field("limits", &self.limits)
             .field("retry", &self.retry)
             .field("sync", &self.sync)

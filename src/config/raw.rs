@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::*;
 use crate::api::{DEFAULT_AUTHORIZE_URL, DEFAULT_BASE_URL};
+use crate::store::DatabaseUrl;
 
 /// Environment variables starting with this override the file: `KWAISHOP_SYNC__DATABASE__URL`
 /// sets `[database] url`; `KWAISHOP_SYNC__STREAMS__ORDERS__ENABLED=false` a stream's switch.
@@ -155,6 +156,17 @@ impl Ctx<'_> {
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    /// systemd's `STATE_DIRECTORY` (the first, when the unit names several, `:`-separated):
+    /// where the database and the pid file go by default under systemd.
+    fn state_directory(&self) -> Option<PathBuf> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "STATE_DIRECTORY")
+            .and_then(|(_, v)| v.split(':').next())
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
     }
 
     fn path(&self, p: &Path) -> PathBuf {
@@ -378,28 +390,20 @@ fn build_platform(cx: &mut Ctx, p: RawPlatform, push_enabled: bool) -> PlatformC
     }
 }
 
-fn build_database(cx: &mut Ctx, d: RawDatabase) -> String {
-    let state_dir = cx
-        .env
-        .iter()
-        .find(|(k, _)| k == "STATE_DIRECTORY")
-        .map(|(_, v)| v.clone());
-    let url = d.url.unwrap_or_else(|| match state_dir {
-        Some(dir) => format!("sqlite://{dir}/kwaishop-sync.db"),
-        None => "sqlite://kwaishop-sync.db".to_string(),
-    });
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
-        // A relative SQLite path is relative to the config file, like the secret files.
-        let file = cx.path(Path::new(path));
-        return format!("sqlite://{}", file.display());
-    }
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        cx.err("database.url", "must start with sqlite:// or postgres://");
-    }
-    url
+fn build_database(cx: &mut Ctx, d: RawDatabase) -> DatabaseUrl {
+    let url = match d.url {
+        Some(url) => DatabaseUrl::parse(&url).unwrap_or_else(|e| {
+            cx.err("database.url", e.to_string());
+            DatabaseUrl::Sqlite(PathBuf::from("kwaishop-sync.db"))
+        }),
+        None => DatabaseUrl::Sqlite(
+            cx.state_directory()
+                .unwrap_or_default()
+                .join("kwaishop-sync.db"),
+        ),
+    };
+    // A relative SQLite path is relative to the config file, like the secret files.
+    url.relative_to(cx.base)
 }
 
 fn build_limits(cx: &mut Ctx, l: RawLimits) -> LimitsConfig {
@@ -619,11 +623,8 @@ fn build_daemon(cx: &mut Ctx, d: RawDaemon) -> DaemonConfig {
     let state_dir = match d.state_dir {
         Some(p) => cx.path(&p),
         None => cx
-            .env
-            .iter()
-            .find(|(k, _)| k == "STATE_DIRECTORY")
-            .map(|(_, v)| PathBuf::from(v.split(':').next().unwrap_or(v)))
-            .unwrap_or_else(|| cx.base.to_path_buf()),
+            .state_directory()
+            .map_or_else(|| cx.base.to_path_buf(), |dir| cx.path(&dir)),
     };
     DaemonConfig {
         grace: Duration::from_secs(grace),

@@ -144,7 +144,7 @@ impl Presence {
         command: &'static str,
     ) -> Result<(App, Presence), PresenceError> {
         let (host, id) = new_instance_id();
-        let shared = lock::sqlite_path(&config.database_url).is_none();
+        let shared = config.database_url.sqlite_file().is_none();
         if !shared {
             let file = lock::lock_sqlite(&config.database_url, lock::Holder::OneOff(command))?;
             let app = App::open(config).await?;
@@ -162,7 +162,7 @@ impl Presence {
             };
             return Ok((app, presence));
         }
-        let store = crate::store::Store::connect(&config.database_url).await?;
+        let store = crate::store::Store::open(&config.database_url).await?;
         let app = App::with_store(config, store, Some(&id)).await?;
         app.client.hold_calls();
         // One-offs of this installation that were killed: their instances go now, or this one

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::store::DatabaseUrl;
+
 /// Errors of taking the lock or writing the pid file.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -24,11 +26,6 @@ pub enum LockError {
         path: String,
         source: std::io::Error,
     },
-}
-
-/// The SQLite file of a database URL (read as the store reads it), or `None` for Postgres.
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    crate::store::sqlite_file(url).ok()
 }
 
 /// Who takes a SQLite file's lock, for the message that refuses a second one.
@@ -68,7 +65,7 @@ pub fn pid_file(state_dir: &Path) -> PathBuf {
 
 /// Takes the SQLite lock (when the database is a SQLite file) and writes the pid file.
 pub fn acquire(
-    database_url: &str,
+    database_url: &DatabaseUrl,
     state_dir: &Path,
     instance_id: &str,
 ) -> Result<InstanceLock, LockError> {
@@ -93,8 +90,8 @@ pub fn acquire(
 
 /// Takes the exclusive lock of the SQLite file of `database_url` (none for Postgres), or says
 /// who holds it.
-pub fn lock_sqlite(database_url: &str, who: Holder) -> Result<Option<FileLock>, LockError> {
-    let Some(db) = sqlite_path(database_url) else {
+pub fn lock_sqlite(database_url: &DatabaseUrl, who: Holder) -> Result<Option<FileLock>, LockError> {
+    let Some(db) = database_url.sqlite_file() else {
         return Ok(None);
     };
     let lock_path = PathBuf::from(format!("{}.lock", db.display()));
@@ -242,7 +239,7 @@ mod tests {
             Ok(store) => store.migrate().await.map(|()| store),
             Err(e) => Err(e),
         };
-        let lock = acquire(&url, dir.path(), "me");
+        let lock = acquire(&url.parse().expect("url"), dir.path(), "me");
         umask(old);
         let store = store.expect("connect and migrate");
         let lock = lock.expect("lock");
@@ -258,7 +255,7 @@ mod tests {
     #[test]
     fn a_second_instance_on_one_sqlite_file_is_refused() {
         let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let url = DatabaseUrl::Sqlite(dir.path().join("m.db"));
         let first = acquire(&url, dir.path(), "me").expect("first");
         let second = acquire(&url, dir.path(), "me").expect_err("second");
         assert!(second.to_string().contains("already running"), "{second}");
@@ -269,7 +266,8 @@ mod tests {
         );
         acquire(&url, dir.path(), "me").expect("free again");
         // Postgres needs no lock file.
-        acquire("postgres://x/y", dir.path(), "me").expect("no lock for postgres");
+        let postgres = DatabaseUrl::Postgres("postgres://x/y".into());
+        acquire(&postgres, dir.path(), "me").expect("no lock for postgres");
     }
 
     #[test]
@@ -280,7 +278,8 @@ mod tests {
         let dead = child.id();
         child.wait().expect("wait");
         std::fs::write(pid_file(dir.path()), format!("{dead}\nhost-{dead}-ab12\n")).expect("write");
-        let lock = acquire("postgres://x/y", dir.path(), "next").expect("lock");
+        let postgres = DatabaseUrl::Postgres("postgres://x/y".into());
+        let lock = acquire(&postgres, dir.path(), "next").expect("lock");
         assert_eq!(
             lock.dead_predecessor.as_deref(),
             Some(&*format!("host-{dead}-ab12"))

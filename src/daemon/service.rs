@@ -243,8 +243,8 @@ impl Service {
         let config = Config::load(&opts.config_path)?;
         let (host, instance_id) = super::instance::new_instance_id();
         let lock = lock::acquire(&config.database_url, &config.daemon.state_dir, &instance_id)?;
-        let shared_database = lock::sqlite_path(&config.database_url).is_none();
-        let store = Store::connect(&config.database_url)
+        let shared_database = config.database_url.sqlite_file().is_none();
+        let store = Store::open(&config.database_url)
             .await
             .map_err(AppError::from)?;
         let app = App::with_store(config, store, Some(&instance_id)).await?;

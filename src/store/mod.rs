@@ -28,6 +28,7 @@ mod shops;
 mod sqlite;
 mod state;
 mod tokens;
+mod url;
 mod usage;
 mod windows;
 pub(crate) mod words;
@@ -48,8 +49,8 @@ pub use resync::ResyncRequest;
 pub use rows::{ItemRow, OrderRow, RefundRow, SkuRow};
 pub use shops::{ShopRow, ShopStatus};
 pub(crate) use sqlite::make_private;
-pub(crate) use sqlite::path_of as sqlite_file;
 pub use state::{FinishedRun, RunRow, StreamState};
+pub use url::DatabaseUrl;
 pub use windows::{OpenPages, WindowPage, WindowRow, WrittenPages};
 pub use words::{ResyncKind, ResyncStatus, RunEnd, RunKind, UnknownWord};
 
@@ -233,20 +234,21 @@ fn sqlite_pool_beside(pool: &sqlx::SqlitePool, connections: u32) -> sqlx::Sqlite
 }
 
 impl Store {
-    /// Opens the database named by `url`: `sqlite://path` or `sqlite:path` (the file is created,
-    /// mode 0600, if missing) or `postgres://…` / `postgresql://…`. Does not migrate.
+    /// Opens the database named by `url` ([`DatabaseUrl::parse`]). Does not migrate.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let pool = if url.starts_with("sqlite:") {
-            let pool = sqlite::connect(url).await?;
-            let writer = sqlite_pool_beside(&pool, 1);
-            Pool::Sqlite(pool, Writers::on(writer))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Pool::Postgres(postgres::connect(url).await?)
-        } else {
-            return Err(StoreError::BadUrl {
-                url: redact_url(url),
-                reason: "expected sqlite:, postgres:// or postgresql://".into(),
-            });
+        Self::open(&DatabaseUrl::parse(url)?).await
+    }
+
+    /// Opens the database: a SQLite file (created, mode 0600, if missing) or a Postgres
+    /// server. Does not migrate.
+    pub async fn open(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        let pool = match url {
+            DatabaseUrl::Sqlite(path) => {
+                let pool = sqlite::connect(path).await?;
+                let writer = sqlite_pool_beside(&pool, 1);
+                Pool::Sqlite(pool, Writers::on(writer))
+            }
+            DatabaseUrl::Postgres(url) => Pool::Postgres(postgres::connect(url).await?),
         };
         Ok(Store { pool, fence: None })
     }

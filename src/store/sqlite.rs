@@ -15,39 +15,15 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers run in parallel under WAL; writers take turns (`BEGIN IMMEDIATE`).
 const MAX_CONNECTIONS: u32 = 4;
 
-/// The file path of a `sqlite://path` or `sqlite:path` URL (`sqlite:///abs` is `/abs`).
-pub(crate) fn path_of(url: &str) -> Result<PathBuf, StoreError> {
-    let bad = |reason: &str| StoreError::BadUrl {
-        url: url.to_string(),
-        reason: reason.to_string(),
-    };
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| bad("not a sqlite: URL"))?;
-    if rest.contains('?') {
-        return Err(bad(
-            "query parameters are not supported; the store sets its own options",
-        ));
-    }
-    if rest.is_empty() || rest.starts_with(':') {
-        return Err(bad(
-            "give a file path (an in-memory database would lose the mirror)",
-        ));
-    }
-    Ok(PathBuf::from(rest))
-}
-
-/// Opens (creating if missing) the database file named by `url` and returns its pool.
-pub(crate) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
-    let path = path_of(url)?;
+/// Opens (creating if missing) the database file at `path` and returns its pool.
+pub(crate) async fn connect(path: &Path) -> Result<SqlitePool, StoreError> {
     let open_error = |reason: String| StoreError::Open {
         path: path.display().to_string(),
         reason,
     };
-    create_private(&path).map_err(|e| open_error(e.to_string()))?;
+    create_private(path).map_err(|e| open_error(e.to_string()))?;
     let options = SqliteConnectOptions::new()
-        .filename(&path)
+        .filename(path)
         .create_if_missing(false)
         .journal_mode(SqliteJournalMode::Wal)
         // FULL: a committed page survives a power cut, not only a crash (I3 across reboots).
@@ -113,26 +89,4 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
     options.open(path).map(drop)?;
     make_private(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_name_a_file() {
-        let path = |u| path_of(u).map(|p| p.display().to_string()).ok();
-        assert_eq!(
-            path("sqlite:///var/lib/kw/mirror.db").as_deref(),
-            Some("/var/lib/kw/mirror.db")
-        );
-        assert_eq!(path("sqlite://mirror.db").as_deref(), Some("mirror.db"));
-        assert_eq!(
-            path("sqlite:data/mirror.db").as_deref(),
-            Some("data/mirror.db")
-        );
-        assert_eq!(path("sqlite::memory:"), None);
-        assert_eq!(path("sqlite://a.db?mode=ro"), None);
-        assert_eq!(path("postgres://x"), None);
-    }
 }

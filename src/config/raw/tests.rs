@@ -112,9 +112,33 @@ fn environment_overrides_the_file() {
         ),
     ];
     let c = parse(MINIMAL, Path::new("."), &env).expect("valid");
-    assert_eq!(c.database_url, "postgres://u@h/db");
+    assert_eq!(
+        c.database_url,
+        DatabaseUrl::Postgres("postgres://u@h/db".into())
+    );
     assert!(!c.items.enabled);
     assert_eq!(c.limits.daily_quota, Some(2000));
+}
+
+#[test]
+fn the_database_and_the_pid_file_share_systemds_first_state_directory() {
+    let env = vec![(
+        "STATE_DIRECTORY".to_string(),
+        "/var/lib/kwaishop-sync:/var/lib/other".to_string(),
+    )];
+    let c = parse(MINIMAL, Path::new("/etc/kwaishop-sync"), &env).expect("valid");
+    assert_eq!(
+        c.database_url,
+        DatabaseUrl::Sqlite("/var/lib/kwaishop-sync/kwaishop-sync.db".into())
+    );
+    assert_eq!(c.daemon.state_dir, Path::new("/var/lib/kwaishop-sync"));
+    // Without systemd, both sit beside the config file.
+    let c = parse(MINIMAL, Path::new("/etc/kwaishop-sync"), &[]).expect("valid");
+    assert_eq!(
+        c.database_url,
+        DatabaseUrl::Sqlite("/etc/kwaishop-sync/kwaishop-sync.db".into())
+    );
+    assert_eq!(c.daemon.state_dir, Path::new("/etc/kwaishop-sync"));
 }
 
 #[test]
