@@ -188,12 +188,12 @@ async fn migrate_status_auth_and_queue_commands() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("main"), "{}", text(&out));
     let out = run(&["status", "--config", &config, "--json"], None);
-    let lines: serde_json::Value =
+    let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("status --json is JSON");
     assert_eq!(
-        lines.as_array().map(Vec::len),
+        report["shops"][0]["streams"].as_array().map(Vec::len),
         Some(3),
-        "one line per stream"
+        "the status page's report: a view per stream"
     );
 
     // Two events in the queue: one dead, one done long ago.
@@ -313,4 +313,28 @@ async fn migrate_status_auth_and_queue_commands() {
         None,
     );
     assert!(!bad.status.success());
+}
+
+/// A database that cannot answer every read: `status` prints what it could read, says which
+/// part is missing, and exits non-zero — never a table of zeros that looks fine.
+#[tokio::test]
+async fn status_fails_when_a_read_of_the_database_fails() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path());
+    let out = run(&["migrate", "--config", &config], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
+    let store = Store::connect(&url).await.expect("store");
+    sqlx::query("DROP TABLE api_usage")
+        .execute(&sqlx::SqlitePool::connect(&url).await.expect("pool"))
+        .await
+        .expect("drop");
+    store.close().await;
+    let out = run(&["status", "--config", &config], None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("read(s) of the database failed"),
+        "{}",
+        text(&out)
+    );
 }

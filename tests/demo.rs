@@ -456,5 +456,31 @@ async fn report_matches_the_views(dir: &Path, db: &Path) {
     assert!(plain.status.success(), "{said}");
     assert_eq!(stdout(&plain), table);
     assert!(said.contains("reading the demo's database"), "{said}");
+    // So does `status`, at the instant the demo stopped its world (its clock ran fast): every
+    // stream of the shop was read, and its lag is the settle delay, not the days since.
+    std::fs::copy(
+        dir.join("demo.db.demo.json"),
+        dir.join("kwaishop-demo.db.demo.json"),
+    )
+    .expect("the demo's notes beside the copy");
+    let status = Command::new(BIN)
+        .current_dir(dir)
+        .env_remove("KWAISHOP_SYNC_CONFIG")
+        .arg("status")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary");
+    let said = String::from_utf8_lossy(&status.stderr);
+    let shown = stdout(&status);
+    assert!(status.status.success(), "{said}{shown}");
+    assert!(said.contains("reading the demo's database"), "{said}");
+    let lines: Vec<&str> = shown.lines().filter(|l| l.starts_with("shop-0")).collect();
+    assert_eq!(lines.len(), 3, "{shown}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("never") && !l.contains(" d ")),
+        "{shown}"
+    );
     pool.close().await;
 }

@@ -274,7 +274,7 @@ fn offline_client(clock: SharedClock) -> ApiClient {
 fn sources(store: Store, client: ApiClient, clock: SharedClock) -> ObserveSources {
     ObserveSources {
         store,
-        client,
+        client: Some(client),
         clock,
         daily_quota: None,
         worker: None,
@@ -434,7 +434,7 @@ async fn metrics_match_the_database(store: Store) {
 
     let base = serve(ObserveSources {
         store: store.clone(),
-        client: client.clone(),
+        client: Some(client.clone()),
         clock: clock.clone(),
         daily_quota: Some(2_000),
         worker: Some(worker),
@@ -825,16 +825,15 @@ async fn a_stream_that_does_not_move_is_stalled(store: Store) {
     let refunds = &json["shops"][0]["streams"][1];
     assert_eq!(refunds["stream"], "refunds");
     assert!(refunds["stalled_behind_ms"].as_i64().unwrap_or(0) > 2 * 86_400_000);
-    let lines = kwaishop_sync::commands::status::status_lines(&app.store, clock.now_ms(), &stalls)
-        .await
-        .expect("status");
-    let line = lines
+    let report = kwaishop_sync::commands::status::report_of(&app).await;
+    let line = report.shops[0]
+        .streams
         .iter()
         .find(|l| l.stream == "refunds")
         .expect("refunds");
     assert!(line.stalled_behind_ms.is_some(), "{line:?}");
     assert!(
-        kwaishop_sync::commands::status::render(&lines).contains("STALLED"),
+        kwaishop_sync::commands::status::render(&report).contains("STALLED"),
         "status prints it"
     );
 

@@ -704,19 +704,13 @@ async fn quota_pauses_and_resumes_from_the_cursor(store: Store) {
         "{after} calls after the first quota answer"
     );
     // `status` says until when.
-    let stalls = kwaishop_sync::sync::StallLimits::from_config(&app.config);
-    let lines = kwaishop_sync::commands::status::status_lines(
-        &app.store,
-        sim.state.clock.now_ms(),
-        &stalls,
-    )
-    .await
-    .expect("status");
+    let report = kwaishop_sync::commands::status::report_of(&app).await;
+    let streams: Vec<_> = report.shops.iter().flat_map(|s| &s.streams).collect();
     assert!(
-        lines.iter().any(|l| l.paused_until_ms == Some(until)),
-        "{lines:?}"
+        streams.iter().any(|l| l.paused_until_ms == Some(until)),
+        "{streams:?}"
     );
-    let text = kwaishop_sync::commands::status::render(&lines);
+    let text = kwaishop_sync::commands::status::render(&report);
     assert!(text.contains("paused: daily quota spent until"), "{text}");
     // The same day, nothing is sent.
     let before = calls(&sim).await.len();
@@ -1080,25 +1074,22 @@ async fn poison_records_fail_alone(stores: Vec<Store>) {
                 "{backend}: raw keeps the escape"
             );
         }
-        let lines = kwaishop_sync::commands::status::status_lines(
-            &app.store,
-            app.clock.now_ms(),
-            &kwaishop_sync::sync::StallLimits::from_config(&app.config),
-        )
-        .await
-        .expect("status");
-        let orders_line = lines
+        let report = kwaishop_sync::commands::status::report_of(&app).await;
+        let orders_line = report
+            .shops
             .iter()
-            .find(|l| l.shop_id == "shop-0" && l.stream == "orders")
+            .filter(|s| s.shop_id == "shop-0")
+            .flat_map(|s| &s.streams)
+            .find(|l| l.stream == "orders")
             .expect("orders line");
         assert_eq!(orders_line.quarantined, 1);
         assert!(
-            kwaishop_sync::commands::status::render(&lines).contains("1 record(s) in quarantine")
+            kwaishop_sync::commands::status::render(&report).contains("1 record(s) in quarantine")
         );
         // … and so do /metrics and the status page, over HTTP.
         let sources = kwaishop_sync::daemon::observe::ObserveSources {
             store: app.store.clone(),
-            client: app.client.clone(),
+            client: Some(app.client.clone()),
             clock: app.clock.clone(),
             daily_quota: None,
             worker: None,
@@ -1826,17 +1817,14 @@ async fn a_window_failing_the_same_way_shows_the_code_and_the_count(store: Store
         .clone()
         .or(refused.code.clone())
         .expect("a code");
-    let stalls = kwaishop_sync::sync::StallLimits::from_config(&app.config);
-    let now = sim.state.clock.now_ms();
-    let lines = kwaishop_sync::commands::status::status_lines(&app.store, now, &stalls)
-        .await
-        .expect("status");
-    let line = lines
+    let report = kwaishop_sync::commands::status::report_of(&app).await;
+    let line = report.shops[0]
+        .streams
         .iter()
         .find(|l| l.stream == "refunds")
         .expect("refunds");
     assert_eq!(line.failures_in_row, 3, "{line:?}");
-    let text = kwaishop_sync::commands::status::render(&lines);
+    let text = kwaishop_sync::commands::status::render(&report);
     assert!(
         text.contains("last error, 3 runs in a row:") && text.contains(&code),
         "status names the platform's code {code}:\n{text}"

@@ -114,6 +114,12 @@ fn read_meta(db: &Path) -> Option<Meta> {
     serde_json::from_str(&text).ok()
 }
 
+/// The simulated instant the last demo into `db` stopped its world at: the demo's "now" for
+/// reading that database later (`status`).
+pub fn world_stopped_at(db: &Path) -> Option<i64> {
+    read_meta(db).map(|m| m.resume_ms)
+}
+
 fn write_meta(db: &Path, meta: &Meta) -> anyhow::Result<()> {
     let path = meta_path(db);
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));

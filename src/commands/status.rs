@@ -1,9 +1,15 @@
-//! `kwaishop-sync status`: per shop and stream, the checkpoint, lag, last run, rows and last
-//! error, read from the database whether or not the daemon runs.
+//! `kwaishop-sync status`: per shop and stream, the checkpoint, lag, rows, last success and
+//! last error — the status page's report ([`crate::daemon::observe::StatusReport`]), read from
+//! the database whether or not the daemon runs, as a table or as the page's JSON.
 
-use super::ConfigArg;
-use crate::clock::format_ms;
-use crate::store::{Store, StoreError, Stream};
+use std::sync::Arc;
+
+use super::{ConfigArg, DEFAULT_CONFIG};
+use crate::app::clock_for;
+use crate::clock::{format_ms, human_span};
+use crate::daemon::observe::ObserveSources;
+use crate::daemon::observe::status::{StatusReport, StreamView, read_status};
+use crate::store::{DatabaseUrl, Store};
 use crate::sync::StallLimits;
 
 /// What `status` is told.
@@ -11,160 +17,128 @@ use crate::sync::StallLimits;
 pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Print JSON instead of a table.
+    /// Print the status page's JSON (`/status.json`) instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Prints the status of every (shop, stream) the database knows.
+/// Prints the status of every (shop, stream) the database knows; fails when a read failed.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let (config, store) = args.config.open_store().await?;
-    let clock = crate::app::clock_for(&config);
-    let stalls = StallLimits::from_config(&config);
-    let lines = status_lines(&store, clock.now_ms(), &stalls).await?;
+    let sources = match super::report::demo_database(&args.config.config, DEFAULT_CONFIG) {
+        Some(url) => demo_sources(&url).await?,
+        None => {
+            let (config, store) = args.config.open_store().await?;
+            ObserveSources::database(
+                store,
+                clock_for(&config),
+                config.limits.daily_quota,
+                StallLimits::from_config(&config),
+            )
+        }
+    };
+    let report = read_status(&sources).await;
+    sources.store.close().await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&lines)?);
-    } else if lines.is_empty() {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.shops.is_empty() && report.failed_reads == 0 {
         println!("no shops in the database yet: run `kwaishop-sync sync --once` first");
     } else {
-        print!("{}", render(&lines));
+        print!("{}", render(&report));
     }
+    anyhow::ensure!(
+        report.failed_reads == 0,
+        "{} read(s) of the database failed: the figures above are incomplete",
+        report.failed_reads
+    );
     Ok(())
 }
 
-/// One line of the status table.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StatusLine {
-    pub shop_id: String,
-    pub shop_status: String,
-    pub stream: String,
-    pub checkpoint_ms: Option<i64>,
-    pub lag_ms: Option<i64>,
-    pub last_run_ms: Option<i64>,
-    pub last_outcome: Option<String>,
-    pub rows: i64,
-    pub paused_until_ms: Option<i64>,
-    pub last_error: Option<String>,
-    /// Runs in a row that ended with `last_error`.
-    pub failures_in_row: i64,
-    /// Set when the stream is stalled: how far behind its checkpoint was when its last run
-    /// ended "caught up" ([`StallLimits`]).
-    pub stalled_behind_ms: Option<i64>,
-    /// Records of the stream in quarantine (`kwaishop-sync quarantine ls`).
-    pub quarantined: i64,
+/// The status report of `app`'s database, on its clock and with its config's stall limits.
+pub async fn report_of(app: &crate::app::App) -> StatusReport {
+    let sources = ObserveSources::database(
+        app.store.for_reading(),
+        app.clock.clone(),
+        app.config.limits.daily_quota,
+        StallLimits::from_config(&app.config),
+    );
+    read_status(&sources).await
 }
 
-/// The status of every (shop, stream) known to the database.
-pub async fn status_lines(
-    store: &Store,
-    now_ms: i64,
-    stalls: &StallLimits,
-) -> Result<Vec<StatusLine>, StoreError> {
-    let shops = store.shops().await?;
-    let states = store.all_states().await?;
-    let runs = store.recent_runs(None, 1000).await?;
-    let quarantine = store.quarantine_counts().await?;
-    let counted = store.row_counts().await?;
-    let counts: std::collections::HashMap<(&str, &str), i64> = counted
-        .iter()
-        .map(|(shop, table, n)| ((shop.as_str(), *table), *n))
-        .collect();
-    let mut lines = Vec::new();
-    for shop in &shops {
-        for stream in Stream::ALL {
-            let state = states
-                .iter()
-                .find(|s| s.shop_id == shop.shop_id && s.stream == stream);
-            let run = runs
-                .iter()
-                .find(|r| r.shop_id == shop.shop_id && r.stream == stream.as_str());
-            let table = stream.as_str();
-            let rows = counts
-                .get(&(shop.shop_id.as_str(), table))
-                .copied()
-                .unwrap_or(0);
-            // The stream's own pause or the shop's quota pause, whichever lasts longer.
-            let paused = [
-                state.and_then(|s| s.paused_until_ms),
-                shop.quota_paused_until,
-            ]
-            .into_iter()
-            .flatten()
-            .filter(|t| *t > now_ms)
-            .max();
-            lines.push(StatusLine {
-                shop_id: shop.shop_id.clone(),
-                shop_status: shop.status.as_str().to_string(),
-                stream: stream.as_str().to_string(),
-                checkpoint_ms: state.and_then(|s| s.checkpoint_ms),
-                lag_ms: state
-                    .and_then(|s| s.checkpoint_ms)
-                    .map(|c| (now_ms - c).max(0)),
-                last_run_ms: run.map(|r| r.finished_at_ms.unwrap_or(r.started_at_ms)),
-                last_outcome: run.and_then(|r| r.outcome.clone()),
-                rows,
-                paused_until_ms: paused,
-                last_error: state.and_then(|s| s.last_error.clone()),
-                failures_in_row: state.map_or(0, |s| s.failures_in_row),
-                stalled_behind_ms: state.and_then(|s| stalls.stalled_by(s)),
-                quarantined: quarantine
-                    .iter()
-                    .find(|(s, st, _)| *s == shop.shop_id && *st == stream)
-                    .map_or(0, |q| q.2),
-            });
+/// The demo's database, read at the instant its world stopped, with the default settings the
+/// demo runs with.
+async fn demo_sources(url: &DatabaseUrl) -> anyhow::Result<ObserveSources> {
+    let store = Store::open(url).await?;
+    store.migrate().await?;
+    let stopped = url
+        .sqlite_file()
+        .and_then(super::demo::world_stopped_at)
+        .unwrap_or_else(crate::clock::wall_ms);
+    Ok(ObserveSources::database(
+        store,
+        Arc::new(kwaishop_sim::ScaledClock::stopped_at(stopped)),
+        None,
+        StallLimits::defaults(),
+    ))
+}
+
+/// The report as a table for a terminal: a line per (shop, stream), then what needs a look.
+pub fn render(report: &StatusReport) -> String {
+    let mut out = format!(
+        "{:<14} {:<12} {:<8} {:<24} {:>10} {:>9} {:<24}\n",
+        "shop", "state", "stream", "checkpoint", "lag", "rows", "last success"
+    );
+    for shop in &report.shops {
+        for s in &shop.streams {
+            out.push_str(&format!(
+                "{:<14} {:<12} {:<8} {:<24} {:>10} {:>9} {:<24}\n",
+                shop.shop_id,
+                shop.status,
+                s.stream,
+                s.checkpoint_ms
+                    .map(format_ms)
+                    .unwrap_or_else(|| "never".into()),
+                s.lag_ms.map(human_span).unwrap_or_else(|| "-".into()),
+                s.rows.map_or_else(|| "-".into(), |n| n.to_string()),
+                s.last_success_ms
+                    .map(format_ms)
+                    .unwrap_or_else(|| "-".into()),
+            ));
+            notes(&mut out, &shop.shop_id, s);
         }
     }
-    Ok(lines)
-}
-
-/// The status as a table for a terminal.
-pub fn render(lines: &[StatusLine]) -> String {
-    let mut out = format!(
-        "{:<14} {:<12} {:<8} {:<24} {:>10} {:>9} {:<24} {:<12}\n",
-        "shop", "state", "stream", "checkpoint", "lag", "rows", "last run", "outcome"
-    );
-    for l in lines {
+    if report.failed_reads > 0 {
         out.push_str(&format!(
-            "{:<14} {:<12} {:<8} {:<24} {:>10} {:>9} {:<24} {:<12}\n",
-            l.shop_id,
-            l.shop_status,
-            l.stream,
-            l.checkpoint_ms
-                .map(format_ms)
-                .unwrap_or_else(|| "never".into()),
-            l.lag_ms
-                .map(crate::clock::human_span)
-                .unwrap_or_else(|| "-".into()),
-            l.rows,
-            l.last_run_ms.map(format_ms).unwrap_or_else(|| "-".into()),
-            l.last_outcome.clone().unwrap_or_else(|| "-".into()),
+            "{} read(s) of the database failed: the figures above are incomplete\n",
+            report.failed_reads
         ));
-        if let Some(until) = l.paused_until_ms {
-            out.push_str(&format!(
-                "    paused: daily quota spent until {}\n",
-                format_ms(until)
-            ));
-        }
-        if let Some(behind) = l.stalled_behind_ms {
-            out.push_str(&format!(
-                "    STALLED: its runs end caught up while the checkpoint stays {} behind \
-                 (check window_minutes against lookback_secs, and the logs)\n",
-                crate::clock::human_span(behind)
-            ));
-        }
-        if l.quarantined > 0 {
-            out.push_str(&format!(
-                "    {} record(s) in quarantine: `kwaishop-sync quarantine ls --shop {}`\n",
-                l.quarantined, l.shop_id
-            ));
-        }
-        match (&l.last_error, l.failures_in_row) {
-            (Some(e), n) if n > 1 => {
-                out.push_str(&format!("    last error, {n} runs in a row: {e}\n"));
-            }
-            (Some(e), _) => out.push_str(&format!("    last error: {e}\n")),
-            (None, _) => {}
-        }
     }
     out
+}
+
+/// What needs a look in one stream: a pause, a stall, quarantined records, the last error.
+fn notes(out: &mut String, shop: &str, s: &StreamView) {
+    if let Some(until) = s.paused_until_ms {
+        out.push_str(&format!(
+            "    paused: daily quota spent until {}\n",
+            format_ms(until)
+        ));
+    }
+    if let Some(behind) = s.stalled_behind_ms {
+        out.push_str(&format!(
+            "    STALLED: its runs end caught up while the checkpoint stays {} behind \
+             (check window_minutes against lookback_secs, and the logs)\n",
+            human_span(behind)
+        ));
+    }
+    if s.quarantined > 0 {
+        out.push_str(&format!(
+            "    {} record(s) in quarantine: `kwaishop-sync quarantine ls --shop {shop}`\n",
+            s.quarantined
+        ));
+    }
+    match (&s.last_error, s.failures_in_row) {
+        (Some(e), n) if n > 1 => out.push_str(&format!("    last error, {n} runs in a row: {e}\n")),
+        (Some(e), _) => out.push_str(&format!("    last error: {e}\n")),
+        (None, _) => {}
+    }
 }

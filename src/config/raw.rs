@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::*;
 use crate::api::{DEFAULT_AUTHORIZE_URL, DEFAULT_BASE_URL};
-use crate::store::DatabaseUrl;
+use crate::store::{DatabaseUrl, Stream};
 
 /// Environment variables starting with this override the file: `KWAISHOP_SYNC__DATABASE__URL`
 /// sets `[database] url`; `KWAISHOP_SYNC__STREAMS__ORDERS__ENABLED=false` a stream's switch.
@@ -323,9 +323,9 @@ pub(super) fn parse(
         limits: build_limits(&mut cx, limits),
         retry: build_retry(&mut cx, retry),
         sync: build_sync(&mut cx, sync),
-        orders: build_stream(&mut cx, "orders", streams.orders, StreamDefaults::ORDERS),
-        refunds: build_stream(&mut cx, "refunds", streams.refunds, StreamDefaults::REFUNDS),
-        items: build_stream(&mut cx, "items", streams.items, StreamDefaults::ITEMS),
+        orders: build_stream(&mut cx, Stream::Orders, streams.orders),
+        refunds: build_stream(&mut cx, Stream::Refunds, streams.refunds),
+        items: build_stream(&mut cx, Stream::Items, streams.items),
         push,
         http: build_http(&mut cx, http),
         daemon: build_daemon(&mut cx, daemon),
@@ -540,7 +540,30 @@ impl StreamDefaults {
     };
 }
 
-fn build_stream(cx: &mut Ctx, name: &str, s: RawStream, d: StreamDefaults) -> StreamConfig {
+impl StreamDefaults {
+    fn of(stream: Stream) -> Self {
+        match stream {
+            Stream::Orders => Self::ORDERS,
+            Stream::Refunds => Self::REFUNDS,
+            Stream::Items => Self::ITEMS,
+        }
+    }
+}
+
+impl StreamConfig {
+    /// A stream's settings when the config file says nothing of it.
+    pub fn default_for(stream: Stream) -> StreamConfig {
+        let mut cx = Ctx {
+            base: Path::new("."),
+            env: &[],
+            errors: Vec::new(),
+        };
+        build_stream(&mut cx, stream, RawStream::default())
+    }
+}
+
+fn build_stream(cx: &mut Ctx, stream: Stream, s: RawStream) -> StreamConfig {
+    let (name, d) = (stream.as_str(), StreamDefaults::of(stream));
     let schedule = s.schedule.unwrap_or_else(|| d.schedule.to_string());
     check_cron(cx, &format!("streams.{name}.schedule"), &schedule);
     let window = s.window_minutes.unwrap_or(d.window_minutes);

@@ -177,7 +177,7 @@ pub(crate) async fn start_with(
     let sources = ObserveSources {
         // Connections of its own: the page answers while the sync's runs hold the others.
         store: app.store.for_reading(),
-        client: app.client.clone(),
+        client: Some(app.client.clone()),
         clock: app.clock.clone(),
         daily_quota: app.config.limits.daily_quota,
         worker: Some(worker_stats.clone()),

@@ -13,7 +13,7 @@ mod liveness;
 mod metrics;
 mod page;
 mod snapshot;
-mod status;
+pub mod status;
 
 use std::fmt;
 use std::sync::Arc;
@@ -46,7 +46,8 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct ObserveSources {
     pub store: Store,
-    pub client: ApiClient,
+    /// The client whose answers `/metrics` counts (none for a `status` read of the database).
+    pub client: Option<ApiClient>,
     pub clock: SharedClock,
     pub daily_quota: Option<u64>,
     pub worker: Option<Arc<WorkerStats>>,
@@ -56,6 +57,29 @@ pub struct ObserveSources {
     pub stalls: StallLimits,
     /// The mirror's rows per shop, counted between scrapes when counting is costly.
     pub row_counts: Arc<RowCounts>,
+}
+
+impl ObserveSources {
+    /// What the database alone tells, as `kwaishop-sync status` reads it: no client, worker or
+    /// receiver of this process.
+    pub fn database(
+        store: Store,
+        clock: SharedClock,
+        daily_quota: Option<u64>,
+        stalls: StallLimits,
+    ) -> Self {
+        Self {
+            store,
+            client: None,
+            clock,
+            daily_quota,
+            worker: None,
+            receiver: None,
+            liveness: Arc::new(Liveness::new()),
+            stalls,
+            row_counts: Default::default(),
+        }
+    }
 }
 
 // Hand-written: the client's Debug is long, and nothing here needs more than its shape.

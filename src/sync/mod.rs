@@ -123,6 +123,21 @@ impl StallLimits {
         }
     }
 
+    /// The limits of the default stream settings (a database read without its config: the
+    /// demo's).
+    pub fn defaults() -> Self {
+        let limits = [Stream::Orders, Stream::Refunds]
+            .into_iter()
+            .map(|stream| {
+                let after = crate::config::StreamConfig::default_for(stream).stall_after();
+                (stream, after.as_millis() as i64)
+            })
+            .collect();
+        Self {
+            limits: Arc::new(std::sync::RwLock::new(limits)),
+        }
+    }
+
     fn limits_of(config: &Config) -> Vec<(Stream, i64)> {
         [Stream::Orders, Stream::Refunds]
             .into_iter()

@@ -237,7 +237,11 @@ fn per_shop(
 }
 
 fn write_api(text: &mut Exposition, sources: &ObserveSources) {
-    let counts = sources.client.call_counts();
+    let counts = sources
+        .client
+        .as_ref()
+        .map(|c| c.call_counts())
+        .unwrap_or_default();
     let mut calls = text.family(
         "kwaishop_api_calls_total",
         Kind::Counter,
