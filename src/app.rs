@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tracing::{info, warn};
 
 use crate::api::client::DEFAULT_CONNECT_TIMEOUT;
@@ -12,7 +11,6 @@ use crate::api::oauth::TokenSet;
 use crate::api::{ApiClient, ApiError, AppCredentials, ClientOptions, HourlyCalls};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::secret::Secret;
 use crate::store::{ShopRow, ShopStatus, Store, StoreError};
 use crate::sync::SyncContext;
 use kwaishop_sim::ScaledClock;
@@ -72,20 +70,6 @@ pub fn app_credentials(config: &Config) -> AppCredentials {
         app_secret: config.platform.app_secret.clone(),
         sign_secret: config.platform.sign_secret.clone(),
     }
-}
-
-/// A token file as the console's "copy token" or the simulator writes it. No `Debug`: it holds
-/// the tokens in the clear.
-#[derive(Deserialize)]
-struct TokenFile {
-    access_token: String,
-    refresh_token: String,
-    access_expires_at: i64,
-    refresh_expires_at: i64,
-    #[serde(default)]
-    open_id: String,
-    #[serde(default)]
-    scopes: Vec<String>,
 }
 
 impl App {
@@ -169,16 +153,8 @@ impl App {
                 message,
             };
             let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-            let file: TokenFile =
-                serde_json::from_str(&text).map_err(|e| err(format!("not a token file: {e}")))?;
-            let tokens = TokenSet {
-                access_token: Secret::new(file.access_token),
-                access_expires_at: file.access_expires_at,
-                refresh_token: Secret::new(file.refresh_token),
-                refresh_expires_at: file.refresh_expires_at,
-                open_id: file.open_id,
-                scopes: file.scopes,
-            };
+            let tokens = TokenSet::from_json(&text, self.clock.now_ms())
+                .map_err(|e| err(format!("not a token file: {e}")))?;
             self.store.save_tokens(&shop.id, &tokens).await?;
             info!(
                 shop = shop.id,

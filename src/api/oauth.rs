@@ -11,7 +11,16 @@ use serde_json::Value;
 use super::codes::{RESULT_OK, classify};
 use super::envelope::{lenient_i64, lenient_text, undecodable};
 use super::error::{ApiError, ErrorClass};
+use crate::clock::{DAY_MS, HOUR_MS};
 use crate::secret::Secret;
+
+/// How long an access token lives when the platform does not say: 48 hours (reference §7.3).
+pub const ACCESS_LIFETIME_MS: i64 = 48 * HOUR_MS;
+/// How long a grant (its refresh token) lives when the platform does not say: about 180 days,
+/// after which the merchant must authorize the app again (reference §7.3).
+pub const GRANT_LIFETIME_MS: i64 = 180 * DAY_MS;
+/// From this much before a grant ends, the keeper warns and the status page shows it.
+pub const GRANT_WARNING_MS: i64 = 30 * DAY_MS;
 
 /// A shop's tokens with their expiries (epoch ms).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,10 +188,12 @@ pub fn parse_token_response(
     };
     let access = text("access_token").ok_or_else(|| missing("access_token"))?;
     let refresh = text("refresh_token").ok_or_else(|| missing("refresh_token"))?;
-    let expires_in = field("expires_in").and_then(lenient_i64).unwrap_or(172_800);
+    let expires_in = field("expires_in")
+        .and_then(lenient_i64)
+        .unwrap_or(ACCESS_LIFETIME_MS / 1000);
     let refresh_expires_at = match field("refresh_token_expires_in").and_then(lenient_i64) {
         Some(secs) => now_ms + secs * 1000,
-        None => previous_refresh_expiry.unwrap_or(now_ms + 15_552_000_000),
+        None => previous_refresh_expiry.unwrap_or(now_ms + GRANT_LIFETIME_MS),
     };
     let scopes = match field("scopes") {
         Some(Value::Array(items)) => items.iter().filter_map(lenient_text).collect(),
@@ -201,6 +212,68 @@ pub fn parse_token_response(
         open_id: text("open_id").unwrap_or_default(),
         scopes,
     })
+}
+
+/// A token as pasted: the console's copy, or a full token file. No `Debug`: it holds the
+/// tokens in the clear until they become [`Secret`]s.
+#[derive(Deserialize)]
+struct PastedToken {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    /// Seconds the access token stays valid (the console's copy lasts 48 h).
+    #[serde(default)]
+    expires_in: Option<i64>,
+    #[serde(default)]
+    access_expires_at: Option<i64>,
+    #[serde(default)]
+    refresh_token_expires_in: Option<i64>,
+    #[serde(default)]
+    refresh_expires_at: Option<i64>,
+    #[serde(default)]
+    open_id: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+impl TokenSet {
+    /// Reads a token as JSON — the console's copy (`expires_in` and the like, relative to `now_ms`)
+    /// or a token file (absolute `access_expires_at`, …) — into a token set: the one reader of
+    /// `auth import` and the config's `token_file`.
+    pub fn from_json(text: &str, now_ms: i64) -> Result<TokenSet, String> {
+        let t: PastedToken = serde_json::from_str(text.trim()).map_err(|e| {
+        format!("expected JSON like {{\"access_token\": \"…\", \"refresh_token\": \"…\", \"expires_in\": 172800}}: {e}")
+    })?;
+        if t.access_token.trim().is_empty() {
+            return Err("access_token is empty".into());
+        }
+        let refresh_token = t
+            .refresh_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        let access_expires_at = t
+            .access_expires_at
+            .or(t.expires_in.map(|s| now_ms + s * 1000))
+            .unwrap_or(now_ms + ACCESS_LIFETIME_MS);
+        let refresh_expires_at = t
+            .refresh_expires_at
+            .or(t.refresh_token_expires_in.map(|s| now_ms + s * 1000))
+            .unwrap_or(if refresh_token.is_some() {
+                now_ms + GRANT_LIFETIME_MS
+            } else {
+                access_expires_at
+            });
+        Ok(TokenSet {
+            access_token: Secret::new(t.access_token.trim()),
+            access_expires_at,
+            // Without a refresh token the shop works until the access token expires.
+            refresh_token: Secret::new(refresh_token.unwrap_or_default()),
+            refresh_expires_at,
+            open_id: t.open_id.unwrap_or_default(),
+            scopes: t.scopes,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -238,5 +311,37 @@ mod tests {
         let e = parse_token_response("oauth2/refresh_token", b"<html>", 502, 0, None)
             .expect_err("html");
         assert_eq!(e.class, ErrorClass::Transient);
+    }
+}
+
+#[cfg(test)]
+mod token_json {
+    use super::*;
+
+    #[test]
+    fn a_blank_refresh_token_counts_as_none_and_spaces_are_trimmed() {
+        let t =
+            TokenSet::from_json(r#"{"access_token":"a","refresh_token":"  "}"#, 0).expect("parses");
+        assert_eq!(t.refresh_token.expose(), "");
+        assert_eq!(t.refresh_expires_at, t.access_expires_at);
+        let t = TokenSet::from_json(r#"{"access_token":"a","refresh_token":" r1 "}"#, 0)
+            .expect("parses");
+        assert_eq!(t.refresh_token.expose(), "r1");
+        assert_eq!(t.refresh_expires_at, GRANT_LIFETIME_MS);
+    }
+
+    #[test]
+    fn a_console_copy_gets_48_hours() {
+        let t = TokenSet::from_json(r#"{"access_token":" ChFvYX "}"#, 1_000).expect("parses");
+        assert_eq!(t.access_token.expose(), "ChFvYX");
+        assert_eq!(t.access_expires_at, 1_000 + ACCESS_LIFETIME_MS);
+        assert!(t.refresh_token.is_empty());
+        let full = TokenSet::from_json(r#"{"access_token":"a","refresh_token":"r","expires_in":10,"refresh_token_expires_in":20}"#, 0).expect("parses");
+        assert_eq!(
+            (full.access_expires_at, full.refresh_expires_at),
+            (10_000, 20_000)
+        );
+        assert!(TokenSet::from_json("not json", 0).is_err());
+        assert!(TokenSet::from_json(r#"{"access_token":""}"#, 0).is_err());
     }
 }

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use tracing::{error, info, warn};
 
+use crate::api::oauth::{ACCESS_LIFETIME_MS, GRANT_WARNING_MS};
 use crate::app::App;
 use crate::clock::{DAY_MS, beijing_day, format_ms};
 use crate::store::ShopStatus;
 
 /// Refresh when less than this remains (half of the platform's 48 h).
-const REFRESH_WHEN_LEFT_MS: i64 = 24 * 3_600_000;
+const REFRESH_WHEN_LEFT_MS: i64 = ACCESS_LIFETIME_MS / 2;
 
 /// One pass over every active shop. The end-of-grant warnings go out once per shop and China
 /// day (`warned` remembers the day of each shop's last one), not at every pass.
@@ -31,8 +32,8 @@ pub async fn check_tokens(app: &App, warned: &mut HashMap<String, i64>) {
             }
         };
         let grant_left = tokens.refresh_expires_at - now;
-        let warn_today =
-            grant_left < 30 * DAY_MS && warned.insert(shop.shop_id.clone(), today) != Some(today);
+        let warn_today = grant_left < GRANT_WARNING_MS
+            && warned.insert(shop.shop_id.clone(), today) != Some(today);
         if warn_today && grant_left < 7 * DAY_MS {
             error!(shop = shop.shop_id, ends = %format_ms(tokens.refresh_expires_at), "the shop's authorization ends within 7 days: the merchant must authorize the app again (kwaishop-sync auth url)");
         } else if warn_today {

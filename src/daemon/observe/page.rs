@@ -15,13 +15,9 @@ use super::format::{china_time, escape, grouped, percent, relative, span};
 use super::status::{
     ApiCallsView, MethodCalls, QueueView, RunView, ShopView, StatusReport, StreamView,
 };
-use crate::clock::DAY_MS;
 
 /// How often the page reloads itself.
 pub const REFRESH_SECS: u32 = 15;
-
-/// A refresh token closer than this to its end is shown as a warning.
-const REFRESH_TOKEN_WARNING_MS: i64 = 30 * DAY_MS;
 
 const STYLE: &str = include_str!("page.css");
 
@@ -226,7 +222,7 @@ fn shop_card(out: &mut String, s: &ShopView, r: &StatusReport) {
         &refresh_key,
         refresh,
         now,
-        REFRESH_TOKEN_WARNING_MS,
+        crate::api::oauth::GRANT_WARNING_MS,
     );
     out.push_str("</div>");
     streams_table(out, s, now, r.rows_counted_at_ms);

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::clock::DAY_MS;
 use crate::daemon::observe::status::HourCalls;
 
 const NOW: i64 = 1_704_124_800_000;
