@@ -73,8 +73,10 @@ fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let terminal = std::io::stderr().is_terminal();
     // Progress bars and log lines share the terminal: under bars, only warnings are logged.
-    let bars = terminal && matches!(cli.command, Command::Demo(_) | Command::Sync(_));
-    let default = if bars { "warn" } else { "info" };
+    // The demo says a line per stage itself, on a terminal or not.
+    let bars = terminal && matches!(cli.command, Command::Sync(_));
+    let quiet = bars || matches!(cli.command, Command::Demo(_));
+    let default = if quiet { "warn" } else { "info" };
     let filter = cli
         .log
         .as_deref()

@@ -482,5 +482,22 @@ async fn report_matches_the_views(dir: &Path, db: &Path) {
             .all(|l| !l.contains("never") && !l.contains(" d ")),
         "{shown}"
     );
+    // Off a terminal, with no log filter asked for, the demo says a line per stage on stderr,
+    // not log lines per window (it once printed hundreds).
+    let quiet = Command::new(BIN)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("KWAISHOP_SYNC_LOG")
+        .args([
+            "demo", "--db", "demo.db", "--orders", "2000", "--days", "10",
+        ])
+        .args(["--push-secs", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary");
+    common::record_output("demo-quiet", &quiet);
+    let stages = String::from_utf8_lossy(&quiet.stderr);
+    assert!(quiet.status.success(), "{stages}");
+    assert!(stages.lines().count() <= 4, "{stages}");
     pool.close().await;
 }
