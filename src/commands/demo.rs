@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::oauth::TokenSet;
@@ -27,6 +26,13 @@ use crate::sync::{NoProgress, RunOutcome, SyncProgress};
 use kwaishop_sim::ScaledClock;
 use kwaishop_sim::push::PushConfig;
 use kwaishop_sim::{self as sim, SimConfig, SimHandle};
+
+mod file;
+mod render;
+
+pub use file::world_stopped_at;
+use file::{prepare_file, write_meta};
+pub use render::{render, totals_lines};
 
 /// How many times faster than real time the demo's world runs: a few seconds of pushes are an
 /// hour of a busy shop.
@@ -91,90 +97,6 @@ pub struct DemoReport {
 /// The database the demo mirrors into when none is named.
 pub const DEFAULT_DB: &str = "kwaishop-demo.db";
 
-/// Kept beside the database (`<db>.demo.json`): enough to rebuild the same world.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Meta {
-    seed: u64,
-    days: u32,
-    orders: usize,
-    /// The instant the world was generated at.
-    origin_ms: i64,
-    /// The simulated instant the last demo stopped the world at.
-    resume_ms: i64,
-    /// False while a demo runs: a file left by one that did not finish is not reused.
-    complete: bool,
-}
-
-fn meta_path(db: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.demo.json", db.display()))
-}
-
-fn read_meta(db: &Path) -> Option<Meta> {
-    let text = std::fs::read_to_string(meta_path(db)).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// The simulated instant the last demo into `db` stopped its world at: the demo's "now" for
-/// reading that database later (`status`).
-pub fn world_stopped_at(db: &Path) -> Option<i64> {
-    read_meta(db).map(|m| m.resume_ms)
-}
-
-fn write_meta(db: &Path, meta: &Meta) -> anyhow::Result<()> {
-    let path = meta_path(db);
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(meta)?)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(())
-}
-
-/// Decides between creating, reusing and recreating the file; removes it when recreating.
-fn prepare_file(opts: &DemoOptions) -> anyhow::Result<(FileUse, Meta)> {
-    let now = wall_ms();
-    let new_meta = Meta {
-        seed: opts.seed,
-        days: opts.days,
-        orders: opts.orders,
-        origin_ms: now,
-        resume_ms: now,
-        complete: false,
-    };
-    if !opts.db.exists() {
-        let _ = std::fs::remove_file(meta_path(&opts.db));
-        return Ok((FileUse::Created, new_meta));
-    }
-    let Some(old) = read_meta(&opts.db) else {
-        anyhow::bail!(
-            "{} exists but was not made by `kwaishop-sync demo` (there is no {} beside it); \
-             it is left alone: pass --db to use another file, or remove it yourself",
-            opts.db.display(),
-            meta_path(&opts.db).display()
-        );
-    };
-    let why = if opts.fresh {
-        Some("--fresh".to_string())
-    } else if (old.seed, old.days, old.orders) != (opts.seed, opts.days, opts.orders) {
-        Some(format!(
-            "it held another world (seed {}, {} days, {} orders)",
-            old.seed, old.days, old.orders
-        ))
-    } else if !old.complete {
-        Some("the demo that made it did not finish".to_string())
-    } else if old.resume_ms - old.origin_ms > MAX_AGE_MS {
-        Some("its world is older than 60 simulated days".to_string())
-    } else {
-        None
-    };
-    match why {
-        None => Ok((FileUse::Reused, old)),
-        Some(why) => {
-            remove_db(&opts.db)?;
-            let _ = std::fs::remove_file(meta_path(&opts.db));
-            Ok((FileUse::Recreated(why), new_meta))
-        }
-    }
-}
-
 /// The config of a kwaishop-sync that syncs the given simulator into `db`, following its clock
 /// and receiving its pushes.
 pub fn config_for_sim(sim: &SimHandle, db: &Path) -> Result<Config, crate::config::ConfigErrors> {
@@ -226,16 +148,6 @@ pub async fn import_sim_tokens(
             scopes: vec![],
         };
         store.save_tokens(&format!("shop-{i}"), &tokens).await?;
-    }
-    Ok(())
-}
-
-fn remove_db(path: &Path) -> std::io::Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", path.display()));
-        if p.exists() {
-            std::fs::remove_file(p)?;
-        }
     }
     Ok(())
 }
@@ -397,7 +309,6 @@ async fn drive(
     let store = Store::open(&config.database_url).await?;
     let app = App::with_store(config, store, None).await?;
     import_sim_tokens(&app.store, sim).await?;
-    let shops = app.shops(None)?;
     let daemon = crate::daemon::start(
         app.clone(),
         Some(listener),
@@ -411,83 +322,17 @@ async fn drive(
             return Err(e.into());
         }
     };
-    let cancel = CancellationToken::new();
-    let mut failures = Vec::new();
-
-    // 1. Catch up (a backfill on a new file), and on a reused file re-read what changed between
-    //    the last demo's stop and its last poll.
-    eprintln!(
-        "{} the shop's history from the simulator ...",
-        if *file == FileUse::Reused {
-            "Catching up on"
-        } else {
-            "Backfilling"
-        }
-    );
-    let mut summaries =
-        super::sync::sync_once(&app, &shops, &Stream::ALL, progress, cancel.clone()).await;
-    if *file == FileUse::Reused {
-        let cx = app.sync_context();
-        for shop in &shops {
-            for stream in [Stream::Orders, Stream::Refunds] {
-                cx.request_resync(shop, stream, ResyncKind::Resync, Some(resumed_at))
-                    .await?;
-            }
-        }
-        for (request, outcome) in super::sync::resync_once(
-            &app,
-            &shops,
-            &Stream::ALL,
-            Arc::new(NoProgress),
-            cancel.clone(),
-        )
-        .await?
-        {
-            if outcome != RunOutcome::CaughtUp {
-                failures.push(format!(
-                    "resync of {} {}: {}",
-                    request.shop_id,
-                    request.stream.as_str(),
-                    super::sync::outcome_text(&outcome)
-                ));
-            }
-        }
-    }
-
-    // 2. Pushes: the simulator keeps selling; the receiver stores, the worker merges.
-    eprintln!("Letting pushes flow for {} s ...", opts.push_secs);
-    let bar = push_phase_bar(opts.push_secs);
-    let received = |d: &crate::daemon::DaemonHandle| {
-        d.receiver
-            .as_ref()
-            .map_or(0, |r| r.accepted.load(Ordering::Relaxed))
+    let run = Stages {
+        app: &app,
+        shops: app.shops(None)?,
+        cancel: CancellationToken::new(),
     };
-    for _ in 0..opts.push_secs {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        bar.inc(1);
-        bar.set_message(format!(
-            "{} received, {} applied",
-            received(&daemon),
-            daemon.worker.done.load(Ordering::Relaxed)
-        ));
-    }
-    bar.finish_and_clear();
-
-    // 3. Stop the world, let the last pushes land, and poll once more past the settle delay.
-    sim.state.mutating.store(false, Ordering::SeqCst);
-    let quiet = wait_for_quiet(sim, &app.store, Duration::from_secs(20)).await;
-    if !quiet {
-        failures.push("pushes still outstanding after 20 s".to_string());
-    }
-    let settle = Stream::ALL
-        .iter()
-        .map(|s| app.config.stream(*s).settle)
-        .max()
-        .unwrap_or_default();
-    tokio::time::sleep(settle.div_f64(SPEED) + Duration::from_millis(50)).await;
-    summaries.extend(
-        super::sync::sync_once(&app, &shops, &Stream::ALL, Arc::new(NoProgress), cancel).await,
-    );
+    let mut failures = Vec::new();
+    let mut summaries = run
+        .catch_up(file, resumed_at, progress, &mut failures)
+        .await?;
+    let_pushes_flow(opts.push_secs, &daemon).await;
+    summaries.extend(run.settle_and_poll(sim, &mut failures).await);
     let pushes_received = received(&daemon);
     let events_applied = daemon.worker.done.load(Ordering::Relaxed);
     daemon.stop().await;
@@ -504,30 +349,14 @@ async fn drive(
                 )
             }),
     );
-
-    // 4. The report, from the views.
-    let all = ReportFilter {
-        shop_id: Some(SHOP.to_string()),
-        ..ReportFilter::default()
-    };
-    let read = async {
-        let mirror = app.store.shop_totals(SHOP).await?;
-        let mut daily = app.store.daily_sales(&all).await?;
-        let keep_from = daily.len().saturating_sub(7);
-        daily.drain(..keep_from);
-        let mut top_items = app.store.item_sales(&all).await?;
-        top_items.truncate(5);
-        Ok::<_, crate::store::StoreError>((mirror, daily, top_items))
-    }
-    .await;
+    let read = read_views(&app).await;
     app.store.close().await;
     let (mirror, daily, top_items) = read?;
-    let truth = truth_totals(sim, 0)?;
     Ok(DemoReport {
         db: opts.db.clone(),
         file: file.clone(),
         mirror,
-        truth,
+        truth: truth_totals(sim, 0)?,
         pushes_received,
         events_applied,
         daily,
@@ -537,100 +366,133 @@ async fn drive(
     })
 }
 
-/// The totals block: one line per figure, `label: mirror` with the truth beside it.
-pub fn totals_lines(t: &ShopTotals) -> Vec<(&'static str, String)> {
-    use super::report::yuan;
-    vec![
-        ("orders", t.orders.to_string()),
-        ("paid orders", t.paid_orders.to_string()),
-        ("GMV (yuan)", yuan(t.gmv_fen)),
-        ("refunds", t.refunds.to_string()),
-        ("refunded (yuan)", yuan(t.refund_fen)),
-        ("items", t.items.to_string()),
-        ("SKUs", t.skus.to_string()),
-    ]
+/// The demo's application, its shops and the token that would stop its runs.
+struct Stages<'a> {
+    app: &'a App,
+    shops: Vec<String>,
+    cancel: CancellationToken,
 }
 
-/// The text printed at the end of the demo.
-pub fn render(report: &DemoReport) -> String {
-    use super::report::{table, yuan};
-    let mut out = String::new();
-    let file = match &report.file {
-        FileUse::Created => "created".to_string(),
-        FileUse::Reused => "reused: only what changed was synced".to_string(),
-        FileUse::Recreated(why) => format!("recreated: {why}"),
+impl Stages<'_> {
+    /// 1. Catch up (a backfill on a new file), and on a reused file re-read what changed
+    ///    between the last demo's stop and its last poll.
+    async fn catch_up(
+        &self,
+        file: &FileUse,
+        resumed_at: i64,
+        progress: Arc<dyn SyncProgress>,
+        failures: &mut Vec<String>,
+    ) -> anyhow::Result<Vec<crate::sync::RunSummary>> {
+        let (app, shops) = (self.app, &self.shops);
+        eprintln!(
+            "{} the shop's history from the simulator ...",
+            if *file == FileUse::Reused {
+                "Catching up on"
+            } else {
+                "Backfilling"
+            }
+        );
+        let summaries =
+            super::sync::sync_once(app, shops, &Stream::ALL, progress, self.cancel.clone()).await;
+        if *file != FileUse::Reused {
+            return Ok(summaries);
+        }
+        let cx = app.sync_context();
+        for shop in shops {
+            for stream in [Stream::Orders, Stream::Refunds] {
+                cx.request_resync(shop, stream, ResyncKind::Resync, Some(resumed_at))
+                    .await?;
+            }
+        }
+        let resyncs = super::sync::resync_once(
+            app,
+            shops,
+            &Stream::ALL,
+            Arc::new(NoProgress),
+            self.cancel.clone(),
+        )
+        .await?;
+        for (request, outcome) in resyncs {
+            if outcome != RunOutcome::CaughtUp {
+                failures.push(format!(
+                    "resync of {} {}: {}",
+                    request.shop_id,
+                    request.stream.as_str(),
+                    super::sync::outcome_text(&outcome)
+                ));
+            }
+        }
+        Ok(summaries)
+    }
+
+    /// 3. Stops the world, lets the last pushes land, and polls once more past the settle
+    ///    delay.
+    async fn settle_and_poll(
+        &self,
+        sim: &SimHandle,
+        failures: &mut Vec<String>,
+    ) -> Vec<crate::sync::RunSummary> {
+        let app = self.app;
+        sim.state.mutating.store(false, Ordering::SeqCst);
+        if !wait_for_quiet(sim, &app.store, Duration::from_secs(20)).await {
+            failures.push("pushes still outstanding after 20 s".to_string());
+        }
+        let settle = Stream::ALL
+            .iter()
+            .map(|s| app.config.stream(*s).settle)
+            .max()
+            .unwrap_or_default();
+        tokio::time::sleep(settle.div_f64(SPEED) + Duration::from_millis(50)).await;
+        let cancel = self.cancel.clone();
+        super::sync::sync_once(app, &self.shops, &Stream::ALL, Arc::new(NoProgress), cancel).await
+    }
+}
+
+/// Pushes the receiver took in.
+fn received(daemon: &crate::daemon::DaemonHandle) -> u64 {
+    daemon
+        .receiver
+        .as_ref()
+        .map_or(0, |r| r.accepted.load(Ordering::Relaxed))
+}
+
+/// 2. Pushes: the simulator keeps selling; the receiver stores, the worker merges.
+async fn let_pushes_flow(secs: u64, daemon: &crate::daemon::DaemonHandle) {
+    eprintln!("Letting pushes flow for {secs} s ...");
+    let bar = push_phase_bar(secs);
+    for _ in 0..secs {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        bar.inc(1);
+        bar.set_message(format!(
+            "{} received, {} applied",
+            received(daemon),
+            daemon.worker.done.load(Ordering::Relaxed)
+        ));
+    }
+    bar.finish_and_clear();
+}
+
+/// 4. The report's figures, from the views: the mirror's totals, the last week's sales and the
+///    best sellers.
+async fn read_views(
+    app: &App,
+) -> Result<
+    (
+        ShopTotals,
+        Vec<crate::store::DailySales>,
+        Vec<crate::store::ItemSales>,
+    ),
+    crate::store::StoreError,
+> {
+    let all = ReportFilter {
+        shop_id: Some(SHOP.to_string()),
+        ..ReportFilter::default()
     };
-    out.push_str(&format!(
-        "\nMirrored a simulated shop into {} ({file}) in {:.1} s; {} pushes received, {} applied.\n\n",
-        report.db.display(),
-        report.seconds,
-        report.pushes_received,
-        report.events_applied,
-    ));
-    let matches = report.mirror == report.truth;
-    out.push_str(&format!(
-        "Totals for {SHOP} (gift sub-orders not counted as orders):\n"
-    ));
-    let body: Vec<Vec<String>> = totals_lines(&report.mirror)
-        .into_iter()
-        .zip(totals_lines(&report.truth))
-        .map(|((label, m), (_, t))| vec![label.to_string(), m, t])
-        .collect();
-    out.push_str(&indent(&table(&["total", "mirror", "simulator"], &body)));
-    out.push_str(if matches {
-        "  The mirror matches the simulator's truth.\n"
-    } else {
-        "  MISMATCH: the mirror differs from the simulator's truth.\n"
-    });
-    if !report.daily.is_empty() {
-        out.push_str("\nLast days (daily_sales, China time):\n");
-        let body: Vec<Vec<String>> = report
-            .daily
-            .iter()
-            .map(|d| {
-                vec![
-                    d.day.clone(),
-                    d.orders.to_string(),
-                    d.paid_orders.to_string(),
-                    yuan(d.gmv_fen),
-                    d.refunds.to_string(),
-                ]
-            })
-            .collect();
-        out.push_str(&indent(&table(
-            &["day", "orders", "paid", "gmv_yuan", "refunds"],
-            &body,
-        )));
-    }
-    if !report.top_items.is_empty() {
-        out.push_str("\nBest sellers (item_sales):\n");
-        let body: Vec<Vec<String>> = report
-            .top_items
-            .iter()
-            .map(|i| {
-                vec![
-                    i.item_title.clone().unwrap_or_default(),
-                    i.sku_desc.clone().unwrap_or_default(),
-                    i.units.to_string(),
-                    yuan(i.revenue_fen),
-                ]
-            })
-            .collect();
-        out.push_str(&indent(&table(
-            &["item_title", "sku_desc", "units", "revenue_yuan"],
-            &body,
-        )));
-    }
-    for f in &report.failures {
-        out.push_str(&format!("  problem: {f}\n"));
-    }
-    out.push_str(&format!(
-        "\nThe database: {db}\nTry it:\n  sqlite3 {db} \"select * from daily_sales order by day desc limit 7\"\n  sqlite3 {db} \"select status, handling_way, refunds, amount_yuan, round(rate * 100, 1) as pct from refund_summary\"\n  sqlite3 {db} \"select item_title, sku_desc, units, revenue_yuan from item_sales order by revenue_fen desc limit 5\"\nor: kwaishop-sync report --db {db}\n",
-        db = report.db.display()
-    ));
-    out
-}
-
-fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}\n")).collect()
+    let mirror = app.store.shop_totals(SHOP).await?;
+    let mut daily = app.store.daily_sales(&all).await?;
+    let keep_from = daily.len().saturating_sub(7);
+    daily.drain(..keep_from);
+    let mut top_items = app.store.item_sales(&all).await?;
+    top_items.truncate(5);
+    Ok((mirror, daily, top_items))
 }
