@@ -130,49 +130,25 @@ pub(crate) async fn start_with(
     shutdown: CancellationToken,
 ) -> Result<DaemonHandle, DaemonError> {
     let wake = Arc::new(Notify::new());
+    let receiver = push_receiver(&app, directory, wake.clone())?;
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(&app.config.http.listen)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                addr: app.config.http.listen.clone(),
+                source,
+            })?,
+    };
     let worker = Worker::new(
         app.client.clone(),
         app.store.clone(),
         app.clock.clone(),
         worker_settings,
-        wake.clone(),
+        wake,
     );
     let worker_stats = worker.stats();
-    let mut tasks = vec![
-        tokio::spawn(worker.run(shutdown.clone())),
-        tokio::spawn(call_counts::flush_loop(
-            app.clone(),
-            call_counts::FLUSH_EVERY,
-            shutdown.clone(),
-        )),
-    ];
-    let mut router = axum::Router::new();
-    let mut receiver_stats = None;
-    if app.config.push.enabled {
-        let secret = app
-            .config
-            .platform
-            .msg_secret
-            .as_ref()
-            .ok_or(DaemonError::NoMessageSecret)?;
-        let key =
-            MessageKey::from_secret(secret.expose()).map_err(DaemonError::BadMessageSecret)?;
-        let settings = ReceiverSettings {
-            path: app.config.push.path.clone(),
-            ..ReceiverSettings::default()
-        };
-        let receiver = Receiver::new(
-            app.store.clone(),
-            key,
-            app.config.platform.app_key.clone(),
-            directory,
-            settings,
-            app.clock.clone(),
-            wake,
-        );
-        receiver_stats = Some(receiver.stats());
-        router = router.merge(receiver.routes());
-    }
+    let receiver_stats = receiver.as_ref().map(Receiver::stats);
     let stalls = crate::sync::StallLimits::from_config(&app.config);
     let sources = ObserveSources {
         // Connections of its own: the page answers while the sync's runs hold the others.
@@ -186,36 +162,26 @@ pub(crate) async fn start_with(
         stalls: stalls.clone(),
         row_counts: Default::default(),
     };
-    router = router.merge(observe::routes(sources));
-    let listener = match listener {
-        Some(l) => l,
-        None => TcpListener::bind(&app.config.http.listen)
-            .await
-            .map_err(|source| DaemonError::Listen {
-                addr: app.config.http.listen.clone(),
-                source,
-            })?,
-    };
-    let http_addr = listener.local_addr().ok();
-    if let Some(addr) = http_addr {
-        info!(%addr, push = app.config.push.enabled, "HTTP server listening");
-        if app.config.push.enabled {
-            // A line for people and for tools that started the daemon on port 0.
-            announce(&format!(
-                "push receiver listening on http://{addr}{}",
-                app.config.push.path
-            ));
-        }
-        announce(&format!(
-            "status page on http://{addr}/ (health and metrics on /healthz and /metrics)"
-        ));
+    let mut router = observe::routes(sources);
+    if let Some(receiver) = receiver {
+        router = router.merge(receiver.routes());
     }
-    tasks.push(tokio::spawn(http::serve(
-        listener,
-        router,
-        Duration::from_secs(5),
-        shutdown.clone(),
-    )));
+    let http_addr = listener.local_addr().ok();
+    announce_addresses(&app, http_addr);
+    let tasks = vec![
+        tokio::spawn(worker.run(shutdown.clone())),
+        tokio::spawn(call_counts::flush_loop(
+            app.clone(),
+            call_counts::FLUSH_EVERY,
+            shutdown.clone(),
+        )),
+        tokio::spawn(http::serve(
+            listener,
+            router,
+            Duration::from_secs(5),
+            shutdown.clone(),
+        )),
+    ];
     Ok(DaemonHandle {
         http_addr,
         receiver: receiver_stats,
@@ -225,6 +191,55 @@ pub(crate) async fn start_with(
         app,
         stalls,
     })
+}
+
+/// The push receiver, when push is enabled: it needs the app's message secret.
+fn push_receiver(
+    app: &App,
+    directory: Arc<RwLock<ShopDirectory>>,
+    wake: Arc<Notify>,
+) -> Result<Option<Receiver>, DaemonError> {
+    if !app.config.push.enabled {
+        return Ok(None);
+    }
+    let secret = app
+        .config
+        .platform
+        .msg_secret
+        .as_ref()
+        .ok_or(DaemonError::NoMessageSecret)?;
+    let key = MessageKey::from_secret(secret.expose()).map_err(DaemonError::BadMessageSecret)?;
+    let settings = ReceiverSettings {
+        path: app.config.push.path.clone(),
+        ..ReceiverSettings::default()
+    };
+    Ok(Some(Receiver::new(
+        app.store.clone(),
+        key,
+        app.config.platform.app_key.clone(),
+        directory,
+        settings,
+        app.clock.clone(),
+        wake,
+    )))
+}
+
+/// Says where the HTTP server listens: a log line, and lines on stdout for people and for tools
+/// that started the daemon on port 0.
+fn announce_addresses(app: &App, addr: Option<SocketAddr>) {
+    let Some(addr) = addr else {
+        return;
+    };
+    info!(%addr, push = app.config.push.enabled, "HTTP server listening");
+    if app.config.push.enabled {
+        announce(&format!(
+            "push receiver listening on http://{addr}{}",
+            app.config.push.path
+        ));
+    }
+    announce(&format!(
+        "status page on http://{addr}/ (health and metrics on /healthz and /metrics)"
+    ));
 }
 
 /// Prints a line on stdout. A tool that read what it needed and closed the pipe must not stop
