@@ -314,65 +314,9 @@ impl SyncContext {
         };
         let outcome = match result {
             Ok(o) => o,
-            Err(SyncError::Api(e)) => match e.class {
-                ErrorClass::QuotaExhausted => {
-                    let until = e.retry_at_ms.unwrap_or(now);
-                    warn!(shop = shop_id, stream = stream.as_str(), until = %format_ms(until), "daily quota spent; paused");
-                    RunOutcome::Paused { until_ms: until }
-                }
-                ErrorClass::AuthorizationRevoked => {
-                    error!(shop = shop_id, error = %e, "authorization revoked: the shop needs to authorize the app again");
-                    if let Err(se) = self
-                        .store
-                        .set_shop_status(shop_id, ShopStatus::NeedsReauth, Some(&e.message))
-                        .await
-                    {
-                        warn!(shop = shop_id, error = %se, "could not mark the shop needs_reauth");
-                    }
-                    RunOutcome::NeedsReauth
-                }
-                class => {
-                    error!(shop = shop_id, stream = stream.as_str(), class = %class, error = %e, "window failed; its checkpoint stays");
-                    RunOutcome::Failed {
-                        class: Some(class),
-                        message: e.to_string(),
-                    }
-                }
-            },
-            Err(e) => {
-                error!(shop = shop_id, stream = stream.as_str(), error = %e, "window failed; its checkpoint stays");
-                RunOutcome::Failed {
-                    class: None,
-                    message: e.to_string(),
-                }
-            }
+            Err(e) => self.failed_run(shop_id, stream, e, now).await,
         };
-        match &outcome {
-            RunOutcome::CaughtUp => {
-                state.last_success_ms = Some(now);
-                state.failures_in_row = 0;
-                state.last_error = None;
-                state.last_error_at_ms = None;
-                state.paused_until_ms = None;
-            }
-            RunOutcome::Paused { until_ms } => state.paused_until_ms = Some(*until_ms),
-            RunOutcome::Failed { message, .. } => {
-                // The same failure again (the platform's request id aside): counted, so
-                // `status` can say the window keeps failing this way rather than once.
-                let same = state
-                    .last_error
-                    .as_deref()
-                    .is_some_and(|last| same_failure(last, message));
-                state.failures_in_row = if same { state.failures_in_row + 1 } else { 1 };
-                state.last_error = Some(message.clone());
-                state.last_error_at_ms = Some(now);
-            }
-            RunOutcome::NeedsReauth => {
-                state.last_error = Some("authorization revoked: authorize the app again".into());
-                state.last_error_at_ms = Some(now);
-            }
-            RunOutcome::Stopped | RunOutcome::Skipped => {}
-        }
+        record_outcome(&mut state, &outcome, now);
         state.updated_at_ms = now;
         if let Err(e) = self.store.save_state(&state).await {
             warn!(shop = shop_id, stream = stream.as_str(), error = %e, "could not record the stream state");
@@ -381,6 +325,83 @@ impl SyncContext {
             info!(shop = shop_id, stream = stream.as_str(), checkpoint = ?state.checkpoint_ms.map(format_ms), "caught up");
         }
         outcome
+    }
+
+    /// The outcome of a run that failed with `e`: paused for the day, the shop to authorize
+    /// again, or failed.
+    async fn failed_run(
+        &self,
+        shop_id: &str,
+        stream: Stream,
+        e: SyncError,
+        now: i64,
+    ) -> RunOutcome {
+        let e = match e {
+            SyncError::Api(e) => e,
+            e => {
+                error!(shop = shop_id, stream = stream.as_str(), error = %e, "window failed; its checkpoint stays");
+                return RunOutcome::Failed {
+                    class: None,
+                    message: e.to_string(),
+                };
+            }
+        };
+        match e.class {
+            ErrorClass::QuotaExhausted => {
+                let until = e.retry_at_ms.unwrap_or(now);
+                warn!(shop = shop_id, stream = stream.as_str(), until = %format_ms(until), "daily quota spent; paused");
+                RunOutcome::Paused { until_ms: until }
+            }
+            ErrorClass::AuthorizationRevoked => {
+                error!(shop = shop_id, error = %e, "authorization revoked: the shop needs to authorize the app again");
+                if let Err(se) = self
+                    .store
+                    .set_shop_status(shop_id, ShopStatus::NeedsReauth, Some(&e.message))
+                    .await
+                {
+                    warn!(shop = shop_id, error = %se, "could not mark the shop needs_reauth");
+                }
+                RunOutcome::NeedsReauth
+            }
+            class => {
+                error!(shop = shop_id, stream = stream.as_str(), class = %class, error = %e, "window failed; its checkpoint stays");
+                RunOutcome::Failed {
+                    class: Some(class),
+                    message: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// What a run's outcome changes in its stream's state: the last success, the pause, the error
+/// and how many runs in a row ended with it.
+fn record_outcome(state: &mut StreamState, outcome: &RunOutcome, now: i64) {
+    match outcome {
+        RunOutcome::CaughtUp => {
+            state.last_success_ms = Some(now);
+            state.failures_in_row = 0;
+            state.last_error = None;
+            state.last_error_at_ms = None;
+            state.paused_until_ms = None;
+        }
+        RunOutcome::Paused { until_ms } => state.paused_until_ms = Some(*until_ms),
+        RunOutcome::Failed { message, .. } => {
+            // The same failure again (the platform's request id aside): counted, so
+            // `status` can say the window keeps failing this way rather than once.
+            let same = state
+                .last_error
+                .as_deref()
+                .is_some_and(|last| same_failure(last, message));
+            state.failures_in_row = if same { state.failures_in_row + 1 } else { 1 };
+            state.last_error = Some(message.clone());
+            state.last_error_at_ms = Some(now);
+        }
+        RunOutcome::NeedsReauth => {
+            state.last_error = Some("authorization revoked: authorize the app again".into());
+            state.last_error_at_ms = Some(now);
+        }
+        RunOutcome::Stopped | RunOutcome::Skipped => {}
     }
 }
 

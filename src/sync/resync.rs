@@ -95,10 +95,12 @@ impl SyncContext {
             request.status = ResyncStatus::Running;
             request.started_at_ms = Some(started);
             if let Err(e) = self.store.save_resync(&request).await {
-                return RunOutcome::Failed {
+                let outcome = RunOutcome::Failed {
                     class: None,
                     message: format!("database: {e}"),
                 };
+                self.end_run(run, &outcome, &Counts::default()).await;
+                return outcome;
             }
         }
         let mut counts = Counts::default();
@@ -117,7 +119,24 @@ impl SyncContext {
         // range: the request ends failed with its message instead of being re-run forever.
         let permanent = matches!(result, Err(SyncError::Protocol(_)));
         let fenced = result.as_ref().is_err_and(SyncError::is_fenced);
-        let outcome = match result {
+        let outcome = self.resync_outcome(&request, result, now).await;
+        record_resync(&mut request, &outcome, permanent, now);
+        if !fenced && let Err(e) = self.store.save_resync(&request).await {
+            warn!(shop = request.shop_id, error = %e, "could not save the resync's progress");
+        }
+        self.end_run(run, &outcome, &counts).await;
+        outcome
+    }
+
+    /// The outcome of a resync run's `result`: a stop when another daemon took the lease over,
+    /// a pause for the day, the shop to authorize again, or a failure.
+    async fn resync_outcome(
+        &self,
+        request: &ResyncRequest,
+        result: Result<RunOutcome, SyncError>,
+        now: i64,
+    ) -> RunOutcome {
+        match result {
             Ok(o) => o,
             // Another daemon took the lease over: it carries the request on; nothing of this
             // run's last page was written, and its progress is not ours to save.
@@ -148,45 +167,7 @@ impl SyncContext {
                     message: e.to_string(),
                 }
             }
-        };
-        match &outcome {
-            RunOutcome::CaughtUp => {
-                request.status = ResyncStatus::Done;
-                request.finished_at_ms = Some(now);
-                request.error = None;
-                info!(
-                    shop = request.shop_id,
-                    stream = request.stream.as_str(),
-                    kind = request.kind.as_str(),
-                    rows = request.rows,
-                    "resync done"
-                );
-            }
-            // A passing failure (the database, a retryable answer) leaves the request running:
-            // the next tick resumes it.
-            RunOutcome::Failed { class, message }
-                if !permanent && class.is_none_or(ErrorClass::is_retryable) =>
-            {
-                request.error = Some(message.clone())
-            }
-            RunOutcome::Failed { message, .. } => {
-                warn!(
-                    shop = request.shop_id,
-                    stream = request.stream.as_str(),
-                    error = message,
-                    "resync failed"
-                );
-                request.status = ResyncStatus::Failed;
-                request.finished_at_ms = Some(now);
-                request.error = Some(message.clone());
-            }
-            _ => {}
         }
-        if !fenced && let Err(e) = self.store.save_resync(&request).await {
-            warn!(shop = request.shop_id, error = %e, "could not save the resync's progress");
-        }
-        self.end_run(run, &outcome, &counts).await;
-        outcome
     }
 
     /// Re-reads the request's range, window after window, from its stored position.
@@ -273,5 +254,43 @@ impl SyncContext {
         state.cursor = None;
         self.store.save_state(&state).await?;
         items::run(self, shop, progress, cancel, counts).await
+    }
+}
+
+/// What a resync run's outcome changes in its request: done, failed for good (a tripped
+/// defence or a permanent answer), or still running after a passing failure.
+fn record_resync(request: &mut ResyncRequest, outcome: &RunOutcome, permanent: bool, now: i64) {
+    match outcome {
+        RunOutcome::CaughtUp => {
+            request.status = ResyncStatus::Done;
+            request.finished_at_ms = Some(now);
+            request.error = None;
+            info!(
+                shop = request.shop_id,
+                stream = request.stream.as_str(),
+                kind = request.kind.as_str(),
+                rows = request.rows,
+                "resync done"
+            );
+        }
+        // A passing failure (the database, a retryable answer) leaves the request running:
+        // the next tick resumes it.
+        RunOutcome::Failed { class, message }
+            if !permanent && class.is_none_or(ErrorClass::is_retryable) =>
+        {
+            request.error = Some(message.clone())
+        }
+        RunOutcome::Failed { message, .. } => {
+            warn!(
+                shop = request.shop_id,
+                stream = request.stream.as_str(),
+                error = message,
+                "resync failed"
+            );
+            request.status = ResyncStatus::Failed;
+            request.finished_at_ms = Some(now);
+            request.error = Some(message.clone());
+        }
+        _ => {}
     }
 }
