@@ -88,23 +88,7 @@ pub(super) async fn run(
             // The database refused the page: an item it cannot store fails alone.
             Err(e) if e.is_refusal() => {
                 warn!(shop, error = %e, "the database refused an item page; storing its items one by one to set the refused ones aside");
-                let mut kept = Vec::with_capacity(fetched.items.len());
-                for item in std::mem::take(&mut fetched.items) {
-                    let one = std::slice::from_ref(&item);
-                    match cx.store.upsert_items(shop, one, Source::Poll, now).await {
-                        Ok(_) => kept.push(item),
-                        Err(e) if e.is_refusal() => {
-                            warn!(shop, item = item.kwai_item_id, error = %e, "the database refused an item; it is quarantined");
-                            fetched.rejected.push(Rejected::refused(
-                                item.kwai_item_id,
-                                &item.raw,
-                                e,
-                            ));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                fetched.items = kept;
+                set_refused_aside(cx, shop, &mut fetched, now).await?;
                 cx.store
                     .commit_item_page(
                         shop,
@@ -134,11 +118,53 @@ pub(super) async fn run(
         page += 1;
     }
     // The scan is complete. An item it missed may have moved between pages, or be gone: ask.
+    if !finish_scan(cx, shop, scan_id, state, cancel, counts).await? {
+        return Ok(RunOutcome::Stopped);
+    }
+    Ok(RunOutcome::CaughtUp)
+}
+
+/// Stores a refused page's items one by one: those the database refuses go to the page's
+/// rejected records (quarantine), the others stay on the page.
+async fn set_refused_aside(
+    cx: &SyncContext,
+    shop: &str,
+    fetched: &mut crate::api::records::ItemPage,
+    now: i64,
+) -> Result<(), SyncError> {
+    let mut kept = Vec::with_capacity(fetched.items.len());
+    for item in std::mem::take(&mut fetched.items) {
+        let one = std::slice::from_ref(&item);
+        match cx.store.upsert_items(shop, one, Source::Poll, now).await {
+            Ok(_) => kept.push(item),
+            Err(e) if e.is_refusal() => {
+                warn!(shop, item = item.kwai_item_id, error = %e, "the database refused an item; it is quarantined");
+                fetched
+                    .rejected
+                    .push(Rejected::refused(item.kwai_item_id, &item.raw, e));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    fetched.items = kept;
+    Ok(())
+}
+
+/// After the last page: asks about each item the scan did not see (moved between pages, or
+/// gone), then closes the scan, soft-deleting what is gone. `false` when stopped first.
+async fn finish_scan(
+    cx: &SyncContext,
+    shop: &str,
+    scan_id: i64,
+    mut state: StreamState,
+    cancel: &CancellationToken,
+    counts: &mut Counts,
+) -> Result<bool, SyncError> {
     let unseen = cx.store.unseen_items(shop, scan_id).await?;
     let (mut gone, mut confirmed) = (0, 0);
     for id in &unseen {
         if cancel.is_cancelled() {
-            return Ok(RunOutcome::Stopped);
+            return Ok(false);
         }
         let now = cx.clock.now_ms();
         match cx.client.item(shop, *id).await? {
@@ -175,5 +201,5 @@ pub(super) async fn run(
         deleted,
         "item scan complete"
     );
-    Ok(RunOutcome::CaughtUp)
+    Ok(true)
 }
