@@ -4,6 +4,8 @@
 //! the fetched record and the events' done marks commit together (I5). Failures are retried with
 //! exponential backoff and jitter; after `max_attempts` an event is dead, its last error kept.
 
+mod settings;
 mod worker;
 
-pub use worker::{BeforeFetch, Worker, WorkerSettings, WorkerStats};
+pub use settings::{BeforeFetch, BeforeFetchFn, WorkerSettings};
+pub use worker::{Worker, WorkerStats};

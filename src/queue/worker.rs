@@ -14,68 +14,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::api::{ApiClient, ApiError, ErrorClass};
 use crate::clock::SharedClock;
-use crate::config::QueueConfig;
 use crate::store::{ClaimedEvent, EventKind, EventOutcome, ShopStatus, Store, StoreError};
 
-/// How the worker behaves.
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    /// Events claimed per round.
-    pub batch: i64,
-    /// How long a claim holds before another worker may take the event over.
-    pub lease: Duration,
-    /// Attempts before an event is dead.
-    pub max_attempts: i64,
-    /// First retry delay; doubled per attempt, with jitter, up to `retry_max`.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    /// Record groups fetched at once.
-    pub concurrency: usize,
-    /// How long to wait for new events when the queue is empty (a commit wakes it sooner).
-    pub idle_wait: Duration,
-    /// Done events are kept this long, then removed.
-    pub retention: Duration,
-    /// Called with the shop and the record id before each fetch: a seam for tests that make
-    /// processing fail in ways the platform and the database cannot (a panic). `None` in the
-    /// service.
-    pub before_fetch: Option<BeforeFetch>,
-}
-
-/// What [`BeforeFetch`] calls: the shop and the record id.
-pub type BeforeFetchFn = dyn Fn(&str, i64) + Send + Sync;
-
-/// See [`WorkerSettings::before_fetch`].
-#[derive(Clone)]
-pub struct BeforeFetch(pub Arc<BeforeFetchFn>);
-
-impl std::fmt::Debug for BeforeFetch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BeforeFetch(..)")
-    }
-}
-
-impl Default for WorkerSettings {
-    /// `[queue]`'s defaults.
-    fn default() -> Self {
-        Self::from(&QueueConfig::default())
-    }
-}
-
-impl From<&QueueConfig> for WorkerSettings {
-    fn from(queue: &QueueConfig) -> Self {
-        Self {
-            batch: 64,
-            lease: queue.lease,
-            max_attempts: queue.max_attempts,
-            retry_base: queue.retry_base,
-            retry_max: Duration::from_secs(1_800),
-            concurrency: queue.concurrency,
-            idle_wait: Duration::from_secs(1),
-            retention: queue.retention,
-            before_fetch: None,
-        }
-    }
-}
+use super::WorkerSettings;
 
 /// Counters of the worker, for metrics and tests.
 #[derive(Debug, Default)]
@@ -245,32 +186,7 @@ impl Worker {
 
     /// Fetches the record once for all its events and commits it with their done marks.
     async fn process(&self, mut group: Group) {
-        // Later events about the same record are settled by the same fetch: claim them too.
-        if let (Some(biz_id), true) = (group.biz_id, group.kind != EventKind::Other) {
-            let lease = self.settings.lease.as_millis() as i64;
-            match self
-                .store
-                .claim_related_events(
-                    &group.shop_id,
-                    group.kind,
-                    biz_id,
-                    self.clock.now_ms(),
-                    lease,
-                    100,
-                )
-                .await
-            {
-                Ok(more) => {
-                    self.stats
-                        .claimed
-                        .fetch_add(more.len() as u64, Ordering::Relaxed);
-                    group.events.extend(more);
-                }
-                Err(e) => {
-                    debug!(error = %e, "could not claim related events; they will come on their own")
-                }
-            }
-        }
+        self.claim_related(&mut group).await;
         let claimed: Vec<(i64, i64)> = group.events.iter().map(|e| (e.id, e.fence)).collect();
         if group.kind == EventKind::Other {
             // A message about nothing kwaishop-sync mirrors: stored for the record, done.
@@ -295,8 +211,44 @@ impl Worker {
             (hook.0)(&group.shop_id, biz_id);
         }
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
-        let shop = group.shop_id.as_str();
-        let fetched = match group.kind {
+        match self.fetch(&group.shop_id, group.kind, biz_id).await {
+            Ok(fetched) => {
+                let committed = self
+                    .commit(&group.shop_id, &claimed, &fetched, biz_id)
+                    .await;
+                self.after_commit(&group, committed).await;
+            }
+            Err(e) => self.fail(&group, &e).await,
+        }
+    }
+
+    /// Later events about the same record are settled by the same fetch: claims them too.
+    async fn claim_related(&self, group: &mut Group) {
+        let (Some(biz_id), true) = (group.biz_id, group.kind != EventKind::Other) else {
+            return;
+        };
+        let lease = self.settings.lease.as_millis() as i64;
+        let now = self.clock.now_ms();
+        match self
+            .store
+            .claim_related_events(&group.shop_id, group.kind, biz_id, now, lease, 100)
+            .await
+        {
+            Ok(more) => {
+                self.stats
+                    .claimed
+                    .fetch_add(more.len() as u64, Ordering::Relaxed);
+                group.events.extend(more);
+            }
+            Err(e) => {
+                debug!(error = %e, "could not claim related events; they will come on their own")
+            }
+        }
+    }
+
+    /// The record the events are about, from its detail API.
+    async fn fetch(&self, shop: &str, kind: EventKind, biz_id: i64) -> Result<Fetched, ApiError> {
+        match kind {
             EventKind::Order => self
                 .client
                 .order_detail(shop, biz_id)
@@ -308,48 +260,31 @@ impl Worker {
                 .item(shop, biz_id)
                 .await
                 .map(|i| Fetched::Item(i.map(Box::new))),
+        }
+    }
+
+    /// Writes the fetched record and marks the claimed events done, in one transaction.
+    async fn commit(
+        &self,
+        shop: &str,
+        claimed: &[(i64, i64)],
+        fetched: &Fetched,
+        biz_id: i64,
+    ) -> Result<(), StoreError> {
+        let outcome = match fetched {
+            Fetched::Order(o) => EventOutcome::Orders(std::slice::from_ref(o.as_ref())),
+            Fetched::Refund(pair) => {
+                let (r, o) = pair.as_ref();
+                EventOutcome::RefundWithOrder(std::slice::from_ref(r), std::slice::from_ref(o))
+            }
+            Fetched::Item(Some(i)) => EventOutcome::Items(std::slice::from_ref(i.as_ref())),
+            Fetched::Item(None) => EventOutcome::ItemGone(biz_id),
         };
         let now = self.clock.now_ms();
-        let committed = match &fetched {
-            Ok(Fetched::Order(o)) => {
-                self.store
-                    .complete_events(
-                        shop,
-                        &claimed,
-                        EventOutcome::Orders(std::slice::from_ref(o.as_ref())),
-                        now,
-                    )
-                    .await
-            }
-            Ok(Fetched::Refund(pair)) => {
-                let (r, o) = pair.as_ref();
-                let outcome =
-                    EventOutcome::RefundWithOrder(std::slice::from_ref(r), std::slice::from_ref(o));
-                self.store
-                    .complete_events(shop, &claimed, outcome, now)
-                    .await
-            }
-            Ok(Fetched::Item(Some(i))) => {
-                self.store
-                    .complete_events(
-                        shop,
-                        &claimed,
-                        EventOutcome::Items(std::slice::from_ref(i.as_ref())),
-                        now,
-                    )
-                    .await
-            }
-            Ok(Fetched::Item(None)) => {
-                self.store
-                    .complete_events(shop, &claimed, EventOutcome::ItemGone(biz_id), now)
-                    .await
-            }
-            Err(e) => {
-                self.fail(&group, e).await;
-                return;
-            }
-        };
-        self.after_commit(&group, committed.map(|_| ())).await;
+        self.store
+            .complete_events(shop, claimed, outcome, now)
+            .await
+            .map(|_| ())
     }
 
     async fn after_commit(&self, group: &Group, committed: Result<(), StoreError>) {
