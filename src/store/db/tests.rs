@@ -25,3 +25,36 @@ fn built_statements_become_positional_for_sqlite() {
         "UPDATE t SET a = ? WHERE s = ? AND id IN (?, ?)"
     );
 }
+
+mod writer_tests {
+    use super::super::Val;
+
+    /// A TEMP table lives on the connection that made it: every later write transaction sees
+    /// the one made in the first only when all of them run on the same connection.
+    #[tokio::test]
+    async fn every_sqlite_write_runs_on_the_writers_own_connection() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let store = crate::store::Store::connect(&url).await.expect("open");
+        let mut tx = store.pool.write_tx("test").await.expect("tx");
+        tx.execute("test", "CREATE TEMP TABLE mark (n INTEGER)", &[])
+            .await
+            .expect("temp table");
+        tx.commit("test").await.expect("commit");
+        // Reads in between take the pool's other connections.
+        let reads = (0..8).map(|_| store.ping());
+        futures_util::future::join_all(reads).await;
+        for n in 0..8_i64 {
+            let mut tx = store.pool.write_tx("test").await.expect("tx");
+            tx.execute(
+                "test",
+                "INSERT INTO temp.mark (n) VALUES ($1)",
+                &[Val::from(n)],
+            )
+            .await
+            .expect("the writers' connection holds the temp table");
+            tx.commit("test").await.expect("commit");
+        }
+        store.close().await;
+    }
+}
