@@ -71,37 +71,8 @@ pub(super) async fn run(
         let last =
             page >= fetched.total_page || (fetched.items.is_empty() && fetched.rejected.is_empty());
         state.cursor = Some(format!("{}/{page_size}", page + 1));
-        let now = cx.clock.now_ms();
-        state.updated_at_ms = now;
-        let committed = cx
-            .store
-            .commit_item_page(
-                shop,
-                &fetched.items,
-                scan_id,
-                &state,
-                now,
-                &fetched.rejected,
-            )
-            .await;
-        let outcome = match committed {
-            // The database refused the page: an item it cannot store fails alone.
-            Err(e) if e.is_refusal() => {
-                warn!(shop, error = %e, "the database refused an item page; storing its items one by one to set the refused ones aside");
-                set_refused_aside(cx, shop, &mut fetched, now).await?;
-                cx.store
-                    .commit_item_page(
-                        shop,
-                        &fetched.items,
-                        scan_id,
-                        &state,
-                        now,
-                        &fetched.rejected,
-                    )
-                    .await?
-            }
-            other => other?,
-        };
+        state.updated_at_ms = cx.clock.now_ms();
+        let outcome = commit_page(cx, shop, &mut fetched, scan_id, &state).await?;
         counts.pages += 1;
         counts.received += outcome.received as u64;
         counts.written += outcome.written;
@@ -122,6 +93,32 @@ pub(super) async fn run(
         return Ok(RunOutcome::Stopped);
     }
     Ok(RunOutcome::CaughtUp)
+}
+
+/// Commits a page of the scan with its state; when the database refuses the page, the items
+/// it cannot store fail alone (quarantined) and the rest commits.
+async fn commit_page(
+    cx: &SyncContext,
+    shop: &str,
+    fetched: &mut crate::api::records::ItemPage,
+    scan_id: i64,
+    state: &StreamState,
+) -> Result<crate::store::PageOutcome, SyncError> {
+    let now = state.updated_at_ms;
+    let store = &cx.store;
+    match store
+        .commit_item_page(shop, &fetched.items, scan_id, state, now, &fetched.rejected)
+        .await
+    {
+        Err(e) if e.is_refusal() => {
+            warn!(shop, error = %e, "the database refused an item page; storing its items one by one to set the refused ones aside");
+            set_refused_aside(cx, shop, fetched, now).await?;
+            Ok(store
+                .commit_item_page(shop, &fetched.items, scan_id, state, now, &fetched.rejected)
+                .await?)
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Stores a refused page's items one by one: those the database refuses go to the page's
