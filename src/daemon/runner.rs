@@ -172,46 +172,19 @@ impl Runner {
                 return None;
             }
         };
-        let renew = {
-            let (store, clock, shop, holder, child) = (
-                store.clone(),
-                clock.clone(),
-                shop.to_string(),
-                holder.clone(),
-                child.clone(),
-            );
-            let every = self.lease / 3;
-            AbortOnDrop(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = child.cancelled() => return,
-                        _ = tokio::time::sleep(every) => {}
-                    }
-                    match store
-                        .renew_lease(&shop, stream, &holder, fence, clock.now_ms(), ttl)
-                        .await
-                    {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            warn!(
-                                shop,
-                                stream = stream.as_str(),
-                                "lost the stream's lease; stopping after this page"
-                            );
-                            child.cancel();
-                            return;
-                        }
-                        Err(e) => {
-                            // Another daemon may take the lease once it lapses: stop rather
-                            // than read on unsure of holding it.
-                            warn!(shop, stream = stream.as_str(), error = %e, "cannot renew the stream's lease; stopping after this page");
-                            child.cancel();
-                            return;
-                        }
-                    }
-                }
-            }))
-        };
+        let renew = AbortOnDrop(tokio::spawn(renew_lease(
+            Lease {
+                store: store.clone(),
+                clock: clock.clone(),
+                shop: shop.to_string(),
+                stream,
+                holder: holder.clone(),
+                fence,
+                ttl,
+            },
+            self.lease / 3,
+            child.clone(),
+        )));
         let fenced = store.fenced(crate::store::LeaseFence {
             shop_id: shop.to_string(),
             stream,
@@ -224,6 +197,59 @@ impl Runner {
             warn!(shop, stream = stream.as_str(), error = %e, "cannot release the stream's lease (it expires by itself)");
         }
         Some(out)
+    }
+}
+
+/// A lease this process holds on a (shop, stream).
+struct Lease {
+    store: Store,
+    clock: SharedClock,
+    shop: String,
+    stream: Stream,
+    holder: String,
+    fence: i64,
+    ttl: i64,
+}
+
+/// Renews the lease `every` so often until `run` is cancelled; when the lease is lost or cannot
+/// be renewed, cancels `run` (it stops after its page).
+async fn renew_lease(lease: Lease, every: std::time::Duration, run: CancellationToken) {
+    let Lease {
+        store,
+        clock,
+        shop,
+        stream,
+        holder,
+        fence,
+        ttl,
+    } = lease;
+    loop {
+        tokio::select! {
+            _ = run.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match store
+            .renew_lease(&shop, stream, &holder, fence, clock.now_ms(), ttl)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(
+                    shop,
+                    stream = stream.as_str(),
+                    "lost the stream's lease; stopping after this page"
+                );
+                run.cancel();
+                return;
+            }
+            Err(e) => {
+                // Another daemon may take the lease once it lapses: stop rather than read on
+                // unsure of holding it.
+                warn!(shop, stream = stream.as_str(), error = %e, "cannot renew the stream's lease; stopping after this page");
+                run.cancel();
+                return;
+            }
+        }
     }
 }
 
