@@ -81,6 +81,62 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The load generator: encrypted pushes about the simulated shop's orders.
+struct Load {
+    http: reqwest::Client,
+    url: String,
+    key: MessageKey,
+    creds: kwaishop_sim::SimCredentials,
+    oids: Vec<i64>,
+}
+
+impl Load {
+    /// Sends `total` pushes at `rate` a second, open loop (a slow answer does not slow the
+    /// senders); returns the times to acknowledge, in ms, and how many were not acknowledged.
+    async fn send(&self, rate: u32, total: usize) -> (Vec<f64>, usize) {
+        let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+        let start = tokio::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..total {
+            tokio::time::sleep_until(start + period * i as u32).await;
+            let body = self.body(&format!("bench-{}-{i}", start.elapsed().as_nanos()), i);
+            let (http, url) = (self.http.clone(), self.url.clone());
+            tasks.spawn(async move {
+                let sent = Instant::now();
+                let ok = match http.post(&url).body(body).send().await {
+                    Ok(r) => {
+                        r.status() == 200 && r.text().await.is_ok_and(|t| t == r#"{"result":1}"#)
+                    }
+                    Err(_) => false,
+                };
+                (ok, sent.elapsed().as_secs_f64() * 1000.0)
+            });
+        }
+        let mut latencies = Vec::with_capacity(total);
+        let mut failed = 0;
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok((true, ms)) => latencies.push(ms),
+                _ => failed += 1,
+            }
+        }
+        (latencies, failed)
+    }
+
+    /// The `i`-th push: an order paid, sealed with the app's message key.
+    fn body(&self, event_id: &str, i: usize) -> String {
+        let oid = self.oids[i % self.oids.len()];
+        let shop = &self.creds.shops[0];
+        let plain = json!({
+            "eventId": event_id, "bizId": oid,
+            "userId": shop.seller_id, "openId": shop.open_id,
+            "appKey": self.creds.app_key, "event": "kwaishop_order_paySuccess",
+            "info": json!({"oid": oid, "status": 30}).to_string(),
+        });
+        self.key.encrypt(plain.to_string().as_bytes())
+    }
+}
+
 /// Runs the benchmark: `rate` pushes a second for `seconds`, into the SQLite file `db`.
 pub async fn push(rate: u32, seconds: u32, db: &Path) -> anyhow::Result<PushBenchReport> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -119,37 +175,14 @@ pub async fn push(rate: u32, seconds: u32, db: &Path) -> anyhow::Result<PushBenc
         .pool_max_idle_per_host(256)
         .build()?;
     let total = (rate * seconds) as usize;
-    let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let start = tokio::time::Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..total {
-        tokio::time::sleep_until(start + period * i as u32).await;
-        let oid = oids[i % oids.len()];
-        let plain = json!({
-            "eventId": format!("bench-{}-{i}", start.elapsed().as_nanos()), "bizId": oid,
-            "userId": creds.shops[0].seller_id, "openId": creds.shops[0].open_id,
-            "appKey": creds.app_key, "event": "kwaishop_order_paySuccess",
-            "info": json!({"oid": oid, "status": 30}).to_string(),
-        });
-        let body = key.encrypt(plain.to_string().as_bytes());
-        let (http, url) = (http.clone(), url.clone());
-        tasks.spawn(async move {
-            let sent = Instant::now();
-            let ok = match http.post(&url).body(body).send().await {
-                Ok(r) => r.status() == 200 && r.text().await.is_ok_and(|t| t == r#"{"result":1}"#),
-                Err(_) => false,
-            };
-            (ok, sent.elapsed().as_secs_f64() * 1000.0)
-        });
-    }
-    let mut latencies = Vec::with_capacity(total);
-    let mut failed = 0;
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok((true, ms)) => latencies.push(ms),
-            _ => failed += 1,
-        }
-    }
+    let load = Load {
+        http,
+        url,
+        key,
+        creds,
+        oids,
+    };
+    let (mut latencies, failed) = load.send(rate, total).await;
     latencies.sort_by(f64::total_cmp);
     let applied = app.store.queue_stats().await.map(|s| s.done).unwrap_or(0);
     handle.stop().await;
