@@ -20,8 +20,9 @@ pub struct HourlyCount {
 
 type Key = (String, i64, Method, &'static str);
 
-/// Counts not written yet. Cheap to clone: clones share the counts, which is how a client
-/// rebuilt on a config reload keeps adding to the buffer the daemon drains.
+/// Counts not written yet. Cheap to clone: clones share the counts, so every holder of the
+/// client (the worker, the pollers, the keeper; a reload reconfigures it in place) adds to the
+/// one buffer the daemon drains.
 #[derive(Debug, Clone, Default)]
 pub struct HourlyCalls {
     counts: Arc<Mutex<HashMap<Key, u64>>>,

@@ -6,10 +6,13 @@
 //! rows and its stream state commit in one transaction (I3); the daily call counter is checked
 //! and counted atomically (I7); no error shows a password (I8).
 //!
-//! Files: `db` runs statements on either backend, `sqlite`/`postgres` open them, `records` and
-//! `items` write the mirror, `rows` reads it back, `state` holds checkpoints and the run log,
-//! `usage` the daily call counter, `api_calls` the hourly answers per method and outcome,
-//! `shops` and `tokens` the rest.
+//! Files: `url` names the database, `db` runs statements on either backend, `sqlite`/`postgres`
+//! open them, `records`, `items` and `batch` write the mirror, `rows` reads it back, `windows`
+//! and `state` hold checkpoints, window pages and the run log, `resync` the resync requests,
+//! `events` the push queue, `quarantine` the records set aside, `leases` the instances and their
+//! leases, `usage` the daily call counter, `api_calls` the hourly answers per method and
+//! outcome, `reports` the reporting views, `words` the enums stored as words, `shops` and
+//! `tokens` the rest.
 
 mod api_calls;
 mod batch;
