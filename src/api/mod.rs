@@ -12,6 +12,8 @@ pub mod oauth;
 pub mod records;
 pub mod retry;
 pub mod sign;
+mod tokens;
+mod transport;
 
 pub use client::{ApiClient, AppCredentials, ClientOptions, RetryPolicy};
 pub use error::{ApiError, ErrorClass};
