@@ -40,6 +40,15 @@ impl Served {
             next_cursor: None,
         }
     }
+
+    /// A first page answered with `data: null` (an empty window, as a variant answers it).
+    fn null_page() -> Self {
+        Self {
+            data: "null".into(),
+            records: 0,
+            next_cursor: Some(String::new()),
+        }
+    }
 }
 
 /// Runs one API for a shop.
@@ -106,6 +115,26 @@ fn text<'a>(p: &'a Value, key: &str) -> Result<&'a str, Failure> {
         .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, format!("{key}无效")))
 }
 
+/// The window of a cursor list: which time it runs over, in which direction, from when to when.
+struct ListWindow {
+    field: TimeField,
+    descending: bool,
+    span: (i64, i64),
+}
+
+/// `queryType`, `sort`, `beginTime` and `endTime`, read in that order, as both lists read them.
+fn list_window(p: &Value) -> Result<ListWindow, Failure> {
+    let field = TimeField::from_query_type(int(p, "queryType")?.unwrap_or(1))
+        .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "queryType无效"))?;
+    let descending = int(p, "sort")?.unwrap_or(1) != 2;
+    let span = (required(p, "beginTime")?, required(p, "endTime")?);
+    Ok(ListWindow {
+        field,
+        descending,
+        span,
+    })
+}
+
 /// begin < end, within `max_ms`, not older than the horizon. The refund list answers with the
 /// codes of 返回码说明 (300003/300004/300005/300019), the only published ones; the order list
 /// with the same, or (a variant) with `807000`/`2001` `endTime无效` as seen in public code.
@@ -143,6 +172,34 @@ fn empty_window(state: &SimState) -> (&'static str, bool) {
         EmptyWindow::Nomore => ("nomore", false),
         EmptyWindow::EmptyCursor => ("", false),
         EmptyWindow::NullData => ("", true),
+    }
+}
+
+/// The cursor a list page hands back: its last record's `<time>_<id>` when more remain; on an
+/// empty first page, what the platform answers there; else `nomore`. `None` when the page is
+/// answered with `data: null`.
+fn next_cursor(
+    state: &SimState,
+    set: &DocSet,
+    field: TimeField,
+    ids: &[i64],
+    more: bool,
+    first: bool,
+) -> Option<String> {
+    match (more, ids.last().and_then(|id| set.get(*id))) {
+        (true, Some(last)) => {
+            let t = if field == TimeField::Create {
+                last.create_time
+            } else {
+                last.update_time
+            };
+            Some(format!("{t}_{}", last.id))
+        }
+        _ if ids.is_empty() && first => {
+            let (next, null) = empty_window(state);
+            (!null).then(|| next.to_string())
+        }
+        _ => Some("nomore".to_string()),
     }
 }
 

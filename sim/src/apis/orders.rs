@@ -4,13 +4,13 @@
 use serde_json::{Map, Value};
 
 use super::{
-    ORDER_PAGE_MAX, ORDER_WINDOW_MS, Served, check_window, empty_window, field_of, int,
-    parse_cursor, required, text, window_keys,
+    ListWindow, ORDER_PAGE_MAX, ORDER_WINDOW_MS, Served, check_window, field_of, int, list_window,
+    next_cursor, parse_cursor, required, text, window_keys,
 };
 use crate::SimState;
 use crate::codes::{REFUND_OVER_7_DAYS, RESULT_BAD_VALUE, RESULT_REJECTED};
 use crate::failure::Failure;
-use crate::model::{ShopData, TimeField};
+use crate::model::{Doc, ShopData};
 
 /// orderViewStatus → the order statuses it shows (reference §8.1).
 fn view_statuses(view: i64) -> Option<&'static [i64]> {
@@ -25,48 +25,94 @@ fn view_statuses(view: i64) -> Option<&'static [i64]> {
     }
 }
 
-pub(super) fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<Served, Failure> {
-    let view = required(p, "orderViewStatus")?;
-    if !(0..=7).contains(&view) {
-        return Err(Failure::invalid(RESULT_BAD_VALUE, "orderViewStatus无效"));
+/// The order list's parameters, read and checked in the platform's order.
+struct OrderQuery<'a> {
+    view: i64,
+    page_size: i64,
+    window: ListWindow,
+    cursor: &'a str,
+    cps: i64,
+}
+
+impl<'a> OrderQuery<'a> {
+    fn read(state: &SimState, p: &'a Value) -> Result<Self, Failure> {
+        let view = required(p, "orderViewStatus")?;
+        if !(0..=7).contains(&view) {
+            return Err(Failure::invalid(RESULT_BAD_VALUE, "orderViewStatus无效"));
+        }
+        let page_size = required(p, "pageSize")?;
+        if !(1..=ORDER_PAGE_MAX).contains(&page_size) {
+            return Err(Failure::invalid(RESULT_BAD_VALUE, "pageSize无效"));
+        }
+        let window = list_window(p)?;
+        check_window(
+            state,
+            window.span,
+            ORDER_WINDOW_MS,
+            REFUND_OVER_7_DAYS,
+            true,
+        )?;
+        let cursor = text(p, "cursor")?;
+        let cps = int(p, "cpsType")?.unwrap_or(0);
+        Ok(Self {
+            view,
+            page_size,
+            window,
+            cursor,
+            cps,
+        })
     }
-    let page_size = required(p, "pageSize")?;
-    if !(1..=ORDER_PAGE_MAX).contains(&page_size) {
-        return Err(Failure::invalid(RESULT_BAD_VALUE, "pageSize无效"));
+
+    /// Whether an order shows in the list: a status of the view, the asked cpsType (0: any).
+    fn keeps(&self, doc: &Doc) -> bool {
+        let status_ok = view_statuses(self.view).is_none_or(|s| {
+            field_of(doc, &["orderBaseInfo", "status"]).is_some_and(|st| s.contains(&st))
+        });
+        let cps_ok =
+            self.cps == 0 || field_of(doc, &["orderBaseInfo", "cpsType"]) == Some(self.cps);
+        status_ok && cps_ok
     }
-    let field = TimeField::from_query_type(int(p, "queryType")?.unwrap_or(1))
-        .ok_or_else(|| Failure::invalid(RESULT_BAD_VALUE, "queryType无效"))?;
-    let descending = int(p, "sort")?.unwrap_or(1) != 2;
-    let (begin, end) = (required(p, "beginTime")?, required(p, "endTime")?);
-    check_window(
-        state,
-        (begin, end),
-        ORDER_WINDOW_MS,
-        REFUND_OVER_7_DAYS,
-        true,
-    )?;
-    let cursor = text(p, "cursor")?;
-    let cps = int(p, "cpsType")?.unwrap_or(0);
-    let (ids, more) = if cursor == "nomore" {
-        (Vec::new(), false)
-    } else {
-        let statuses = view_statuses(view);
-        window_keys(
+
+    /// The ids on the page the cursor asks for, and whether more remain.
+    fn page(&self, shop: &ShopData) -> Result<(Vec<i64>, bool), Failure> {
+        if self.cursor == "nomore" {
+            return Ok((Vec::new(), false));
+        }
+        Ok(window_keys(
             &shop.orders,
-            field,
-            (begin, end),
-            parse_cursor(cursor)?,
-            descending,
-            page_size as usize,
-            |doc| {
-                let status_ok = statuses.is_none_or(|s| {
-                    field_of(doc, &["orderBaseInfo", "status"]).is_some_and(|st| s.contains(&st))
-                });
-                let cps_ok = cps == 0 || field_of(doc, &["orderBaseInfo", "cpsType"]) == Some(cps);
-                status_ok && cps_ok
-            },
-        )
+            self.window.field,
+            self.window.span,
+            parse_cursor(self.cursor)?,
+            self.window.descending,
+            self.page_size as usize,
+            |doc| self.keeps(doc),
+        ))
+    }
+}
+
+pub(super) fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result<Served, Failure> {
+    let query = OrderQuery::read(state, p)?;
+    let (ids, more) = query.page(shop)?;
+    let served = served_orders(state, shop, &ids)?;
+    let first = query.cursor.trim().is_empty();
+    let Some(next) = next_cursor(state, &shop.orders, query.window.field, &ids, more, first) else {
+        return Ok(Served::null_page());
     };
+    let (page_size, (begin, end)) = (query.page_size, query.window.span);
+    let data = format!(
+        r#"{{"pageSize":{page_size},"beginTime":{begin},"endTime":{end},"cursor":"{next}","orderList":[{}]}}"#,
+        served.join(",")
+    );
+    Ok(Served {
+        data,
+        records: ids.len(),
+        next_cursor: Some(next),
+    })
+}
+
+/// The page's orders as served: an order's older version if one waits (`POST /__sim/stale`),
+/// else the current one, in the shape the platform's variants give it.
+fn served_orders(state: &SimState, shop: &ShopData, ids: &[i64]) -> Result<Vec<String>, Failure> {
     let mut stale = state
         .stale_orders
         .lock()
@@ -77,7 +123,7 @@ pub(super) fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result
         .map(|d| d.json.get())
         .collect();
     let variants = state.config.variants;
-    let served: Vec<String> = ids
+    Ok(ids
         .iter()
         .zip(docs)
         .map(|(id, current)| {
@@ -87,38 +133,7 @@ pub(super) fn order_list(state: &SimState, shop: &ShopData, p: &Value) -> Result
                 .unwrap_or_else(|| current.to_string());
             variants.shaped_order(&doc)
         })
-        .collect();
-    let next = match (more, ids.last().and_then(|id| shop.orders.get(*id))) {
-        (true, Some(last)) => {
-            let t = if field == TimeField::Create {
-                last.create_time
-            } else {
-                last.update_time
-            };
-            format!("{t}_{}", last.id)
-        }
-        _ if ids.is_empty() && cursor.trim().is_empty() => {
-            let (next, null) = empty_window(state);
-            if null {
-                return Ok(Served {
-                    data: "null".into(),
-                    records: 0,
-                    next_cursor: Some(String::new()),
-                });
-            }
-            next.to_string()
-        }
-        _ => "nomore".to_string(),
-    };
-    let data = format!(
-        r#"{{"pageSize":{page_size},"beginTime":{begin},"endTime":{end},"cursor":"{next}","orderList":[{}]}}"#,
-        served.join(",")
-    );
-    Ok(Served {
-        data,
-        records: ids.len(),
-        next_cursor: Some(next),
-    })
+        .collect())
 }
 
 /// The detail view: the list document plus the detail-only fields; some answers use the
