@@ -1,7 +1,10 @@
 use super::*;
 use crate::checks;
+use crate::docs::{self, OrderDoc};
 use crate::generate::generate;
-use crate::model::ChangeKind;
+use crate::lifecycle;
+use crate::messages;
+use crate::model::{ChangeKind, Doc};
 use std::collections::HashMap;
 
 const NOW: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
