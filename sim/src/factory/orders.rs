@@ -61,6 +61,64 @@ fn item_info(item: &ItemDoc, sku: &SkuDoc, num: i64, price: i64, discount: i64) 
     }
 }
 
+/// What an order costs and how it was sold: drawn before anything else of a new order.
+struct Deal {
+    num: i64,
+    price: i64,
+    total: i64,
+    discount: i64,
+    express_fee: i64,
+    cps_type: i32,
+    distributor: (i64, String),
+    activities: Vec<i32>,
+}
+
+impl Deal {
+    fn draw(ctx: &ShopContext, rng: &mut impl Rng, line: &OrderLine<'_>) -> Self {
+        let num = match rng.random_range(0..20) {
+            0..16 => 1,
+            16..19 => 2,
+            _ => 3,
+        };
+        let price = line.sku.sku_sale_price;
+        let total = price * num;
+        let discount = if rng.random_bool(0.5) {
+            0
+        } else {
+            round_jiao(total as f64 * rng.random_range(0.01..0.2)).clamp(0, total - 1)
+        };
+        let express_fee = if rng.random_bool(0.15) {
+            *pick(rng, &[500, 800, 1000])
+        } else {
+            0
+        };
+        let (cps_type, distributor) = if rng.random_bool(0.25) {
+            (2, pick(rng, &ctx.distributors).clone())
+        } else {
+            (1, (0, String::new()))
+        };
+        let activities = if line.gift.is_some() {
+            vec![18]
+        } else {
+            match rng.random_range(0..20) {
+                0..2 => vec![3],
+                2 => vec![17],
+                _ => Vec::new(),
+            }
+        };
+        Self {
+            num,
+            price,
+            total,
+            discount,
+            express_fee,
+            cps_type,
+            distributor,
+            activities,
+        }
+    }
+}
+
 /// An order as placed at time `t` (status 10), with its detail extras.
 pub fn new_order(
     ctx: &ShopContext,
@@ -70,99 +128,12 @@ pub fn new_order(
     line: &OrderLine<'_>,
 ) -> (OrderDoc, OrderDetailExtra) {
     let buyer = ctx.buyer(line.buyer);
-    let identity = &ctx.identity;
-    let num = match rng.random_range(0..20) {
-        0..16 => 1,
-        16..19 => 2,
-        _ => 3,
-    };
-    let price = line.sku.sku_sale_price;
-    let total = price * num;
-    let discount = if rng.random_bool(0.5) {
-        0
-    } else {
-        round_jiao(total as f64 * rng.random_range(0.01..0.2)).clamp(0, total - 1)
-    };
-    let express_fee = if rng.random_bool(0.15) {
-        *pick(rng, &[500, 800, 1000])
-    } else {
-        0
-    };
-    let (cps_type, distributor) = if rng.random_bool(0.25) {
-        (2, pick(rng, &ctx.distributors).clone())
-    } else {
-        (1, (0, String::new()))
-    };
-    let activities = if line.gift.is_some() {
-        vec![18]
-    } else {
-        match rng.random_range(0..20) {
-            0..2 => vec![3],
-            2 => vec![17],
-            _ => Vec::new(),
-        }
-    };
+    let deal = Deal::draw(ctx, rng, line);
     let oid = ids.oid(rng, t);
-    let sub_order_info = line
-        .gift
-        .map(|(item, sku)| SubOrder {
-            sub_order_base_info: SubOrderBaseInfo {
-                oid: ids.oid(rng, t),
-                status: lifecycle::UNPAID,
-                send_time: 0,
-                update_time: t,
-                recv_time: 0,
-            },
-            sub_order_item_info: item_info(item, sku, 1, 0, 0),
-            sub_order_logistics_info: Vec::new(),
-            sub_order_delivery_info: SubOrderDeliveryInfo {
-                delivery_num: 0,
-                package_num: 0,
-            },
-            sub_order_type: 2,
-        })
-        .into_iter()
-        .collect();
+    let sub_order_info = gift_sub_order(ids, rng, t, line).into_iter().collect();
     let order = OrderDoc {
-        order_base_info: OrderBaseInfo {
-            oid,
-            status: lifecycle::UNPAID,
-            create_time: t,
-            update_time: t,
-            pay_time: 0,
-            send_time: 0,
-            recv_time: 0,
-            refund_time: 0,
-            total_fee: total,
-            discount_fee: discount,
-            express_fee,
-            buyer_open_id: buyer.open_id.clone(),
-            buyer_nick: buyer.nick.clone(),
-            buyer_image: buyer.image.clone(),
-            seller_open_id: identity.seller_open_id.clone(),
-            seller_nick: identity.nick.clone(),
-            remark: pick(rng, catalog::REMARKS).to_string(),
-            pay_type: 0,
-            pay_channel: String::new(),
-            cps_type,
-            pre_sale: 0,
-            co_type: 0,
-            comment_status: 0,
-            risk_code: 0,
-            all_activity_type: activities,
-            order_labels: Vec::new(),
-            priority_delivery: false,
-            remind_shipment_sign: 0,
-            the_day_of_deliver_goods_time: 2,
-            valid_promise_shipment_time_stamp: 0,
-            disable_delivery_reason_code: Vec::new(),
-            order_seller_role_info: SellerRoleInfo {
-                role_type: 1,
-                role_id: identity.seller_id,
-                role_name: identity.nick.clone(),
-            },
-        },
-        order_item_info: item_info(line.item, line.sku, num, price, discount),
+        order_base_info: base_info(ctx, rng, oid, t, &buyer, &deal),
+        order_item_info: item_info(line.item, line.sku, deal.num, deal.price, deal.discount),
         order_refund_list: Vec::new(),
         order_logistics_info: Vec::new(),
         order_note: OrderNote {
@@ -171,8 +142,8 @@ pub fn new_order(
         },
         order_address: address(rng, &buyer),
         order_cps_info: OrderCpsInfo {
-            distributor_id: distributor.0,
-            distributor_name: distributor.1,
+            distributor_id: deal.distributor.0,
+            distributor_name: deal.distributor.1,
         },
         order_delivery_info: OrderDeliveryInfo {
             max_package_num: 50,
@@ -183,8 +154,88 @@ pub fn new_order(
         },
         sub_order_info,
     };
+    (order, order_detail_extra(rng, line))
+}
+
+/// The gift's sub-order (type 2, at no charge), when the order carries a gift.
+fn gift_sub_order(
+    ids: &mut IdPool,
+    rng: &mut impl Rng,
+    t: i64,
+    line: &OrderLine<'_>,
+) -> Option<SubOrder> {
+    line.gift.map(|(item, sku)| SubOrder {
+        sub_order_base_info: SubOrderBaseInfo {
+            oid: ids.oid(rng, t),
+            status: lifecycle::UNPAID,
+            send_time: 0,
+            update_time: t,
+            recv_time: 0,
+        },
+        sub_order_item_info: item_info(item, sku, 1, 0, 0),
+        sub_order_logistics_info: Vec::new(),
+        sub_order_delivery_info: SubOrderDeliveryInfo {
+            delivery_num: 0,
+            package_num: 0,
+        },
+        sub_order_type: 2,
+    })
+}
+
+/// The order's base block as placed: unpaid, its deal, its buyer and seller, a buyer's remark.
+fn base_info(
+    ctx: &ShopContext,
+    rng: &mut impl Rng,
+    oid: i64,
+    t: i64,
+    buyer: &Buyer,
+    deal: &Deal,
+) -> OrderBaseInfo {
+    let identity = &ctx.identity;
+    OrderBaseInfo {
+        oid,
+        status: lifecycle::UNPAID,
+        create_time: t,
+        update_time: t,
+        pay_time: 0,
+        send_time: 0,
+        recv_time: 0,
+        refund_time: 0,
+        total_fee: deal.total,
+        discount_fee: deal.discount,
+        express_fee: deal.express_fee,
+        buyer_open_id: buyer.open_id.clone(),
+        buyer_nick: buyer.nick.clone(),
+        buyer_image: buyer.image.clone(),
+        seller_open_id: identity.seller_open_id.clone(),
+        seller_nick: identity.nick.clone(),
+        remark: pick(rng, catalog::REMARKS).to_string(),
+        pay_type: 0,
+        pay_channel: String::new(),
+        cps_type: deal.cps_type,
+        pre_sale: 0,
+        co_type: 0,
+        comment_status: 0,
+        risk_code: 0,
+        all_activity_type: deal.activities.clone(),
+        order_labels: Vec::new(),
+        priority_delivery: false,
+        remind_shipment_sign: 0,
+        the_day_of_deliver_goods_time: 2,
+        valid_promise_shipment_time_stamp: 0,
+        disable_delivery_reason_code: Vec::new(),
+        order_seller_role_info: SellerRoleInfo {
+            role_type: 1,
+            role_id: identity.seller_id,
+            role_name: identity.nick.clone(),
+        },
+    }
+}
+
+/// The order's detail-only fields: whether the buyer is new, and the carrier.
+fn order_detail_extra(rng: &mut impl Rng, line: &OrderLine<'_>) -> OrderDetailExtra {
     let (carrier_type, has_carrier_id) = *pick(rng, catalog::CARRIERS);
-    let extra = OrderDetailExtra {
+    OrderDetailExtra {
         order_customized_info: CustomizedInfo {
             customized_item_type: 0,
             customized_url: String::new(),
@@ -203,8 +254,7 @@ pub fn new_order(
             privacy_info_auth_status: 0,
             order_poi_info: None,
         },
-    };
-    (order, extra)
+    }
 }
 
 /// The consignee block: masked values for display and per-order ciphertext around the buyer's
