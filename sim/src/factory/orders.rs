@@ -297,33 +297,17 @@ pub fn new_refund(
 ) -> (RefundDoc, RefundDetailExtra) {
     let base = &order.order_base_info;
     let item = &order.order_item_info;
-    let paid = (base.total_fee - base.discount_fee).max(0);
     let price_protection = handling_way == lifecycle::REFUND_ONLY
         && stage != Stage::Unshipped
         && rng.random_bool(0.02);
-    let refund_fee = if handling_way == lifecycle::EXCHANGE {
-        0
-    } else if price_protection {
-        round_jiao(paid as f64 * 0.05).clamp(1, paid.max(1))
-    } else if rng.random_bool(0.8) {
-        paid
-    } else {
-        round_jiao(paid as f64 * rng.random_range(0.1..0.9)).clamp(1, paid.max(1))
-    }
-    .min(paid);
+    let refund_fee = refund_fee(rng, order, handling_way, price_protection);
     let reasons = if stage == Stage::Unshipped {
         catalog::REASONS_UNSHIPPED
     } else {
         catalog::REASONS_SHIPPED
     };
     let (reason, reason_desc) = *pick(rng, reasons);
-    let pictures = if (3..=8).contains(&reason) {
-        (0..rng.random_range(1..=3))
-            .map(|i| format!("{CDN}/refund/{}/{i}.jpg", random_hex(rng, 8)))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let pictures = pictures(rng, reason);
     let refund = RefundDoc {
         refund_id: ids.fresh(rng, LONG_IDS),
         oid: base.oid,
@@ -351,7 +335,50 @@ pub fn new_refund(
         end_time: 0,
         expire_time: t + lifecycle::REFUND_DEADLINE_MS,
     };
-    let extra = RefundDetailExtra {
+    let extra = refund_detail_extra(base, pictures, price_protection);
+    (refund, extra)
+}
+
+/// What the buyer asks back: nothing for an exchange, a small share for price protection,
+/// else mostly all that was paid, sometimes a part; never more than was paid.
+fn refund_fee(
+    rng: &mut impl Rng,
+    order: &OrderDoc,
+    handling_way: i32,
+    price_protection: bool,
+) -> i64 {
+    let base = &order.order_base_info;
+    let paid = (base.total_fee - base.discount_fee).max(0);
+    if handling_way == lifecycle::EXCHANGE {
+        0
+    } else if price_protection {
+        round_jiao(paid as f64 * 0.05).clamp(1, paid.max(1))
+    } else if rng.random_bool(0.8) {
+        paid
+    } else {
+        round_jiao(paid as f64 * rng.random_range(0.1..0.9)).clamp(1, paid.max(1))
+    }
+    .min(paid)
+}
+
+/// The buyer's photos, for the reasons that call for them (3–8).
+fn pictures(rng: &mut impl Rng, reason: i32) -> Vec<String> {
+    if (3..=8).contains(&reason) {
+        (0..rng.random_range(1..=3))
+            .map(|i| format!("{CDN}/refund/{}/{i}.jpg", random_hex(rng, 8)))
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// A new refund's detail-only fields.
+fn refund_detail_extra(
+    base: &OrderBaseInfo,
+    pictures: Vec<String>,
+    price_protection: bool,
+) -> RefundDetailExtra {
+    RefundDetailExtra {
         buyer_open_id: base.buyer_open_id.clone(),
         pictures,
         logistics_info: ReturnLogistics {
@@ -367,8 +394,7 @@ pub fn new_refund(
             return_freight_apply_desc: String::new(),
             return_freight_apply_images: Vec::new(),
         },
-    };
-    (refund, extra)
+    }
 }
 
 /// (payType, payChannel) of a payment.
