@@ -223,46 +223,18 @@ pub fn new_item(
     let update_time = rng.random_range(created..=latest.max(created));
     let code = format!("A{}", random_digits(rng, 4));
     let base_price = rng.random_range(product.price_fen.0..=product.price_fen.1) as f64;
-    let mut combos = spec_combinations(product);
-    let sku_count = rng.random_range(1..=6).min(combos.len());
-    for i in 0..sku_count {
-        let j = rng.random_range(i..combos.len());
-        combos.swap(i, j);
-    }
-    let sku_list = combos[..sku_count]
+    let basis = SkuBasis {
+        kwai_item_id,
+        via_api,
+        code: &code,
+        base_price,
+        created,
+        update_time,
+    };
+    let sku_list = draw_specs(rng, product)
         .iter()
         .enumerate()
-        .map(|(i, props)| SkuDoc {
-            kwai_sku_id: ids.fresh(rng, ITEM_IDS),
-            rel_sku_id: if via_api {
-                rng.random_range(USER_IDS)
-            } else {
-                0
-            },
-            sku_stock: if rng.random_bool(0.05) {
-                0
-            } else {
-                rng.random_range(1..1000)
-            },
-            reserve_stock: 0,
-            sku_sale_price: round_jiao(base_price * rng.random_range(0.9..1.3)).max(100),
-            sku_nick: format!("{code}-{:02}", i + 1),
-            specification: props
-                .iter()
-                .map(|p| p.prop_value_name.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-            image_url: format!("{CDN}/sku/{kwai_item_id}/{}.jpg", i + 1),
-            is_valid: 1,
-            gtin_code: String::new(),
-            goods_id: 0,
-            goods_code: Vec::new(),
-            sku_prop: props.clone(),
-            create_time: created,
-            update_time: rng.random_range(created..=update_time),
-            kwai_item_id,
-            appkey: String::new(),
-        })
+        .map(|(i, props)| new_sku(rng, ids, &basis, i, props))
         .collect::<Vec<_>>();
     let images = rng.random_range(1..=5);
     let mut item = ItemDoc {
@@ -298,6 +270,80 @@ pub fn new_item(
     };
     item.price = item.min_sku_price();
     item
+}
+
+/// What a new item's SKUs take from it.
+struct SkuBasis<'a> {
+    kwai_item_id: i64,
+    /// Created through the API: SKUs carry the merchant's own ids.
+    via_api: bool,
+    /// The item's code, which SKU nicks extend.
+    code: &'a str,
+    base_price: f64,
+    created: i64,
+    /// The item's last edit; no SKU was edited later.
+    update_time: i64,
+}
+
+/// 1–6 of the product's spec combinations, drawn without repeats, one per SKU.
+fn draw_specs(rng: &mut impl Rng, product: &Product) -> Vec<Vec<SkuProp>> {
+    let mut combos = spec_combinations(product);
+    let sku_count = rng.random_range(1..=6).min(combos.len());
+    for i in 0..sku_count {
+        let j = rng.random_range(i..combos.len());
+        combos.swap(i, j);
+    }
+    combos.truncate(sku_count);
+    combos
+}
+
+/// The item's SKU number `i` (from 0), with the spec values `props`.
+fn new_sku(
+    rng: &mut impl Rng,
+    ids: &mut IdPool,
+    basis: &SkuBasis<'_>,
+    i: usize,
+    props: &[SkuProp],
+) -> SkuDoc {
+    let SkuBasis {
+        kwai_item_id,
+        via_api,
+        code,
+        base_price,
+        created,
+        update_time,
+    } = *basis;
+    SkuDoc {
+        kwai_sku_id: ids.fresh(rng, ITEM_IDS),
+        rel_sku_id: if via_api {
+            rng.random_range(USER_IDS)
+        } else {
+            0
+        },
+        sku_stock: if rng.random_bool(0.05) {
+            0
+        } else {
+            rng.random_range(1..1000)
+        },
+        reserve_stock: 0,
+        sku_sale_price: round_jiao(base_price * rng.random_range(0.9..1.3)).max(100),
+        sku_nick: format!("{code}-{:02}", i + 1),
+        specification: props
+            .iter()
+            .map(|p| p.prop_value_name.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        image_url: format!("{CDN}/sku/{kwai_item_id}/{}.jpg", i + 1),
+        is_valid: 1,
+        gtin_code: String::new(),
+        goods_id: 0,
+        goods_code: Vec::new(),
+        sku_prop: props.to_vec(),
+        create_time: created,
+        update_time: rng.random_range(created..=update_time),
+        kwai_item_id,
+        appkey: String::new(),
+    }
 }
 
 /// Every combination of the product's spec values, as SKU properties.
