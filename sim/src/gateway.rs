@@ -1,6 +1,7 @@
 //! The simulator's gateway: the request pipeline every API call goes through (faults, system
 //! parameters, signature, token, QPS, daily quota) and the envelope of its answer.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::codes::*;
 use super::failure::Failure;
-use super::faults::Fault;
+use super::faults::{Fault, FaultConfig};
 use super::http::{Params, html_response, json_response, log_call, parse_params};
 use super::variants::ErrorData;
 use super::{CallRecord, SimState, apis, sign};
@@ -98,7 +99,43 @@ pub(crate) async fn api(
     let arrived = Instant::now();
     let params = parse_params(uri.query(), &body);
     let seq = state.seq.fetch_add(1, Ordering::SeqCst);
-    let mut record = CallRecord {
+    let mut record = arrival_record(&state, method, seq, &params, &headers);
+    let draw: f64 = state.rng.lock().map(|mut r| r.random()).unwrap_or(1.0);
+    let faults = state.faults.read().map(|f| f.clone()).unwrap_or_default();
+    let fault = faults.pick(draw);
+    record.fault = fault;
+    let mut record = match fault_before_api(&state, &faults, draw, record).await {
+        ControlFlow::Continue(record) => record,
+        ControlFlow::Break(response) => return response,
+    };
+    let outcome = match fault {
+        Some(Fault::Throttle) => Err(Failure::throttled(
+            method.name(),
+            &state.credentials.app_key,
+            state.qps(method),
+        )),
+        Some(Fault::InternalTimeout) => Err(Failure::internal_timeout()),
+        _ => process(&state, method, &params, &mut record, arrived),
+    };
+    let body = envelope(&state, seq, method, outcome, &mut record);
+    if fault == Some(Fault::Cut) {
+        record.outcome = "cut".into();
+        log_call(&state, record);
+        return cut_response(body);
+    }
+    log_call(&state, record);
+    json_response(StatusCode::OK, body)
+}
+
+/// The call log's entry for a request as it arrives; its outcome is filled in later.
+fn arrival_record(
+    state: &SimState,
+    method: Method,
+    seq: u64,
+    params: &Params,
+    headers: &axum::http::HeaderMap,
+) -> CallRecord {
+    CallRecord {
         seq,
         wall_ms: wall_ms(),
         sim_ms: state.clock.now_ms(),
@@ -117,63 +154,66 @@ pub(crate) async fn api(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-    };
-    let draw: f64 = state.rng.lock().map(|mut r| r.random()).unwrap_or(1.0);
-    let faults = state.faults.read().map(|f| f.clone()).unwrap_or_default();
-    let fault = faults.pick(draw);
-    record.fault = fault;
-    match fault {
+    }
+}
+
+/// The faults that strike before the API runs: a 5xx page or a hang answer at once (the call
+/// is logged); a slow call waits, then goes on.
+async fn fault_before_api(
+    state: &SimState,
+    faults: &FaultConfig,
+    draw: f64,
+    mut record: CallRecord,
+) -> ControlFlow<Response, CallRecord> {
+    match record.fault {
         Some(Fault::ServerError) => {
             record.outcome = "server_error".into();
-            log_call(&state, record);
+            log_call(state, record);
             let status = if draw < faults.error_5xx / 2.0 {
                 StatusCode::BAD_GATEWAY
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            return html_response(status);
+            ControlFlow::Break(html_response(status))
         }
         Some(Fault::Timeout) => {
             record.outcome = "timeout".into();
-            log_call(&state, record);
+            log_call(state, record);
             tokio::time::sleep(Duration::from_millis(faults.timeout_ms())).await;
-            return html_response(StatusCode::GATEWAY_TIMEOUT);
+            ControlFlow::Break(html_response(StatusCode::GATEWAY_TIMEOUT))
         }
-        Some(Fault::Slow) => tokio::time::sleep(Duration::from_millis(faults.slow_ms())).await,
-        _ => {}
+        Some(Fault::Slow) => {
+            tokio::time::sleep(Duration::from_millis(faults.slow_ms())).await;
+            ControlFlow::Continue(record)
+        }
+        _ => ControlFlow::Continue(record),
     }
-    let outcome = match fault {
-        Some(Fault::Throttle) => Err(Failure::throttled(
-            method.name(),
-            &state.credentials.app_key,
-            state.qps(method),
-        )),
-        Some(Fault::InternalTimeout) => Err(Failure::internal_timeout()),
-        _ => process(&state, method, &params, &mut record, arrived),
-    };
-    let body = match outcome {
+}
+
+/// The answer's envelope, with the call log's entry filled in from what the call came to.
+fn envelope(
+    state: &SimState,
+    seq: u64,
+    method: Method,
+    outcome: Result<apis::Served, Failure>,
+    record: &mut CallRecord,
+) -> String {
+    match outcome {
         Ok(served) => {
             record.outcome = "ok".into();
             record.result = RESULT_OK;
             record.records = served.records;
             record.next_cursor = served.next_cursor;
-            render_success(&state, seq, &served.data)
+            render_success(state, seq, &served.data)
         }
         Err(f) => {
             record.outcome = f.outcome.into();
             record.result = f.result;
             record.code = f.code.map(str::to_string);
             record.sub_code = f.sub_code.clone();
-            render_failure(&state, seq, method, &f)
+            render_failure(state, seq, method, &f)
         }
-    };
-    if fault == Some(Fault::Cut) {
-        record.outcome = "cut".into();
-        log_call(&state, record);
-        return cut_response(body);
     }
-    log_call(&state, record);
-    json_response(StatusCode::OK, body)
 }
 
 /// Checks in the platform's order, then runs the API. Returns the `data` JSON and its record count.
