@@ -303,63 +303,15 @@ fn random_hex(rng: &mut StdRng, n: usize) -> String {
 
 /// Builds the simulator's state: the generated data, the app, each shop's first grant.
 pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> {
-    use base64::Engine;
     let now = clock.now_ms();
     let origin = config.origin_ms.map_or(now, |o| o.min(now));
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_0a07);
-    let mut params = GenParams::new(
-        config.seed,
-        config.shops,
-        config.days,
-        config.orders,
-        origin,
-    );
-    if let Some(items) = config.items {
-        params.items = items;
-    }
-    if let Some(rate) = config.refund_rate {
-        params.refund_rate = rate.clamp(0.0, 1.0);
-    }
-    params.oids = config.variants.order_ids;
-    let mut shops = generate::generate(&params);
-    let mutation = MutationParams {
-        orders_per_day: config
-            .orders_per_day
-            .unwrap_or(config.orders as f64 / f64::from(config.days.max(1))),
-        refund_rate: params.refund_rate,
-        gift_rate: params.gift_rate,
-        item_changes_per_day: 20.0,
-        item_takedowns_per_day: 2.0,
-        oids: params.oids,
-    };
-    let mut mutator = Mutator::new(config.seed.wrapping_add(1), mutation, &shops, origin);
-    if origin < now {
-        mutator.advance(&mut shops, now);
-    }
+    let (shops, mutator) = world(&config, origin, now);
     let mut auth = AuthState::new(config.lifetimes.clone());
     let grants: Vec<Grant> = (0..shops.len())
         .map(|i| auth.grant(&mut rng, i, now))
         .collect();
-    let mut key = [0u8; 16];
-    rng.fill(&mut key);
-    let credentials = SimCredentials {
-        app_key: format!("ks{}", random_digits(&mut rng, 18)),
-        app_secret: random_hex(&mut rng, 32),
-        sign_secret: random_hex(&mut rng, 32),
-        msg_secret: base64::engine::general_purpose::STANDARD.encode(key),
-        shops: shops
-            .iter()
-            .zip(&grants)
-            .map(|(shop, g)| ShopCredentials {
-                open_id: shop.identity.open_id.clone(),
-                seller_id: shop.identity.seller_id,
-                access_token: g.access_token.clone(),
-                refresh_token: g.refresh_token.clone(),
-                access_expires_at: now + g.access_expires_in_s * 1000,
-                refresh_expires_at: now + g.refresh_expires_in_s * 1000,
-            })
-            .collect(),
-    };
+    let credentials = app_credentials(&mut rng, &shops, &grants, now);
     ledger::record([
         credentials.app_secret.as_str(),
         credentials.sign_secret.as_str(),
@@ -393,6 +345,71 @@ pub fn build_state(config: SimConfig, clock: Arc<ScaledClock>) -> Arc<SimState> 
         stale_orders: Mutex::new(HashMap::new()),
         detail_script: Mutex::new(HashMap::new()),
     })
+}
+
+/// The shops generated up to `origin`, and the mutation clock that keeps them changing, run on
+/// to `now`.
+fn world(config: &SimConfig, origin: i64, now: i64) -> (Vec<ShopData>, Mutator) {
+    let mut params = GenParams::new(
+        config.seed,
+        config.shops,
+        config.days,
+        config.orders,
+        origin,
+    );
+    if let Some(items) = config.items {
+        params.items = items;
+    }
+    if let Some(rate) = config.refund_rate {
+        params.refund_rate = rate.clamp(0.0, 1.0);
+    }
+    params.oids = config.variants.order_ids;
+    let mut shops = generate::generate(&params);
+    let mutation = MutationParams {
+        orders_per_day: config
+            .orders_per_day
+            .unwrap_or(config.orders as f64 / f64::from(config.days.max(1))),
+        refund_rate: params.refund_rate,
+        gift_rate: params.gift_rate,
+        item_changes_per_day: 20.0,
+        item_takedowns_per_day: 2.0,
+        oids: params.oids,
+    };
+    let mut mutator = Mutator::new(config.seed.wrapping_add(1), mutation, &shops, origin);
+    if origin < now {
+        mutator.advance(&mut shops, now);
+    }
+    (shops, mutator)
+}
+
+/// The fake app's key and secrets, and each shop's identity with its first tokens.
+fn app_credentials(
+    rng: &mut StdRng,
+    shops: &[ShopData],
+    grants: &[Grant],
+    now: i64,
+) -> SimCredentials {
+    use base64::Engine;
+    let mut key = [0u8; 16];
+    rng.fill(&mut key);
+    SimCredentials {
+        app_key: format!("ks{}", random_digits(rng, 18)),
+        app_secret: random_hex(rng, 32),
+        sign_secret: random_hex(rng, 32),
+        msg_secret: base64::engine::general_purpose::STANDARD.encode(key),
+        shops: shops
+            .iter()
+            .zip(grants)
+            .map(|(shop, g)| ShopCredentials {
+                open_id: shop.identity.open_id.clone(),
+                seller_id: shop.identity.seller_id,
+                access_token: g.access_token.clone(),
+                refresh_token: g.refresh_token.clone(),
+                access_expires_at: now + g.access_expires_in_s * 1000,
+                refresh_expires_at: now + g.refresh_expires_in_s * 1000,
+            })
+            .collect(),
+    }
 }
 
 /// The platform's routes (OAuth and the APIs, at the configured distance) plus the simulator's
