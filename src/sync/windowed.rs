@@ -2,6 +2,8 @@
 //! after page inside a window, each page committed with the next cursor; at `nomore` the
 //! checkpoint moves to the window's end in that same transaction.
 
+use std::ops::ControlFlow;
+
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -9,7 +11,8 @@ use super::planner::Planner;
 use super::window::{HORIZON_MS, Window, plan_window};
 use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress};
 use crate::clock::format_ms;
-use crate::store::{Stream, StreamState};
+use crate::config::StreamConfig;
+use crate::store::{Stream, StreamState, WindowRow};
 
 mod pages;
 mod side_by_side;
@@ -21,6 +24,8 @@ use side_by_side::side_by_side;
 use sinks::LiveSink;
 pub(super) use sinks::ResyncSink;
 
+/// Reads the stream's windows from its checkpoint until it has caught up with the moment the
+/// run started, or is stopped.
 pub(super) async fn run(
     cx: &SyncContext,
     shop: &str,
@@ -34,6 +39,16 @@ pub(super) async fn run(
     // a busy shop cannot keep a run going forever re-reading its last minutes.
     let now = cx.clock.now_ms();
     let backfill_from = now - i64::from(cx.config.sync.backfill_days) * crate::clock::DAY_MS;
+    let run = Run {
+        cx,
+        shop,
+        stream,
+        cfg,
+        now,
+        backfill_from,
+        progress,
+        cancel,
+    };
     loop {
         if cancel.is_cancelled() {
             return Ok(RunOutcome::Stopped);
@@ -41,7 +56,42 @@ pub(super) async fn run(
         // Windows read side by side (planned below, or left by a stop or a crash): finish them
         // first, each from its own cursor.
         let pending = cx.store.windows(shop, stream).await?;
-        let width = cfg.window.as_millis() as i64;
+        let step = if pending.is_empty() {
+            run.read_from_checkpoint(counts).await?
+        } else {
+            run.read_pending(pending, counts).await?
+        };
+        if let ControlFlow::Break(outcome) = step {
+            return Ok(outcome);
+        }
+    }
+}
+
+/// One run of a windowed stream. Each of its steps says whether the run goes on or ends, with
+/// what outcome.
+struct Run<'a> {
+    cx: &'a SyncContext,
+    shop: &'a str,
+    stream: Stream,
+    cfg: StreamConfig,
+    /// The moment the run catches up to.
+    now: i64,
+    /// Where a backfill starts.
+    backfill_from: i64,
+    progress: &'a dyn SyncProgress,
+    cancel: &'a CancellationToken,
+}
+
+impl Run<'_> {
+    /// Reads the windows planned to be read side by side (left by a stop or a crash), and more
+    /// after them; or moves the checkpoint over them once all are read.
+    async fn read_pending(
+        &self,
+        pending: Vec<WindowRow>,
+        counts: &mut Counts,
+    ) -> Result<ControlFlow<RunOutcome>, SyncError> {
+        let (cx, shop, stream, now) = (self.cx, self.shop, self.stream, self.now);
+        let width = self.cfg.window.as_millis() as i64;
         // Planned under a wider window setting (lowered after a 300019), or fallen past the
         // platform's horizon: sent as stored they would be refused at every run. Planned
         // again from the checkpoint, which no unfinished window is behind.
@@ -51,36 +101,34 @@ pub(super) async fn run(
         {
             warn!(shop, stream = stream.as_str(), begin = %format_ms(stale.begin_ms), stored_minutes = (stale.end_ms - stale.begin_ms) / 60_000, window_minutes = width / 60_000, "windows planned earlier no longer fit the configured window or the horizon; planning them again");
             cx.store.drop_windows(shop, stream).await?;
-            continue;
+            return Ok(ControlFlow::Continue(()));
         }
-        if !pending.is_empty() {
-            if pending.iter().all(|w| w.done) {
-                // All read; the checkpoint has yet to move over them.
-                cx.store
-                    .advance_windows(shop, stream, cx.clock.now_ms())
-                    .await?;
-                if !cx.store.windows(shop, stream).await?.is_empty() {
-                    return Err(SyncError::Protocol(format!(
-                        "{} windows finished but the checkpoint cannot move over them",
-                        stream.as_str()
-                    )));
-                }
-                continue;
+        if pending.iter().all(|w| w.done) {
+            // All read; the checkpoint has yet to move over them.
+            cx.store
+                .advance_windows(shop, stream, cx.clock.now_ms())
+                .await?;
+            if !cx.store.windows(shop, stream).await?.is_empty() {
+                return Err(SyncError::Protocol(format!(
+                    "{} windows finished but the checkpoint cannot move over them",
+                    stream.as_str()
+                )));
             }
-            // Windows left by a stop or a crash resume; more are planned after them.
-            let frontier = pending.iter().map(|w| w.end_ms).max().unwrap_or(now);
-            let planner = (cx.config.sync.concurrency > 1)
-                .then(|| planner_for(cx, &cfg, frontier, now).after(frontier));
-            let span = (backfill_from.min(frontier), now);
-            if !side_by_side(
-                cx, shop, stream, pending, planner, span, progress, cancel, counts,
-            )
-            .await?
-            {
-                return Ok(RunOutcome::Stopped);
-            }
-            continue;
+            return Ok(ControlFlow::Continue(()));
         }
+        // Windows left by a stop or a crash resume; more are planned after them.
+        let frontier = pending.iter().map(|w| w.end_ms).max().unwrap_or(now);
+        let planner =
+            (cx.config.sync.concurrency > 1).then(|| self.planner(frontier).after(frontier));
+        self.side_by_side(pending, planner, frontier, counts).await
+    }
+
+    /// Reads on from the checkpoint: several windows side by side, or one alone.
+    async fn read_from_checkpoint(
+        &self,
+        counts: &mut Counts,
+    ) -> Result<ControlFlow<RunOutcome>, SyncError> {
+        let (cx, shop, stream, now) = (self.cx, self.shop, self.stream, self.now);
         let mut state = cx
             .store
             .load_state(shop, stream)
@@ -91,30 +139,46 @@ pub(super) async fn run(
         // `now − settle` (caught-up polling) is read alone.
         if state.window_begin_ms.is_none()
             && cx.config.sync.concurrency > 1
-            && let Some(first) = plan(&state, now, cx, &cfg)
-            && first.end_ms < now - cfg.settle.as_millis() as i64
+            && let Some(first) = self.plan(&state)
+            && first.end_ms < now - self.cfg.settle.as_millis() as i64
         {
-            let planner = planner_for(cx, &cfg, first.begin_ms, now);
-            let span = (backfill_from.min(first.begin_ms), now);
+            let planner = self.planner(first.begin_ms);
             let pending = Vec::new();
-            if !side_by_side(
-                cx,
-                shop,
-                stream,
-                pending,
-                Some(planner),
-                span,
-                progress,
-                cancel,
-                counts,
-            )
-            .await?
-            {
-                return Ok(RunOutcome::Stopped);
-            }
-            continue;
+            return self
+                .side_by_side(pending, Some(planner), first.begin_ms, counts)
+                .await;
         }
-        let (window, cursor) = match (state.window_begin_ms, state.window_end_ms) {
+        let Some((window, cursor)) = self.window_to_read(&state) else {
+            return Ok(ControlFlow::Break(RunOutcome::CaughtUp));
+        };
+        if window.end_ms <= window.begin_ms {
+            return Ok(ControlFlow::Break(RunOutcome::CaughtUp));
+        }
+        self.progress.window(
+            shop,
+            stream,
+            window.begin_ms,
+            window.end_ms,
+            self.backfill_from.min(window.begin_ms),
+            now,
+        );
+        state.window_begin_ms = Some(window.begin_ms);
+        state.window_end_ms = Some(window.end_ms);
+        let mut sink = LiveSink { state: &mut state };
+        let (progress, cancel) = (self.progress, self.cancel);
+        let read = read_window(
+            cx, shop, stream, window, cursor, &mut sink, progress, cancel, counts,
+        )
+        .await?;
+        Ok(read_or_stopped(read))
+    }
+
+    /// The window to read alone and the cursor to read it from: the stream's unfinished one,
+    /// or the next one planned. `None` when caught up.
+    fn window_to_read(&self, state: &StreamState) -> Option<(Window, String)> {
+        let (shop, stream, now) = (self.shop, self.stream, self.now);
+        let width = self.cfg.window.as_millis() as i64;
+        Some(match (state.window_begin_ms, state.window_end_ms) {
             // A window stored under a wider setting (the platform refused it, 300019, and the
             // window was lowered) is read again from its start at the width in force: sent as
             // stored, it would be refused again at every run.
@@ -139,71 +203,67 @@ pub(super) async fn run(
             (Some(b), Some(_)) => {
                 warn!(shop, stream = stream.as_str(), begin = %format_ms(b), "an unfinished window fell past the 90-day horizon; starting over at the horizon");
                 (
-                    plan(&state, now, cx, &cfg).unwrap_or(Window {
+                    self.plan(state).unwrap_or(Window {
                         begin_ms: now - HORIZON_MS,
                         end_ms: now - HORIZON_MS,
                     }),
                     String::new(),
                 )
             }
-            _ => match plan(&state, now, cx, &cfg) {
-                Some(w) => (w, String::new()),
-                None => return Ok(RunOutcome::CaughtUp),
-            },
-        };
-        if window.end_ms <= window.begin_ms {
-            return Ok(RunOutcome::CaughtUp);
-        }
-        progress.window(
-            shop,
-            stream,
-            window.begin_ms,
-            window.end_ms,
-            backfill_from.min(window.begin_ms),
-            now,
-        );
-        state.window_begin_ms = Some(window.begin_ms);
-        state.window_end_ms = Some(window.end_ms);
-        let mut sink = LiveSink { state: &mut state };
-        if !read_window(
-            cx, shop, stream, window, cursor, &mut sink, progress, cancel, counts,
+            _ => (self.plan(state)?, String::new()),
+        })
+    }
+
+    /// Reads `windows` and those `planner` plans side by side, the progress shown from
+    /// `first_begin` (or the backfill's start, when earlier).
+    async fn side_by_side(
+        &self,
+        windows: Vec<WindowRow>,
+        planner: Option<Planner>,
+        first_begin: i64,
+        counts: &mut Counts,
+    ) -> Result<ControlFlow<RunOutcome>, SyncError> {
+        let span = (self.backfill_from.min(first_begin), self.now);
+        let (cx, shop, stream) = (self.cx, self.shop, self.stream);
+        let (progress, cancel) = (self.progress, self.cancel);
+        let read = side_by_side(
+            cx, shop, stream, windows, planner, span, progress, cancel, counts,
         )
-        .await?
-        {
-            return Ok(RunOutcome::Stopped);
-        }
+        .await?;
+        Ok(read_or_stopped(read))
+    }
+
+    /// The planner of the windows from `first_begin` to `now − settle`.
+    fn planner(&self, first_begin: i64) -> Planner {
+        let cfg = &self.cfg;
+        Planner::new(
+            first_begin,
+            self.now - cfg.settle.as_millis() as i64,
+            cfg.lookback.as_millis() as i64,
+            cfg.window.as_millis() as i64,
+            cfg.page_size,
+            self.cx.config.sync.concurrency,
+        )
+    }
+
+    fn plan(&self, state: &StreamState) -> Option<Window> {
+        let cfg = &self.cfg;
+        plan_window(
+            state.checkpoint_ms,
+            self.now,
+            self.cx.config.sync.backfill_days,
+            cfg.window,
+            cfg.lookback,
+            cfg.settle,
+        )
     }
 }
 
-/// The planner of the windows from `first_begin` to `now − settle`.
-fn planner_for(
-    cx: &SyncContext,
-    cfg: &crate::config::StreamConfig,
-    first_begin: i64,
-    now: i64,
-) -> Planner {
-    Planner::new(
-        first_begin,
-        now - cfg.settle.as_millis() as i64,
-        cfg.lookback.as_millis() as i64,
-        cfg.window.as_millis() as i64,
-        cfg.page_size,
-        cx.config.sync.concurrency,
-    )
-}
-
-fn plan(
-    state: &StreamState,
-    now: i64,
-    cx: &SyncContext,
-    cfg: &crate::config::StreamConfig,
-) -> Option<Window> {
-    plan_window(
-        state.checkpoint_ms,
-        now,
-        cx.config.sync.backfill_days,
-        cfg.window,
-        cfg.lookback,
-        cfg.settle,
-    )
+/// Goes on after windows read to their end; ends the run when they were stopped.
+fn read_or_stopped(read: bool) -> ControlFlow<RunOutcome> {
+    if read {
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(RunOutcome::Stopped)
+    }
 }

@@ -2,8 +2,11 @@
 //! a window far denser than planned or waiting too long shared out in pieces, each page queued
 //! for the writer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{Sender, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -12,6 +15,8 @@ use super::super::{Counts, SyncContext, SyncError, SyncProgress};
 use super::pages::{Page, read_window};
 use super::sinks::{Deliver, Delivered};
 use super::writer::{Queued, ToWriter, write_queued};
+use crate::api::Method;
+use crate::api::retry::Waiting;
 use crate::clock::format_ms;
 use crate::store::{Stream, WindowRow};
 use crate::sync::window::Window;
@@ -31,192 +36,37 @@ pub(super) async fn side_by_side(
     shop: &str,
     stream: Stream,
     windows: Vec<WindowRow>,
-    mut planner: Option<Planner>,
+    planner: Option<Planner>,
     (from, to): (i64, i64),
     progress: &dyn SyncProgress,
     cancel: &CancellationToken,
     counts: &mut Counts,
 ) -> Result<bool, SyncError> {
-    use futures_util::StreamExt as _;
-    // What the progress bar shows: the span before the first window, and each window read.
-    let mut done_ms = windows.iter().map(|w| w.begin_ms).min().unwrap_or(from) - from;
     let at_once = cx.config.sync.concurrency.max(1) as usize;
     let stop = cancel.child_token();
     let (queue, queued) = tokio::sync::mpsc::channel::<ToWriter>(2 * at_once);
-    let mut todo: std::collections::VecDeque<_> = windows.into_iter().filter(|w| !w.done).collect();
-    // The first page of each fresh window, for the planner (see `Planner::glimpsed`).
-    let (glimpse, mut glimpses) = tokio::sync::mpsc::unbounded_channel::<Glimpse>();
-    // Each window being read, by start (see `Planner::split` and `Planner::reread`).
-    let mut reading: HashMap<i64, Reading> = HashMap::new();
-    // How fast one reader reads a page, and all of them together (see `Planner::split`).
-    let method = super::super::stream_method(stream);
-    let pace = || {
-        let answer = cx.client.answer_time(method)?;
-        Some((answer, cx.client.limits().effective_qps(method)))
+    let (glimpse, glimpses) = tokio::sync::mpsc::unbounded_channel::<Glimpse>();
+    let mut fetching = Fetching {
+        cx,
+        shop,
+        stream,
+        progress,
+        done_ms: windows.iter().map(|w| w.begin_ms).min().unwrap_or(from) - from,
+        span: (from, to),
+        at_once,
+        todo: windows.into_iter().filter(|w| !w.done).collect(),
+        planner,
+        glimpse,
+        reading: HashMap::new(),
+        method: super::super::stream_method(stream),
+        waiting: Arc::new(Waiting::default()),
+        stop: stop.clone(),
+        failure: None,
+        stopped: false,
     };
-    // A window whose call waits out a retry's delay lets another start in its place (up to
-    // `at_once` more): the limiter paces them all, and the readers keep the pace.
-    let waiting = std::sync::Arc::new(crate::api::retry::Waiting::default());
-    let fetchers = async {
-        let mut running = futures_util::stream::FuturesUnordered::new();
-        let (mut failure, mut stopped) = (None, false);
-        loop {
-            while running.len() < at_once + waiting.now().min(at_once) && !stop.is_cancelled() {
-                let w = match todo.pop_front() {
-                    Some(w) => w,
-                    // A window planned now is recorded by the writer, ahead of its pages
-                    // in the queue (so it is stored before any later window can finish). Only
-                    // the windows being read are awaited here: an await on anything else would
-                    // leave them unpolled, holding what that other thing may wait for.
-                    None => {
-                        let Some((begin_ms, end_ms)) = planner.as_ref().and_then(|p| p.peek())
-                        else {
-                            break;
-                        };
-                        match queue.try_send(ToWriter::Plan(begin_ms, end_ms)) {
-                            Ok(()) => {}
-                            Err(tokio::sync::mpsc::error::TrySendError::Full(_))
-                                if !running.is_empty() =>
-                            {
-                                break;
-                            }
-                            Err(_) => {
-                                // Full with nothing else running (the writer is draining it),
-                                // or closed (the writer failed and stopped everything).
-                                let plan = ToWriter::Plan(begin_ms, end_ms);
-                                if queue.send(plan).await.is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                        if let Some(p) = planner.as_mut() {
-                            p.next_window();
-                        }
-                        crate::store::WindowRow {
-                            begin_ms,
-                            end_ms,
-                            cursor: None,
-                            done: false,
-                        }
-                    }
-                };
-                let (stop, queue) = (stop.clone(), queue.clone());
-                // A resumed window tells nothing of its whole range's density.
-                let fresh = w.cursor.is_none();
-                let glimpse = (fresh && planner.is_some()).then(|| glimpse.clone());
-                let split = CancellationToken::new();
-                let read = Reading {
-                    end_ms: w.end_ms,
-                    per_ms: None,
-                    split: split.clone(),
-                    pieces: None,
-                };
-                reading.insert(w.begin_ms, read);
-                running.push(waiting.watch(w.begin_ms, async move {
-                    let window = Window {
-                        begin_ms: w.begin_ms,
-                        end_ms: w.end_ms,
-                    };
-                    let mut sink = QueueSink {
-                        begin_ms: w.begin_ms,
-                        queue,
-                        stop: stop.clone(),
-                        rows: 0,
-                        glimpse,
-                    };
-                    let cursor = w.cursor.unwrap_or_default();
-                    let mut unused = Counts::default();
-                    // Stopped to be shared out: what it queued is committed before the split.
-                    let done = tokio::select! {
-                        done = read_window(
-                            cx,
-                            shop,
-                            stream,
-                            window,
-                            cursor,
-                            &mut sink,
-                            progress,
-                            &stop,
-                            &mut unused,
-                        ) => done,
-                        () = split.cancelled() => Ok(false),
-                    };
-                    (done, window, fresh.then_some(sink.rows))
-                }));
-            }
-            if todo.is_empty()
-                && let Some(p) = planner.as_ref().filter(|p| p.peek().is_none())
-            {
-                // Until a few answers are timed, as long as the configured timeout.
-                let answer = cx.client.answer_time(method);
-                let answer = answer.unwrap_or(cx.config.platform.timeout);
-                let busy = running.len().saturating_sub(waiting.now());
-                let idle = at_once.saturating_sub(busy);
-                reread_waiting((shop, stream), p, &mut reading, &waiting, (idle, answer));
-            }
-            progress.windows(shop, stream, done_ms, running.len(), from, to);
-            let next = tokio::select! {
-                next = running.next() => next,
-                () = waiting.changed() => continue,
-                Some(g) = glimpses.recv() => {
-                    // Only fresh windows tell their first page, and only to a planner.
-                    let read = reading.get_mut(&g.begin_ms).filter(|r| r.pieces.is_none());
-                    if let (Some(p), Some(read)) = (planner.as_mut(), read) {
-                        read.per_ms = density(g.rows, g.first_ms, g.last_ms);
-                        let first = (g.first_ms, g.last_ms);
-                        if let Some(pieces) = p.split((g.begin_ms, read.end_ms), g.rows, first, pace()) {
-                            debug!(shop, stream = stream.as_str(), begin = %format_ms(g.begin_ms), pieces = pieces.len(), "a window holds far more than planned; sharing it out");
-                            read.pieces = Some(pieces);
-                            read.split.cancel();
-                        }
-                    }
-                    if let Some(p) = planner.as_mut() {
-                        p.glimpsed(g.begin_ms, g.rows, g.first_ms, g.last_ms);
-                    }
-                    continue;
-                }
-            };
-            let Some((done, window, rows)) = next else {
-                break;
-            };
-            let pieces = reading
-                .remove(&window.begin_ms)
-                .and_then(|fresh| fresh.pieces);
-            match done {
-                // Its pages queued so far go first; then it is shared out, and the pieces
-                // are read before any new window.
-                Ok(false) if let Some(pieces) = pieces => {
-                    let split = ToWriter::Split(window.begin_ms, pieces.clone());
-                    if queue.send(split).await.is_ok() {
-                        for (begin_ms, end_ms) in pieces.into_iter().rev() {
-                            todo.push_front(crate::store::WindowRow {
-                                begin_ms,
-                                end_ms,
-                                cursor: None,
-                                done: false,
-                            });
-                        }
-                    }
-                }
-                Ok(true) => {
-                    done_ms += window.end_ms - window.begin_ms;
-                    if let (Some(planner), Some(rows)) = (planner.as_mut(), rows) {
-                        planner.learned(window.begin_ms, window.end_ms, rows);
-                    }
-                }
-                Ok(false) => stopped = true,
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    stop.cancel();
-                }
-            }
-        }
-        // The writer ends once every sender is gone and the queue is empty.
-        drop(queue);
-        (failure, stopped)
-    };
+    let fetchers = fetching.fetch(queue, glimpses);
     let writer = write_queued(cx, shop, stream, queued, progress, &stop, counts);
-    let ((failure, stopped), written) = tokio::join!(fetchers, writer);
+    let ((), written) = tokio::join!(fetchers, writer);
     // Two last pages committed at the same moment may each have left the other's window for
     // the other to move over: move over every finished window now.
     let advanced = cx
@@ -224,12 +74,239 @@ pub(super) async fn side_by_side(
         .advance_windows(shop, stream, cx.clock.now_ms())
         .await;
     // A window that failed first is the cause; the writer's failure otherwise.
-    if let Some(e) = failure {
+    if let Some(e) = fetching.failure {
         return Err(e);
     }
     written?;
     advanced?;
-    Ok(!stopped && !stop.is_cancelled() && todo.is_empty())
+    Ok(!fetching.stopped && !stop.is_cancelled() && fetching.todo.is_empty())
+}
+
+/// The fetching side of [`side_by_side`]: the windows to read and those being read, and how
+/// the reading ended.
+struct Fetching<'a> {
+    cx: &'a SyncContext,
+    shop: &'a str,
+    stream: Stream,
+    progress: &'a dyn SyncProgress,
+    /// What the progress bar shows: the span before the first window, and each window read.
+    done_ms: i64,
+    span: (i64, i64),
+    at_once: usize,
+    /// Windows to read before any new one is planned: unfinished ones, and pieces.
+    todo: VecDeque<WindowRow>,
+    planner: Option<Planner>,
+    /// The first page of each fresh window, for the planner (see `Planner::glimpsed`).
+    glimpse: UnboundedSender<Glimpse>,
+    /// Each window being read, by start (see `Planner::split` and `Planner::reread`).
+    reading: HashMap<i64, Reading>,
+    method: Method,
+    /// A window whose call waits out a retry's delay lets another start in its place (up to
+    /// `at_once` more): the limiter paces them all, and the readers keep the pace.
+    waiting: Arc<Waiting>,
+    stop: CancellationToken,
+    /// The first failure of a window.
+    failure: Option<SyncError>,
+    /// Whether a window was stopped before its end.
+    stopped: bool,
+}
+
+/// What a reader ends with: whether its window was read to its end, the window, and for a
+/// fresh one the records it read.
+type ReaderEnd = (Result<bool, SyncError>, Window, Option<u64>);
+
+impl<'a> Fetching<'a> {
+    /// Starts windows as readers free up until none is left to start and every reader has
+    /// ended; then closes the queue.
+    async fn fetch(&mut self, queue: Sender<ToWriter>, mut glimpses: UnboundedReceiver<Glimpse>) {
+        use futures_util::StreamExt as _;
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        let at_once = self.at_once;
+        loop {
+            while running.len() < at_once + self.waiting.now().min(at_once)
+                && !self.stop.is_cancelled()
+            {
+                let Some(w) = self.next_window(&queue, !running.is_empty()).await else {
+                    break;
+                };
+                running.push(self.start(w, &queue));
+            }
+            self.reread_if_idle(running.len());
+            let (from, to) = self.span;
+            let (shop, stream) = (self.shop, self.stream);
+            self.progress
+                .windows(shop, stream, self.done_ms, running.len(), from, to);
+            let next = tokio::select! {
+                next = running.next() => next,
+                () = self.waiting.changed() => continue,
+                Some(g) = glimpses.recv() => {
+                    self.glimpsed(g);
+                    continue;
+                }
+            };
+            let Some(end) = next else {
+                break;
+            };
+            self.ended(&queue, end).await;
+        }
+        // The writer ends once every sender is gone and the queue is empty.
+        drop(queue);
+    }
+
+    /// The next window to read: the first one left, or else the next one planned. `None` when
+    /// there is none to start now (`running`: whether other windows are being read).
+    async fn next_window(&mut self, queue: &Sender<ToWriter>, running: bool) -> Option<WindowRow> {
+        if let Some(w) = self.todo.pop_front() {
+            return Some(w);
+        }
+        // A window planned now is recorded by the writer, ahead of its pages
+        // in the queue (so it is stored before any later window can finish). Only
+        // the windows being read are awaited here: an await on anything else would
+        // leave them unpolled, holding what that other thing may wait for.
+        let (begin_ms, end_ms) = self.planner.as_ref().and_then(|p| p.peek())?;
+        match queue.try_send(ToWriter::Plan(begin_ms, end_ms)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) if running => return None,
+            Err(_) => {
+                // Full with nothing else running (the writer is draining it),
+                // or closed (the writer failed and stopped everything).
+                let plan = ToWriter::Plan(begin_ms, end_ms);
+                if queue.send(plan).await.is_err() {
+                    return None;
+                }
+            }
+        }
+        if let Some(p) = self.planner.as_mut() {
+            p.next_window();
+        }
+        Some(WindowRow {
+            begin_ms,
+            end_ms,
+            cursor: None,
+            done: false,
+        })
+    }
+
+    /// Starts reading `w`, its pages queued for the writer: the reader to run.
+    fn start(
+        &mut self,
+        w: WindowRow,
+        queue: &Sender<ToWriter>,
+    ) -> impl Future<Output = ReaderEnd> + use<'a> {
+        // A resumed window tells nothing of its whole range's density.
+        let fresh = w.cursor.is_none();
+        let glimpse = (fresh && self.planner.is_some()).then(|| self.glimpse.clone());
+        let split = CancellationToken::new();
+        let read = Reading {
+            end_ms: w.end_ms,
+            per_ms: None,
+            split: split.clone(),
+            pieces: None,
+        };
+        self.reading.insert(w.begin_ms, read);
+        let begin_ms = w.begin_ms;
+        let sink = QueueSink {
+            begin_ms,
+            queue: queue.clone(),
+            stop: self.stop.clone(),
+            rows: 0,
+            glimpse,
+        };
+        let (cx, shop, stream, progress) = (self.cx, self.shop, self.stream, self.progress);
+        let reader = sink.read(cx, shop, stream, progress, w, split);
+        self.waiting.watch(begin_ms, reader)
+    }
+
+    /// With no window left to start, the windows whose reader waits longer than reading them
+    /// again would take are stopped to be read again in pieces ([`reread_waiting`]).
+    fn reread_if_idle(&mut self, running: usize) {
+        if self.todo.is_empty()
+            && let Some(p) = self.planner.as_ref().filter(|p| p.peek().is_none())
+        {
+            // Until a few answers are timed, as long as the configured timeout.
+            let answer = self.cx.client.answer_time(self.method);
+            let answer = answer.unwrap_or(self.cx.config.platform.timeout);
+            let busy = running.saturating_sub(self.waiting.now());
+            let idle = self.at_once.saturating_sub(busy);
+            let (shop, stream) = (self.shop, self.stream);
+            reread_waiting(
+                (shop, stream),
+                p,
+                &mut self.reading,
+                &self.waiting,
+                (idle, answer),
+            );
+        }
+    }
+
+    /// What the first page of a fresh window tells the planner: its density, and whether the
+    /// window is to be shared out.
+    fn glimpsed(&mut self, g: Glimpse) {
+        let (shop, stream) = (self.shop, self.stream);
+        // Only fresh windows tell their first page, and only to a planner.
+        let read = self
+            .reading
+            .get_mut(&g.begin_ms)
+            .filter(|r| r.pieces.is_none());
+        if let (Some(p), Some(read)) = (self.planner.as_mut(), read) {
+            read.per_ms = density(g.rows, g.first_ms, g.last_ms);
+            let first = (g.first_ms, g.last_ms);
+            let (cx, method) = (self.cx, self.method);
+            if let Some(pieces) =
+                p.split((g.begin_ms, read.end_ms), g.rows, first, pace(cx, method))
+            {
+                debug!(shop, stream = stream.as_str(), begin = %format_ms(g.begin_ms), pieces = pieces.len(), "a window holds far more than planned; sharing it out");
+                read.pieces = Some(pieces);
+                read.split.cancel();
+            }
+        }
+        if let Some(p) = self.planner.as_mut() {
+            p.glimpsed(g.begin_ms, g.rows, g.first_ms, g.last_ms);
+        }
+    }
+
+    /// Takes in how a reader ended: shared out, read, stopped, or failed (which stops the
+    /// others).
+    async fn ended(&mut self, queue: &Sender<ToWriter>, (done, window, rows): ReaderEnd) {
+        let pieces = self
+            .reading
+            .remove(&window.begin_ms)
+            .and_then(|fresh| fresh.pieces);
+        match done {
+            // Its pages queued so far go first; then it is shared out, and the pieces
+            // are read before any new window.
+            Ok(false) if let Some(pieces) = pieces => {
+                let split = ToWriter::Split(window.begin_ms, pieces.clone());
+                if queue.send(split).await.is_ok() {
+                    for (begin_ms, end_ms) in pieces.into_iter().rev() {
+                        self.todo.push_front(WindowRow {
+                            begin_ms,
+                            end_ms,
+                            cursor: None,
+                            done: false,
+                        });
+                    }
+                }
+            }
+            Ok(true) => {
+                self.done_ms += window.end_ms - window.begin_ms;
+                if let (Some(planner), Some(rows)) = (self.planner.as_mut(), rows) {
+                    planner.learned(window.begin_ms, window.end_ms, rows);
+                }
+            }
+            Ok(false) => self.stopped = true,
+            Err(e) => {
+                self.failure.get_or_insert(e);
+                self.stop.cancel();
+            }
+        }
+    }
+}
+
+/// How fast one reader reads a page, and all of them together (see `Planner::split`).
+fn pace(cx: &SyncContext, method: Method) -> Option<(std::time::Duration, f64)> {
+    let answer = cx.client.answer_time(method)?;
+    Some((answer, cx.client.limits().effective_qps(method)))
 }
 
 /// Where a window read side by side hands its pages: the writer's queue.
@@ -334,5 +411,43 @@ impl Deliver for QueueSink {
             self.stop.cancel();
         }
         Ok(Delivered::Queued)
+    }
+}
+
+impl QueueSink {
+    /// Reads window `w` from its cursor, its pages queued; stopped by `split` to be shared out.
+    async fn read(
+        mut self,
+        cx: &SyncContext,
+        shop: &str,
+        stream: Stream,
+        progress: &dyn SyncProgress,
+        w: WindowRow,
+        split: CancellationToken,
+    ) -> ReaderEnd {
+        let window = Window {
+            begin_ms: w.begin_ms,
+            end_ms: w.end_ms,
+        };
+        let fresh = w.cursor.is_none();
+        let cursor = w.cursor.unwrap_or_default();
+        let stop = self.stop.clone();
+        let mut unused = Counts::default();
+        // Stopped to be shared out: what it queued is committed before the split.
+        let done = tokio::select! {
+            done = read_window(
+                cx,
+                shop,
+                stream,
+                window,
+                cursor,
+                &mut self,
+                progress,
+                &stop,
+                &mut unused,
+            ) => done,
+            () = split.cancelled() => Ok(false),
+        };
+        (done, window, fresh.then_some(self.rows))
     }
 }
