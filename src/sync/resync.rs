@@ -10,7 +10,7 @@ use super::window::{HORIZON_MS, Window};
 use super::windowed::{ResyncSink, read_window};
 use super::{Counts, RunOutcome, SyncContext, SyncError, SyncProgress, items};
 use crate::api::ErrorClass;
-use crate::store::{ResyncKind, ResyncRequest, ResyncStatus, ShopStatus, Stream, StreamState};
+use crate::store::{ResyncKind, ResyncRequest, ResyncStatus, Stream, StreamState};
 
 impl SyncContext {
     /// Asks for `[since, now − settle]` of a (shop, stream) to be re-read — the one way a resync
@@ -129,7 +129,7 @@ impl SyncContext {
     }
 
     /// The outcome of a resync run's `result`: a stop when another daemon took the lease over,
-    /// a pause for the day, the shop to authorize again, or a failure.
+    /// else as for any run ([`SyncContext::failed_run`]).
     async fn resync_outcome(
         &self,
         request: &ResyncRequest,
@@ -144,28 +144,9 @@ impl SyncContext {
                 warn!(shop = request.shop_id, stream = request.stream.as_str(), error = %e, "resync stopped");
                 RunOutcome::Stopped
             }
-            Err(SyncError::Api(e)) if e.class == ErrorClass::QuotaExhausted => RunOutcome::Paused {
-                until_ms: e.retry_at_ms.unwrap_or(now),
-            },
-            Err(SyncError::Api(e)) if e.class == ErrorClass::AuthorizationRevoked => {
-                if let Err(se) = self
-                    .store
-                    .set_shop_status(&request.shop_id, ShopStatus::NeedsReauth, Some(&e.message))
-                    .await
-                {
-                    warn!(shop = request.shop_id, error = %se, "could not mark the shop needs_reauth");
-                }
-                RunOutcome::NeedsReauth
-            }
             Err(e) => {
-                let class = match &e {
-                    SyncError::Api(a) => Some(a.class),
-                    _ => None,
-                };
-                RunOutcome::Failed {
-                    class,
-                    message: e.to_string(),
-                }
+                self.failed_run(&request.shop_id, request.stream, e, now)
+                    .await
             }
         }
     }
