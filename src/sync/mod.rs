@@ -118,39 +118,36 @@ pub struct StallLimits {
 impl StallLimits {
     /// The limits of the windowed streams of `config`.
     pub fn from_config(config: &Config) -> Self {
-        Self {
-            limits: Arc::new(std::sync::RwLock::new(Self::limits_of(config))),
-        }
+        Self::of(Self::limits_of(|stream| {
+            config.stream(stream).stall_after()
+        }))
     }
 
     /// The limits of the default stream settings (a database read without its config: the
     /// demo's).
     pub fn defaults() -> Self {
-        let limits = [Stream::Orders, Stream::Refunds]
-            .into_iter()
-            .map(|stream| {
-                let after = crate::config::StreamConfig::default_for(stream).stall_after();
-                (stream, after.as_millis() as i64)
-            })
-            .collect();
+        Self::of(Self::limits_of(|stream| {
+            crate::config::StreamConfig::default_for(stream).stall_after()
+        }))
+    }
+
+    fn of(limits: Vec<(Stream, i64)>) -> Self {
         Self {
             limits: Arc::new(std::sync::RwLock::new(limits)),
         }
     }
 
-    fn limits_of(config: &Config) -> Vec<(Stream, i64)> {
+    /// Each windowed stream's limit, from its settings' `stall_after`.
+    fn limits_of(stall_after: impl Fn(Stream) -> std::time::Duration) -> Vec<(Stream, i64)> {
         [Stream::Orders, Stream::Refunds]
             .into_iter()
-            .map(|stream| {
-                let after = config.stream(stream).stall_after();
-                (stream, after.as_millis() as i64)
-            })
+            .map(|stream| (stream, stall_after(stream).as_millis() as i64))
             .collect()
     }
 
     /// Takes the limits of a new config, for this value and every clone of it.
     pub fn update(&self, config: &Config) {
-        let limits = Self::limits_of(config);
+        let limits = Self::limits_of(|stream| config.stream(stream).stall_after());
         *self.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
