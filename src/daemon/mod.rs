@@ -151,16 +151,17 @@ pub(crate) async fn start_with(
     let receiver_stats = receiver.as_ref().map(Receiver::stats);
     let stalls = crate::sync::StallLimits::from_config(&app.config);
     let sources = ObserveSources {
-        // Connections of its own: the page answers while the sync's runs hold the others.
-        store: app.store.for_reading(),
         client: Some(app.client.clone()),
-        clock: app.clock.clone(),
-        daily_quota: app.config.limits.daily_quota,
         worker: Some(worker_stats.clone()),
         receiver: receiver_stats.clone(),
         liveness,
-        stalls: stalls.clone(),
-        row_counts: Default::default(),
+        // Connections of its own: the page answers while the sync's runs hold the others.
+        ..ObserveSources::database(
+            app.store.for_reading(),
+            app.clock.clone(),
+            app.config.limits.daily_quota,
+            stalls.clone(),
+        )
     };
     let mut router = observe::routes(sources);
     if let Some(receiver) = receiver {
