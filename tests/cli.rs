@@ -324,12 +324,12 @@ async fn status_fails_when_a_read_of_the_database_fails() {
     let out = run(&["migrate", "--config", &config], None);
     assert!(out.status.success(), "{}", text(&out));
     let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
-    let store = Store::connect(&url).await.expect("store");
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("pool");
     sqlx::query("DROP TABLE api_usage")
-        .execute(&sqlx::SqlitePool::connect(&url).await.expect("pool"))
+        .execute(&pool)
         .await
         .expect("drop");
-    store.close().await;
+    pool.close().await;
     let out = run(&["status", "--config", &config], None);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
