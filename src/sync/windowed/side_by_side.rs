@@ -61,6 +61,7 @@ pub(super) async fn side_by_side(
         method: super::super::stream_method(stream),
         waiting: Arc::new(Waiting::default()),
         stop: stop.clone(),
+        shared_out: VecDeque::new(),
         failure: None,
         stopped: false,
     };
@@ -105,6 +106,9 @@ struct Fetching<'a> {
     /// `at_once` more): the limiter paces them all, and the readers keep the pace.
     waiting: Arc<Waiting>,
     stop: CancellationToken,
+    /// Windows stopped to be shared out whose split waits for room in the writer's queue, with
+    /// their pieces, oldest first. No new window starts before they are queued.
+    shared_out: VecDeque<(i64, Vec<(i64, i64)>)>,
     /// The first failure of a window.
     failure: Option<SyncError>,
     /// Whether a window was stopped before its end.
@@ -123,7 +127,9 @@ impl<'a> Fetching<'a> {
         let mut running = futures_util::stream::FuturesUnordered::new();
         let at_once = self.at_once;
         loop {
-            while running.len() < at_once + self.waiting.now().min(at_once)
+            self.queue_shared_out(&queue);
+            while self.shared_out.is_empty()
+                && running.len() < at_once + self.waiting.now().min(at_once)
                 && !self.stop.is_cancelled()
             {
                 let Some(w) = self.next_window(&queue, !running.is_empty()).await else {
@@ -136,8 +142,19 @@ impl<'a> Fetching<'a> {
             let (shop, stream) = (self.shop, self.stream);
             self.progress
                 .windows(shop, stream, self.done_ms, running.len(), from, to);
+            // Nothing else is awaited here: a reader left unpolled meanwhile may hold what the
+            // awaited thing waits for (its turn at the database's writer, to count a call).
             let next = tokio::select! {
-                next = running.next() => next,
+                // With none running, only room for a split waiting is awaited.
+                next = running.next(), if !running.is_empty() || self.shared_out.is_empty() => next,
+                room = queue.reserve(), if !self.shared_out.is_empty() => {
+                    match room {
+                        Ok(room) => self.split_queued(room),
+                        // The writer failed and stopped everything.
+                        Err(_) => self.shared_out.clear(),
+                    }
+                    continue;
+                }
                 () = self.waiting.changed() => continue,
                 Some(g) = glimpses.recv() => {
                     self.glimpsed(g);
@@ -147,7 +164,7 @@ impl<'a> Fetching<'a> {
             let Some(end) = next else {
                 break;
             };
-            self.ended(&queue, end).await;
+            self.ended(end);
         }
         // The writer ends once every sender is gone and the queue is empty.
         drop(queue);
@@ -266,8 +283,8 @@ impl<'a> Fetching<'a> {
     }
 
     /// Takes in how a reader ended: shared out, read, stopped, or failed (which stops the
-    /// others).
-    async fn ended(&mut self, queue: &Sender<ToWriter>, (done, window, rows): ReaderEnd) {
+    /// others). It never waits: the other readers are not polled meanwhile.
+    fn ended(&mut self, (done, window, rows): ReaderEnd) {
         let pieces = self
             .reading
             .remove(&window.begin_ms)
@@ -276,17 +293,7 @@ impl<'a> Fetching<'a> {
             // Its pages queued so far go first; then it is shared out, and the pieces
             // are read before any new window.
             Ok(false) if let Some(pieces) = pieces => {
-                let split = ToWriter::Split(window.begin_ms, pieces.clone());
-                if queue.send(split).await.is_ok() {
-                    for (begin_ms, end_ms) in pieces.into_iter().rev() {
-                        self.todo.push_front(WindowRow {
-                            begin_ms,
-                            end_ms,
-                            cursor: None,
-                            done: false,
-                        });
-                    }
-                }
+                self.shared_out.push_back((window.begin_ms, pieces));
             }
             Ok(true) => {
                 self.done_ms += window.end_ms - window.begin_ms;
@@ -299,6 +306,44 @@ impl<'a> Fetching<'a> {
                 self.failure.get_or_insert(e);
                 self.stop.cancel();
             }
+        }
+    }
+}
+
+impl Fetching<'_> {
+    /// Queues the splits of the windows shared out while there is room, in order; each one's
+    /// pieces are read next.
+    fn queue_shared_out(&mut self, queue: &Sender<ToWriter>) {
+        while let Some((begin_ms, pieces)) = self.shared_out.pop_front() {
+            match queue.try_send(ToWriter::Split(begin_ms, pieces.clone())) {
+                Ok(()) => self.read_next(pieces),
+                Err(TrySendError::Full(_)) => {
+                    self.shared_out.push_front((begin_ms, pieces));
+                    return;
+                }
+                // The writer failed and stopped everything.
+                Err(TrySendError::Closed(_)) => self.shared_out.clear(),
+            }
+        }
+    }
+
+    /// Queues the oldest split waiting, in the room reserved for it.
+    fn split_queued(&mut self, room: tokio::sync::mpsc::Permit<'_, ToWriter>) {
+        if let Some((begin_ms, pieces)) = self.shared_out.pop_front() {
+            room.send(ToWriter::Split(begin_ms, pieces.clone()));
+            self.read_next(pieces);
+        }
+    }
+
+    /// Puts a shared-out window's pieces first among the windows to read.
+    fn read_next(&mut self, pieces: Vec<(i64, i64)>) {
+        for (begin_ms, end_ms) in pieces.into_iter().rev() {
+            self.todo.push_front(WindowRow {
+                begin_ms,
+                end_ms,
+                cursor: None,
+                done: false,
+            });
         }
     }
 }
