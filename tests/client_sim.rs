@@ -13,7 +13,7 @@ use kwaishop_sim::faults::FaultConfig;
 use kwaishop_sim::variants::{BadWindowCodes, PlatformVariants, RefreshVerbs};
 use kwaishop_sync::Secret;
 use kwaishop_sync::api::calls::{OrderQuery, QueryType, RefundQuery};
-use kwaishop_sync::api::limits::QPS_HEADROOM;
+use kwaishop_sync::api::limits::{QPS_HEADROOM, UsageError, UsageStore};
 use kwaishop_sync::api::oauth::{MemoryTokenStore, TokenSet, TokenStore, TokenStoreError};
 use kwaishop_sync::api::{ApiClient, ClientOptions, ErrorClass, Method};
 use kwaishop_sync::clock::next_beijing_midnight;
@@ -373,6 +373,130 @@ async fn a_per_api_quota_pauses_that_api_only() {
         .order_detail(&shop_id(0), oid)
         .await
         .expect("a new day");
+}
+
+/// The daily counts of a SQLite store, whose quota pauses are written only once the test lets
+/// them: a database busy with a backfill's batch.
+#[derive(Debug)]
+struct SlowPauses {
+    store: kwaishop_sync::store::Store,
+    writing: tokio::sync::Notify,
+    written: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl UsageStore for SlowPauses {
+    async fn try_add_call(
+        &self,
+        shop: &str,
+        day: i64,
+        method: Method,
+        limit: Option<u64>,
+    ) -> Result<Option<u64>, UsageError> {
+        self.store.try_add_call(shop, day, method, limit).await
+    }
+    async fn try_add_calls(
+        &self,
+        shop: &str,
+        day: i64,
+        method: Method,
+        want: u64,
+        limit: Option<u64>,
+    ) -> Result<u64, UsageError> {
+        self.store
+            .try_add_calls(shop, day, method, want, limit)
+            .await
+    }
+    async fn give_back(
+        &self,
+        shop: &str,
+        day: i64,
+        method: Method,
+        n: u64,
+    ) -> Result<(), UsageError> {
+        UsageStore::give_back(&self.store, shop, day, method, n).await
+    }
+    async fn calls(&self, shop: &str, day: i64) -> Result<u64, UsageError> {
+        UsageStore::calls(&self.store, shop, day).await
+    }
+    async fn pause_until(&self, shop: &str, until_ms: i64) -> Result<(), UsageError> {
+        self.writing.notify_one();
+        let _written = self.written.acquire().await;
+        self.store.pause_until(shop, until_ms).await
+    }
+    async fn paused_until(&self, shop: &str) -> Result<Option<i64>, UsageError> {
+        self.store.paused_until(shop).await
+    }
+    async fn pause_api_until(
+        &self,
+        shop: &str,
+        method: Method,
+        until_ms: i64,
+    ) -> Result<(), UsageError> {
+        self.store.pause_api_until(shop, method, until_ms).await
+    }
+    async fn api_paused_until(
+        &self,
+        shop: &str,
+        method: Method,
+    ) -> Result<Option<i64>, UsageError> {
+        self.store.api_paused_until(shop, method).await
+    }
+}
+
+/// A quota answer holds the shop's calls at once, those counted ahead among them, while the
+/// pause is being written: a busy stream had a block of calls counted ahead, and they went out
+/// to the spent quota until the database took the pause.
+#[tokio::test]
+async fn a_quota_answer_holds_calls_counted_ahead_at_once() {
+    let sim = start_sim(SimConfig {
+        daily_quota: Some(10),
+        ..still(100)
+    })
+    .await;
+    let (store, _dir) = crate::common_db::sqlite_store().await;
+    store.migrate().await.expect("migrate");
+    let usage = Arc::new(SlowPauses {
+        store,
+        writing: tokio::sync::Notify::new(),
+        written: tokio::sync::Semaphore::new(0),
+    });
+    let client = ApiClient::new(
+        app(&sim),
+        fast_options(&sim),
+        sim.state.clock.clone(),
+        token_store(&sim),
+        usage.clone(),
+    )
+    .expect("client");
+    // Blocks of 1, 2, 4 and 8 calls: the eleventh is refused, four counted are left.
+    for _ in 0..10 {
+        client
+            .item_page(&shop_id(0), 1, 20)
+            .await
+            .expect("within the quota");
+    }
+    let refused = tokio::spawn({
+        let client = client.clone();
+        async move { client.item_page(&shop_id(0), 1, 20).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), usage.writing.notified())
+        .await
+        .expect("the eleventh call is refused for the quota");
+    let sent = calls(&sim).await.len();
+    let held = tokio::time::timeout(Duration::from_secs(5), client.item_page(&shop_id(0), 1, 20))
+        .await
+        .expect("refused without a call, so without a pause of its own to write")
+        .expect_err("paused");
+    assert_eq!(held.class, ErrorClass::QuotaExhausted, "{held}");
+    assert_eq!(
+        calls(&sim).await.len(),
+        sent,
+        "a call went out to a spent quota"
+    );
+    usage.written.add_permits(1);
+    let refused = refused.await.expect("joins").expect_err("the quota answer");
+    assert_eq!(refused.class, ErrorClass::QuotaExhausted);
 }
 
 #[tokio::test]

@@ -80,6 +80,9 @@ pub(super) struct Inner {
     answer_times: AnswerTimes,
     /// Calls counted in the daily usage ahead of their use, per (shop, method).
     reserved: Mutex<HashMap<(String, Method), ReserveSlot>>,
+    /// Quota pauses this process met, per (shop, the one API paused or every one), until when:
+    /// in force from the answer on, before they are written to the database.
+    paused: Mutex<HashMap<(String, Option<Method>), i64>>,
 }
 
 /// Installs rustls' ring provider once per process. reqwest is built without a default
@@ -142,6 +145,7 @@ impl ApiClient {
                 outcomes: Mutex::new(HashMap::new()),
                 hourly: HourlyCalls::default(),
                 reserved: Mutex::new(HashMap::new()),
+                paused: Mutex::new(HashMap::new()),
                 answer_times: AnswerTimes::default(),
             }),
         })

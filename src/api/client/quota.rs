@@ -56,6 +56,13 @@ impl ApiClient {
         let slot = self.reserve_slot(shop, method);
         let mut reserve = slot.lock().await;
         let now = inner.clock.now_ms();
+        if let Some(until) = self.paused_here(shop, method, now) {
+            return Err(quota_error(
+                method,
+                until,
+                "the daily quota is spent (paused by an earlier answer)",
+            ));
+        }
         let day = beijing_day(now);
         if reserve.day == day && reserve.left > 0 {
             reserve.left -= 1;
@@ -180,6 +187,7 @@ impl ApiClient {
     }
 
     pub(super) async fn pause(&self, shop: &str, until: i64) {
+        self.pause_here(shop, None, until);
         if let Err(e) = self.inner.usage.pause_until(shop, until).await {
             warn!(shop, error = %e, "could not record the quota pause");
         }
@@ -192,11 +200,32 @@ impl ApiClient {
             method = method.name(),
             "this API's daily quota for the shop is spent; pausing it alone"
         );
+        self.pause_here(shop, Some(method), until);
         if let Err(e) = self.inner.usage.pause_api_until(shop, method, until).await {
             warn!(shop, error = %e, "could not record the quota pause");
         }
         // Calls counted ahead would go out without looking at the pause.
         self.give_back_of(Some(shop), Some(method)).await;
+    }
+}
+
+impl ApiClient {
+    /// Pauses `shop`'s calls (of `method` only, when given) in this process at once: calls
+    /// counted ahead must not go out while the pause is written to the database.
+    fn pause_here(&self, shop: &str, method: Option<Method>, until: i64) {
+        let mut paused = self.inner.paused.lock().unwrap_or_else(|p| p.into_inner());
+        paused.insert((shop.to_string(), method), until);
+    }
+
+    /// Until when a pause this process met holds `method`'s calls of `shop`, if it does at
+    /// `now`.
+    fn paused_here(&self, shop: &str, method: Method, now: i64) -> Option<i64> {
+        let paused = self.inner.paused.lock().unwrap_or_else(|p| p.into_inner());
+        [None, Some(method)]
+            .into_iter()
+            .filter_map(|m| paused.get(&(shop.to_string(), m)).copied())
+            .filter(|until| *until > now)
+            .max()
     }
 }
 
