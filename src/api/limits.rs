@@ -38,7 +38,7 @@ pub struct RateLimits {
 
 impl RateLimits {
     /// Limiters for the configured QPS of each method (`qps(method)`), paced evenly at the
-    /// headroom's share of it, with the small burst of [`burst`] so that callers woken late
+    /// headroom's share of it, with the small burst of `burst` so that callers woken late
     /// do not lose their turns.
     pub fn new(qps: impl Fn(Method) -> f64) -> Self {
         let mut limiters = BTreeMap::new();

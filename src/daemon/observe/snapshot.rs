@@ -82,7 +82,7 @@ const COUNT_AGE_PER_COST: u32 = 20;
 /// Row counts per shop and table: one scan of every mirror table. A small mirror is counted at
 /// each scrape. On a large one (200,000 orders took 0.2 s on Postgres, more than the rest of a
 /// scrape together) a scrape serves the last count and says when it was made, and the next
-/// count runs in the background once the last is [`COUNT_AGE_PER_COST`] times as old as it took;
+/// count runs in the background once the last is `COUNT_AGE_PER_COST` times as old as it took;
 /// until the first has ended, a scrape has no rows to show.
 pub struct RowCounts {
     state: Mutex<CountState>,
@@ -339,7 +339,7 @@ mod tests {
     }
 
     /// A small mirror is counted at every read; a large one is served its last count until
-    /// that is [`COUNT_AGE_PER_COST`] times as old as it took, then counted in the background
+    /// that is `COUNT_AGE_PER_COST` times as old as it took, then counted in the background
     /// while the read that noticed still gets the old count, with its time.
     #[tokio::test]
     async fn a_large_mirror_is_served_its_last_count_until_it_ages() {

@@ -23,13 +23,12 @@ use crate::sync::window::Window;
 
 /// Reads the stream's pending windows, up to `[sync] concurrency` at once, all through the
 /// client's one limiter. Fetching does not wait for commits: each page goes through a bounded
-/// queue to one writer, which commits what queues up within
-/// [`BATCH_WAIT`](super::writer::BATCH_WAIT) (up to [`BATCH_ROWS`](super::writer::BATCH_ROWS)
-/// records) in one transaction, each page with its window's cursor; a window's last page moves
-/// the checkpoint over the finished windows from the first. Returns false when stopped (every
-/// unfinished window resumes from its committed cursor); the first failure, of a window or of
-/// the writer, stops the others and is returned once they have stopped and the pages read are
-/// committed.
+/// queue to one writer, which commits what queues up within the writer's `BATCH_WAIT` (up to
+/// `BATCH_ROWS` records) in one transaction, each page with its window's cursor; a window's
+/// last page moves the checkpoint over the finished windows from the first. Returns false when
+/// stopped (every unfinished window resumes from its committed cursor); the first failure, of a
+/// window or of the writer, stops the others and is returned once they have stopped and the
+/// pages read are committed.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn side_by_side(
     cx: &SyncContext,
