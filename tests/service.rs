@@ -24,13 +24,6 @@ use tokio::net::UnixDatagram;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kwaishop-sync");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Service settings for tests: fast schedules, a short settle delay, a short grace period.
 struct Settings<'a> {
     shops: Option<usize>,
@@ -48,7 +41,7 @@ impl Default for Settings<'_> {
     }
 }
 
-/// Writes a service config for `sim` into `dir`; returns its path and the HTTP address.
+/// Writes a service config for `sim` into `dir`; returns its path. The daemon listens on a port it picks (`Daemon::http`).
 fn service_config(
     sim: &SimHandle,
     dir: &Path,
@@ -56,7 +49,7 @@ fn service_config(
     db_url: &str,
     qps: Option<f64>,
     s: &Settings,
-) -> (PathBuf, String) {
+) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     kwaishop_sync::commands::sim::write_config(
         sim,
@@ -75,10 +68,9 @@ fn service_config(
         parts.truncate(n + 1);
         text = parts.join("\n[[shops]]");
     }
-    let port = free_port();
     let now = wall_ms();
     text.push_str(&format!(
-        "\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[push]\nenabled = true\n\n[daemon]\ngrace_secs = 15\nlease_secs = {}\nstate_dir = \"{name}.state\"\n\n[retry]\ntransient_delay_ms = 50\nthrottled_delay_ms = 100\nmax_delay_ms = 1000\n\n[clock]\nspeed = 1.0\nwall_origin_ms = {now}\norigin_ms = {now}\n",
+        "\n[http]\nlisten = \"127.0.0.1:0\"\n\n[push]\nenabled = true\n\n[daemon]\ngrace_secs = 15\nlease_secs = {}\nstate_dir = \"{name}.state\"\n\n[retry]\ntransient_delay_ms = 50\nthrottled_delay_ms = 100\nmax_delay_ms = 1000\n\n[clock]\nspeed = 1.0\nwall_origin_ms = {now}\norigin_ms = {now}\n",
         s.lease_secs
     ));
     for (stream, schedule) in [
@@ -91,12 +83,13 @@ fn service_config(
         ));
     }
     std::fs::write(&path, text).expect("write");
-    (path, format!("http://127.0.0.1:{port}"))
+    path
 }
 
 struct Daemon {
     child: tokio::process::Child,
     notify: Option<UnixDatagram>,
+    log: PathBuf,
 }
 
 impl Daemon {
@@ -106,6 +99,22 @@ impl Daemon {
 
     fn signal(&self, s: Signal) {
         kill(self.pid(), s).expect("signal");
+    }
+
+    /// Where its HTTP server listens (on a port of its own choosing, `listen = "…:0"`), as the
+    /// last daemon that wrote to its log said once it was ready.
+    fn http(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).expect("the daemon's log");
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("HTTP server listening"))
+            .unwrap_or_else(|| panic!("no listening address in the log:\n{log}"));
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .unwrap_or_else(|| panic!("no addr= in {line}"));
+        format!("http://{addr}")
     }
 
     /// Waits for a systemd notification containing `what`.
@@ -130,6 +139,7 @@ impl Daemon {
 
 async fn spawn(config: &Path, log: &Path, args: &[&str], notify_at: Option<&Path>) -> Daemon {
     let beside = log.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let log_path = log.to_path_buf();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -150,6 +160,7 @@ async fn spawn(config: &Path, log: &Path, args: &[&str], notify_at: Option<&Path
     Daemon {
         child: cmd.spawn().expect("spawn the daemon"),
         notify,
+        log: log_path,
     }
 }
 
@@ -220,7 +231,7 @@ async fn lifecycle(store: Store, db_url: String) {
     })
     .await;
     let dir = tempfile::tempdir().expect("dir");
-    let (config, http) = service_config(
+    let config = service_config(
         &sim,
         dir.path(),
         "life",
@@ -231,6 +242,7 @@ async fn lifecycle(store: Store, db_url: String) {
     let log = binary_log(dir.path(), "service-life");
     let mut daemon = spawn(&config, &log, &[], Some(&dir.path().join("notify.sock"))).await;
     daemon.notified("READY=1", Duration::from_secs(30)).await;
+    let http = daemon.http();
     // It syncs …
     wait_until(
         Duration::from_secs(60),
@@ -475,7 +487,7 @@ async fn resync_by_signal_by_cli_in_a_burst_and_across_a_kill(store: Store, db_u
     })
     .await;
     let dir = tempfile::tempdir().expect("dir");
-    let (config, _) = service_config(
+    let config = service_config(
         &sim,
         dir.path(),
         "resync",
@@ -621,10 +633,11 @@ async fn sighup_applies_a_new_schedule_and_shop_and_refuses_a_broken_config() {
         items_schedule: "0 0 0 1 1 *",
         ..Settings::default()
     };
-    let (config, http) = service_config(&sim, dir.path(), "hup", &url, None, &yearly);
+    let config = service_config(&sim, dir.path(), "hup", &url, None, &yearly);
     let log = binary_log(dir.path(), "service-hup");
     let mut daemon = spawn(&config, &log, &[], Some(&dir.path().join("n.sock"))).await;
     daemon.notified("READY=1", Duration::from_secs(30)).await;
+    let http = daemon.http();
     wait_for_truth(&store, &sim, 0, Duration::from_secs(60)).await;
     let item_runs = || async {
         store
@@ -640,7 +653,7 @@ async fn sighup_applies_a_new_schedule_and_shop_and_refuses_a_broken_config() {
 
     // The new config: every shop, and items every two seconds.
     let all = Settings::default();
-    let (new_config, _) = service_config(&sim, dir.path(), "hup-new", &url, None, &all);
+    let new_config = service_config(&sim, dir.path(), "hup-new", &url, None, &all);
     let text = std::fs::read_to_string(&new_config)
         .expect("read")
         .replace(&new_config_listen(&new_config), &new_config_listen(&config))
@@ -815,8 +828,8 @@ async fn two_daemons(store: Store, db_url: String) {
         lease_secs: 5,
         ..Settings::default()
     };
-    let (config_a, _) = service_config(&sim, dir.path(), "a", &db_url, Some(QPS), &half);
-    let (config_b, _) = service_config(&sim, dir.path(), "b", &db_url, Some(QPS), &settings);
+    let config_a = service_config(&sim, dir.path(), "a", &db_url, Some(QPS), &half);
+    let config_b = service_config(&sim, dir.path(), "b", &db_url, Some(QPS), &settings);
     let log_a = binary_log(dir.path(), "service-a");
     let log_b = binary_log(dir.path(), "service-b");
     let mut a = spawn(&config_a, &log_a, &[], Some(&dir.path().join("a.sock"))).await;
@@ -1033,8 +1046,8 @@ async fn one_off_beside_a_daemon(store: Store, db_url: String) {
         lease_secs: 5,
         ..Settings::default()
     };
-    let (config_a, _) = service_config(&sim, dir.path(), "a", &db_url, Some(QPS), &half);
-    let (config_once, _) = service_config(&sim, dir.path(), "once", &db_url, Some(QPS), &all);
+    let config_a = service_config(&sim, dir.path(), "a", &db_url, Some(QPS), &half);
+    let config_once = service_config(&sim, dir.path(), "once", &db_url, Some(QPS), &all);
     let log_a = binary_log(dir.path(), "service-a");
     let mut a = spawn(&config_a, &log_a, &[], Some(&dir.path().join("a.sock"))).await;
     a.notified("READY=1", Duration::from_secs(30)).await;
@@ -1096,7 +1109,7 @@ async fn sync_once_runs_the_waiting_resyncs_and_the_reconcile() {
     .await;
     let (store, dir) = sqlite_store().await;
     let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
-    let (config, _) = service_config(&sim, dir.path(), "once", &url, None, &Settings::default());
+    let config = service_config(&sim, dir.path(), "once", &url, None, &Settings::default());
     let first = cli(&config, &["sync", "--once"]);
     assert!(
         first.status.success(),
@@ -1159,7 +1172,7 @@ async fn quarantine_ls_and_retry_from_the_command_line() {
     admin(&sim, &format!("corrupt?shop=0&oid={oid}&in_place=true")).await;
     let (store, dir) = sqlite_store().await;
     let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
-    let (config, _) = service_config(&sim, dir.path(), "q", &url, None, &Settings::default());
+    let config = service_config(&sim, dir.path(), "q", &url, None, &Settings::default());
     let text = |o: &std::process::Output| {
         format!(
             "{}{}",
