@@ -15,12 +15,14 @@ use common_db::{on_postgres_with_url, sqlite_store};
 use kwaishop_sim::{SimConfig, SimHandle};
 use kwaishop_sync::clock::wall_ms;
 use kwaishop_sync::commands::sim::Limits;
+use kwaishop_sync::daemon::service::{Service, ServiceError, ServiceOptions};
 use kwaishop_sync::push::MessageKey;
 use kwaishop_sync::store::{RunKind, ShopStatus, Source, Store, Stream};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 use tokio::net::UnixDatagram;
+use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kwaishop-sync");
 
@@ -1048,9 +1050,8 @@ async fn one_off_beside_a_daemon(store: Store, db_url: String) {
     };
     let config_a = service_config(&sim, dir.path(), "a", &db_url, Some(QPS), &half);
     let config_once = service_config(&sim, dir.path(), "once", &db_url, Some(QPS), &all);
-    let log_a = binary_log(dir.path(), "service-a");
-    let mut a = spawn(&config_a, &log_a, &[], Some(&dir.path().join("a.sock"))).await;
-    a.notified("READY=1", Duration::from_secs(30)).await;
+    // The daemon in this process, stopped by the test; the one-off a process of its own.
+    let a = in_process(config_a).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let once = tokio::task::spawn_blocking(move || cli(&config_once, &["sync", "--once"]))
         .await
@@ -1085,8 +1086,43 @@ async fn one_off_beside_a_daemon(store: Store, db_url: String) {
     // It left the budget when it finished: the daemon is the only instance again.
     let instances = store.instances().await.expect("instances");
     assert_eq!(instances.len(), 1, "{instances:?}");
-    a.signal(Signal::SIGTERM);
-    assert!(a.child.wait().await.expect("wait").success());
+    a.stop().await;
+}
+
+/// A service built in this process, listening on a port it picked.
+struct InProcess {
+    shutdown: CancellationToken,
+    running: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+/// Builds the service of `config` here and runs it until [`InProcess::stop`].
+async fn in_process(config: PathBuf) -> InProcess {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a listener");
+    let service = Service::build(ServiceOptions {
+        config_path: config,
+        resync_at_start: false,
+        listener: Some(listener),
+    })
+    .await
+    .expect("the service builds");
+    let shutdown = CancellationToken::new();
+    // No controls: signals are `main`'s, tested with a process.
+    let (_controls, controls) = tokio::sync::mpsc::unbounded_channel();
+    let running = tokio::spawn(service.run_until(shutdown.clone(), controls));
+    InProcess { shutdown, running }
+}
+
+impl InProcess {
+    /// Stops it as SIGTERM would, and checks that it stopped cleanly.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.running
+            .await
+            .expect("the service's task")
+            .expect("the service stops cleanly");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
