@@ -1,6 +1,7 @@
 //! `kwaishop-sync status`: per shop and stream, the checkpoint, lag, rows, last success and
-//! last error — the status page's report ([`crate::daemon::observe::status::StatusReport`]), read from
-//! the database whether or not the daemon runs, as a table or as the page's JSON.
+//! last error — the status page's report
+//! ([`crate::daemon::observe::status::StatusReport`]), read from the database whether or not
+//! the daemon runs, as a table or as the page's JSON.
 
 use std::sync::Arc;
 

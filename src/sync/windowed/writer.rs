@@ -67,11 +67,11 @@ impl Queued {
 
 /// Commits the queued pages: what queues up within [`BATCH_WAIT`] of the first, up to
 /// [`BATCH_ROWS`] records, in one transaction — commits grow with the rate pages arrive at.
-/// Up to `BATCHES_AT_ONCE` (see `in_flight`) batches are written side by side (on
-/// Postgres; SQLite takes them in turn), each committing its cursors once the one before it
-/// has committed; a batch that writes a record of one in flight waits for it. A batch the database refuses (not for a
-/// passing reason) is committed page by page, setting aside the records it refuses. On failure
-/// every window is stopped and the queue closed.
+/// Up to `BATCHES_AT_ONCE` (see `in_flight`) batches are written side by side (on Postgres;
+/// SQLite takes them in turn), each committing its cursors once the one before it has
+/// committed; a batch that writes a record of one in flight waits for it. A batch the database
+/// refuses (not for a passing reason) is committed page by page, setting aside the records it
+/// refuses. On failure every window is stopped and the queue closed.
 pub(super) async fn write_queued(
     cx: &SyncContext,
     shop: &str,
