@@ -126,7 +126,6 @@ impl<'a> Fetching<'a> {
         let mut running = futures_util::stream::FuturesUnordered::new();
         let at_once = self.at_once;
         loop {
-            self.queue_shared_out(&queue);
             while self.shared_out.is_empty()
                 && running.len() < at_once + self.waiting.now().min(at_once)
                 && !self.stop.is_cancelled()
@@ -236,7 +235,9 @@ impl<'a> Fetching<'a> {
     /// With no window left to start, the windows whose reader waits longer than reading them
     /// again would take are stopped to be read again in pieces ([`reread_waiting`]).
     fn reread_if_idle(&mut self, running: usize) {
+        // Pieces of a window shared out are still to come.
         if self.todo.is_empty()
+            && self.shared_out.is_empty()
             && let Some(p) = self.planner.as_ref().filter(|p| p.peek().is_none())
         {
             // Until a few answers are timed, as long as the configured timeout.
@@ -307,35 +308,14 @@ impl<'a> Fetching<'a> {
             }
         }
     }
-}
 
-impl Fetching<'_> {
-    /// Queues the splits of the windows shared out while there is room, in order; each one's
-    /// pieces are read next.
-    fn queue_shared_out(&mut self, queue: &Sender<ToWriter>) {
-        while let Some((begin_ms, pieces)) = self.shared_out.pop_front() {
-            match queue.try_send(ToWriter::Split(begin_ms, pieces.clone())) {
-                Ok(()) => self.read_next(pieces),
-                Err(TrySendError::Full(_)) => {
-                    self.shared_out.push_front((begin_ms, pieces));
-                    return;
-                }
-                // The writer failed and stopped everything.
-                Err(TrySendError::Closed(_)) => self.shared_out.clear(),
-            }
-        }
-    }
-
-    /// Queues the oldest split waiting, in the room reserved for it.
+    /// Queues the oldest split waiting, in the room reserved for it; its pieces are read
+    /// first of the windows left.
     fn split_queued(&mut self, room: tokio::sync::mpsc::Permit<'_, ToWriter>) {
-        if let Some((begin_ms, pieces)) = self.shared_out.pop_front() {
-            room.send(ToWriter::Split(begin_ms, pieces.clone()));
-            self.read_next(pieces);
-        }
-    }
-
-    /// Puts a shared-out window's pieces first among the windows to read.
-    fn read_next(&mut self, pieces: Vec<(i64, i64)>) {
+        let Some((begin_ms, pieces)) = self.shared_out.pop_front() else {
+            return;
+        };
+        room.send(ToWriter::Split(begin_ms, pieces.clone()));
         for (begin_ms, end_ms) in pieces.into_iter().rev() {
             self.todo.push_front(WindowRow {
                 begin_ms,
