@@ -56,12 +56,8 @@ impl ApiClient {
         let slot = self.reserve_slot(shop, method);
         let mut reserve = slot.lock().await;
         let now = inner.clock.now_ms();
-        if let Some(until) = self.paused_here(shop, method, now) {
-            return Err(quota_error(
-                method,
-                until,
-                "the daily quota is spent (paused by an earlier answer)",
-            ));
+        if let Some(paused) = self.paused_here(shop, method, now) {
+            return Err(paused);
         }
         let day = beijing_day(now);
         if reserve.day == day && reserve.left > 0 {
@@ -75,11 +71,7 @@ impl ApiClient {
         if let Some(until) = inner.usage.paused_until(shop).await.map_err(storage)?
             && until > now
         {
-            return Err(quota_error(
-                method,
-                until,
-                "the daily quota is spent (paused by an earlier answer)",
-            ));
+            return Err(quota_error(method, until, SHOP_PAUSED));
         }
         if let Some(until) = inner
             .usage
@@ -88,11 +80,7 @@ impl ApiClient {
             .map_err(storage)?
             && until > now
         {
-            return Err(quota_error(
-                method,
-                until,
-                "this API's daily quota for the shop is spent (paused by an earlier answer)",
-            ));
+            return Err(quota_error(method, until, API_PAUSED));
         }
         // Never more than a hundredth of a configured daily quota ahead: what a pause leaves
         // counted and unmade in the shop's other methods stays small.
@@ -217,17 +205,24 @@ impl ApiClient {
         paused.insert((shop.to_string(), method), until);
     }
 
-    /// Until when a pause this process met holds `method`'s calls of `shop`, if it does at
+    /// The refusal of `method`'s call of `shop` when a pause this process met holds it at
     /// `now`.
-    fn paused_here(&self, shop: &str, method: Method, now: i64) -> Option<i64> {
+    fn paused_here(&self, shop: &str, method: Method, now: i64) -> Option<ApiError> {
         let paused = self.inner.paused.lock().unwrap_or_else(|p| p.into_inner());
-        [None, Some(method)]
+        [(None, SHOP_PAUSED), (Some(method), API_PAUSED)]
             .into_iter()
-            .filter_map(|m| paused.get(&(shop.to_string(), m)).copied())
-            .filter(|until| *until > now)
-            .max()
+            .find_map(|(paused_method, why)| {
+                let until = *paused.get(&(shop.to_string(), paused_method))?;
+                (until > now).then(|| quota_error(method, until, why))
+            })
     }
 }
+
+/// Why a call is refused while the shop's quota is paused …
+const SHOP_PAUSED: &str = "the daily quota is spent (paused by an earlier answer)";
+/// … or that of its API alone.
+const API_PAUSED: &str =
+    "this API's daily quota for the shop is spent (paused by an earlier answer)";
 
 fn quota_error(method: Method, until: i64, why: &str) -> ApiError {
     ApiError {
