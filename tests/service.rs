@@ -43,7 +43,8 @@ impl Default for Settings<'_> {
     }
 }
 
-/// Writes a service config for `sim` into `dir`; returns its path. The daemon listens on a port it picks (`Daemon::http`).
+/// Writes a service config for `sim` into `dir`; returns its path. The daemon listens on a port
+/// it picks (`Daemon::http`).
 fn service_config(
     sim: &SimHandle,
     dir: &Path,
@@ -1108,8 +1109,8 @@ async fn in_process(config: PathBuf) -> InProcess {
     .await
     .expect("the service builds");
     let shutdown = CancellationToken::new();
-    // No controls: signals are `main`'s, tested with a process.
-    let (_controls, controls) = tokio::sync::mpsc::unbounded_channel();
+    // No controls (the sender is dropped): signals are `main`'s, tested with a process.
+    let (_, controls) = tokio::sync::mpsc::unbounded_channel();
     let running = tokio::spawn(service.run_until(shutdown.clone(), controls));
     InProcess { shutdown, running }
 }
